@@ -1,0 +1,162 @@
+"""Run-directory files: atomic writes, safetensors weights, checkpoints that load no code.
+
+A training checkpoint is one safetensors file: model tensors under ``model/``, Adam's
+moment tensors under ``optim/<param>/<key>``, the torch RNG state under ``rng/``, and
+the rest (step, optimiser hyper-parameters, config) as JSON strings in the file's
+metadata. Nothing is pickled, so loading cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from stvae.errors import StvaeError
+
+__all__ = [
+    "atomic_write",
+    "write_json",
+    "read_json",
+    "save_weights",
+    "load_weights",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+]
+
+CHECKPOINT_FORMAT = "stvae-checkpoint-1"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StvaeError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise StvaeError(f"{path}: not valid JSON ({e})") from None
+
+
+def _sha256(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(t.dtype).encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = {**metadata, "sha256": _sha256(tensors)}
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+
+
+def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise StvaeError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise StvaeError(f"{path}: corrupt or truncated safetensors file ({e})") from None
+    if metadata.get("sha256") != _sha256(tensors):
+        raise StvaeError(f"{path}: checksum mismatch; the file was altered or damaged")
+    return tensors, metadata
+
+
+def save_weights(path: Path, model: nn.Module, config: dict) -> None:
+    """The model's parameters and buffers, with its config as JSON metadata."""
+    _save(path, dict(model.state_dict()), {"config": json.dumps(config)})
+
+
+def load_weights(path: Path, model: nn.Module) -> None:
+    tensors, _ = _load(path)
+    _load_state(model, tensors, path)
+
+
+def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise StvaeError(f"{path}: weights do not fit this model ({first})") from None
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: dict
+) -> None:
+    """Everything needed to continue training bit for bit (data batches derive from the step)."""
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    for idx, slots in state["state"].items():
+        for key, value in slots.items():
+            tensors[f"optim/{idx}/{key}"] = torch.as_tensor(value)
+    tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "step": str(step),
+        "param_groups": json.dumps(state["param_groups"]),
+        "config": json.dumps(config),
+    }
+    _save(path, tensors, metadata)
+
+
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> int:
+    """Restores the model from ``path`` and, given an optimiser, the optimiser and RNG state.
+
+    Returns the step the checkpoint was taken at.
+    """
+    tensors, metadata = _load(path)
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise StvaeError(f"{path}: not an {CHECKPOINT_FORMAT} file")
+    model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    _load_state(model, model_state, path)
+    if optimizer is None:
+        return int(metadata["step"])
+    optim_state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim/"):
+            _, idx, key = name.split("/", 2)
+            optim_state.setdefault(int(idx), {})[key] = value
+    optimizer.load_state_dict(
+        {"state": optim_state, "param_groups": json.loads(metadata["param_groups"])}
+    )
+    torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
+    return int(metadata["step"])

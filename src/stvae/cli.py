@@ -1,0 +1,261 @@
+"""The ``stvae`` command: a thin layer of flags over the library.
+
+Every subcommand maps its flags onto a library call; errors a user can cause arrive as
+:class:`StvaeError` and leave as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from stvae import __version__
+from stvae.errors import StvaeError
+from stvae.model import MODEL_KINDS
+
+PROG = "stvae"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    value = _positive_int(text) if text.strip() != "0" else 0
+    return value
+
+
+# flag -> TrainConfig field (dotted for nested configs)
+TRAIN_FLAGS = {
+    "model": "model.kind",
+    "features": "model.features",
+    "static_features": "model.static_features",
+    "beta": "model.beta",
+    "sigma2": "model.sigma2",
+    "data": "data.source",
+    "frames": "data.frames",
+    "mnist_dir": "data.mnist_dir",
+    "steps": "steps",
+    "batch_videos": "batch_videos",
+    "lr": "lr",
+    "lr_decay": "lr_decay",
+    "lr_decay_every": "lr_decay_every",
+    "beta_warmup": "beta_warmup",
+    "seed": "seed",
+    "device": "device",
+    "precision": "precision",
+    "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every",
+}
+RESUMABLE = {"steps", "checkpoint_every", "log_every", "device"}
+
+
+def _add_train(sub) -> None:
+    from stvae.train import DEVICES, PRECISIONS, PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        description="Train the hierarchical model or a baseline. A preset sets every field; "
+        "explicit flags override it. --resume continues a run directory from its last checkpoint.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
+    )
+    p.add_argument("--model", choices=MODEL_KINDS, help="hierarchical (the paper's), slow or vae")
+    p.add_argument("--data", help="bouncing-mnist (generated on the fly), or a .npz/.npy file")
+    p.add_argument("--features", type=_positive_int, help="latent features per frame in total")
+    p.add_argument(
+        "--static-features",
+        type=_positive_int,
+        help="hierarchical: how many leading features are static (default: half)",
+    )
+    p.add_argument("--beta", type=_positive_float, help="KL weight of eq 5")
+    p.add_argument("--sigma2", type=_positive_float, help="prior variance sigma_s^2 = sigma_t^2")
+    p.add_argument("--steps", type=_positive_int, help="optimiser steps")
+    p.add_argument("--batch-videos", type=_positive_int, help="videos per batch")
+    p.add_argument("--frames", type=_positive_int, help="frames per video clip")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per decay")
+    p.add_argument("--lr-decay-every", type=_positive_int, help="steps between decays")
+    p.add_argument("--beta-warmup", type=_nonneg_int, help="steps of linear beta warm-up (0: off)")
+    p.add_argument("--seed", type=int, help="seed of weights, noise and data stream")
+    p.add_argument("--device", choices=DEVICES, help="where to train (auto: cuda if available)")
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 autocast")
+    p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
+    p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
+    p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
+    p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the linear-probe check of the factors after training",
+    )
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> None:
+    from stvae.checkpoint import read_json
+    from stvae.evaluate import probe_run
+    from stvae.train import PRESETS, RUN_FILES, TrainConfig, train
+
+    given = {
+        field: getattr(args, flag)
+        for flag, field in TRAIN_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    if args.resume:
+        if args.out is None:
+            raise StvaeError("--resume needs --out, the run directory to continue")
+        fixed = sorted(f for f in given if f not in RESUMABLE)
+        if fixed:
+            raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(fixed)}")
+        cfg_path = Path(args.out) / RUN_FILES["config"]
+        if not cfg_path.is_file():
+            raise StvaeError(f"{args.out}: nothing to resume (no {RUN_FILES['config']})")
+        config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path)).replace(**given)
+    else:
+        config = PRESETS[args.preset].replace(**given)
+    out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    summary = train(config, out, resume=args.resume)
+    print(_describe_run(summary))
+    if not args.no_check:
+        probe = probe_run(summary["run_dir"])
+        print(_describe_probe(probe))
+
+
+def _describe_run(summary: dict) -> str:
+    run = Path(summary["run_dir"])
+    final = summary["final"] or {}
+    terms = "  ".join(
+        f"{k} {final[k]:.3f}"
+        for k in sorted(final)
+        if k in ("loss", "reconstruction", "kl") or k.startswith("kl_")
+    )
+    files = "  ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in run.iterdir()))
+    return (
+        f"run {run}: {summary['step']} steps in {summary['wall_s']:.0f} s\n"
+        f"  final (nats/frame): {terms}\n  files: {files}"
+    )
+
+
+def _describe_probe(probe: dict) -> str:
+    if not probe.get("accuracies"):
+        return f"factor check skipped: {probe.get('skipped', 'no labels')}"
+    acc = probe["accuracies"]
+    lines = [
+        f"factor check: linear SVM accuracy on {probe['videos']} held-out videos ({probe['data']})"
+    ]
+    for target in ("static_labels", "temporal_labels"):
+        if f"{target}_chance" not in acc:
+            continue
+        parts = [
+            f"from {k.split('_from_')[1]} {v:.3f}"
+            for k, v in acc.items()
+            if k.startswith(f"{target}_from_")
+        ]
+        name = {"static_labels": "static label  ", "temporal_labels": "temporal label"}[target]
+        lines.append(f"  {name}: " + "  ".join(parts) + f"  (chance {acc[f'{target}_chance']:.3f})")
+    return "\n".join(lines)
+
+
+def _add_dataset(sub) -> None:
+    p = sub.add_parser(
+        "dataset",
+        help="write a generated dataset to an .npz file",
+        description="Generate a labelled dataset in stvae's .npz format.",
+    )
+    p.add_argument("name", choices=["bouncing-mnist"], help="which dataset")
+    p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
+    p.add_argument("--frames", type=_positive_int, default=16, help="frames per video")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    p.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="which digit images: train, or the held-out test images",
+    )
+    p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.set_defaults(func=_cmd_dataset)
+
+
+def _cmd_dataset(args) -> None:
+    from stvae.data import generate, save_dataset
+
+    if not args.out.endswith(".npz"):
+        raise StvaeError(f"{args.out}: dataset files end in .npz")
+    data = generate(args.name, args.videos, args.frames, args.seed, args.split, args.mnist_dir)
+    path = save_dataset(data, args.out)
+    print(
+        f"wrote {path}: videos {list(data['videos'].shape)} uint8, "
+        f"labels {', '.join(k for k in data if k != 'videos')}"
+    )
+
+
+def _add_later(sub, name: str, what: str, issue: str) -> None:
+    p = sub.add_parser(name, help=what, description=f"{what} (arrives with {issue}).")
+    p.add_argument("run", nargs="?", help="run directory")
+    p.set_defaults(func=lambda args: _not_yet(name, issue))
+
+
+def _not_yet(name: str, issue: str) -> None:
+    raise StvaeError(f"'{name}' is not available in stvae {__version__} yet ({issue})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, description="Disentangle space and time in video (Grathwohl & Wilson)."
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train(sub)
+    _add_dataset(sub)
+    _add_later(sub, "evaluate", "score a run's disentanglement (eq 19)", "issue 4")
+    _add_later(sub, "figures", "draw the paper's figures for a run", "issue 7")
+    _add_later(sub, "reproduce", "train and evaluate the paper's tables", "issue 4")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except StvaeError as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

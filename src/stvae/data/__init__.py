@@ -1,0 +1,138 @@
+"""Where training and evaluation videos come from: generated datasets or files.
+
+A *source* hands out batches of clips, uint8 or float32 [B, N, 64, 64], as a pure function
+of a ``numpy.random.Generator``; training derives that generator from (seed, step), so a
+resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stvae.data import bouncing_mnist
+from stvae.data.digits import load_digits
+from stvae.data.files import load_dataset, save_dataset
+from stvae.errors import StvaeError
+
+__all__ = [
+    "DataConfig",
+    "GENERATED",
+    "open_source",
+    "generate",
+    "load_dataset",
+    "save_dataset",
+    "ClipSource",
+    "GeneratedSource",
+    "to_tensor",
+    "held_out",
+]
+
+GENERATED = ("bouncing-mnist",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "bouncing-mnist"  # a generated dataset's name, or a .npz/.npy path
+    frames: int = 16  # frames per training clip (N); the paper uses 16
+    mnist_dir: str | None = None  # full MNIST IDX files instead of the shipped subset
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise StvaeError(f"frames must be at least 1; got {self.frames}")
+        if self.source not in GENERATED and Path(self.source).suffix.lower() not in (
+            ".npz",
+            ".npy",
+        ):
+            raise StvaeError(
+                f"--data must be {' or '.join(GENERATED)} or a .npz/.npy file; got {self.source!r}"
+            )
+
+    @property
+    def generated(self) -> bool:
+        return self.source in GENERATED
+
+
+class GeneratedSource:
+    """Fresh Bouncing MNIST videos for every batch, from one split's digit images."""
+
+    def __init__(self, frames: int, split: str = "train", mnist_dir: str | None = None):
+        self.frames = frames
+        self.digits = load_digits(split, mnist_dir)
+
+    def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return bouncing_mnist.render(self.digits, videos, self.frames, rng)
+
+    def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
+        return self.sample(videos, rng)["videos"]
+
+
+class ClipSource:
+    """Random clips of ``frames`` consecutive frames from videos held in memory."""
+
+    def __init__(self, videos: np.ndarray, frames: int, where: str):
+        if videos.shape[1] < frames:
+            raise StvaeError(
+                f"{where}: videos have {videos.shape[1]} frames, "
+                f"fewer than the {frames} of one clip"
+            )
+        self.videos = videos
+        self.frames = frames
+
+    def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
+        pick = rng.integers(0, len(self.videos), size=videos)
+        start = rng.integers(0, self.videos.shape[1] - self.frames + 1, size=videos)
+        frame_idx = start[:, None] + np.arange(self.frames)  # [B, N]
+        return self.videos[pick[:, None], frame_idx]
+
+
+def open_source(config: DataConfig, split: str = "train") -> GeneratedSource | ClipSource:
+    """The training (or held-out) source that ``config`` names; files are read once, here."""
+    if config.generated:
+        return GeneratedSource(config.frames, split, config.mnist_dir)
+    data = load_dataset(config.source)
+    return ClipSource(data["videos"], config.frames, config.source)
+
+
+def generate(
+    name: str,
+    videos: int,
+    frames: int,
+    seed: int,
+    split: str = "train",
+    mnist_dir: str | None = None,
+) -> dict[str, np.ndarray]:
+    """A labelled dataset in the file format of :mod:`stvae.data.files`, from ``seed``."""
+    if name not in GENERATED:
+        raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(GENERATED)}")
+    if videos < 1 or frames < 1:
+        raise StvaeError(f"videos and frames must be at least 1; got {videos} and {frames}")
+    return GeneratedSource(frames, split, mnist_dir).sample(videos, np.random.default_rng(seed))
+
+
+def to_tensor(videos: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 (0-255) or float ([0, 1]) videos [B, N, 64, 64] -> float32 [B, N, 1, 64, 64] in [0, 1].
+
+    The uint8 -> float conversion happens on ``device``, so a GPU receives 4x fewer bytes.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(videos))
+    if device != "cpu" and torch.device(device).type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+    return t.unsqueeze(2)
+
+
+HELD_OUT_SEED = 1_000_003  # held-out sets never share a stream with training's (seed, step)
+
+
+def held_out(config: DataConfig, videos: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """A labelled evaluation set for ``config``: fresh videos of the held-out digit images
+    for a generated dataset, the file itself for a file (its labels, if any, included)."""
+    if config.generated:
+        return generate(
+            config.source, videos, config.frames, HELD_OUT_SEED + seed, "test", config.mnist_dir
+        )
+    return load_dataset(config.source)

@@ -1,0 +1,112 @@
+"""The project's dataset file format, and reading users' arrays.
+
+A dataset file is an ``.npz`` holding
+
+* ``videos``: uint8 [V, T, 64, 64] (0-255), or float [V, T, 64, 64] in [0, 1];
+* optionally ``static_labels`` int [V], ``temporal_labels`` int [V, T] and
+  ``positions`` float [V, T, 2] (or any other per-video / per-frame ground truth).
+
+A bare ``.npy`` array [V, T, 64, 64] (uint8, or float in [0, 1]) is read as ``videos``
+alone. Every check raises :class:`StvaeError` naming the file, and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stvae.errors import StvaeError
+
+__all__ = ["load_dataset", "save_dataset", "check_videos", "LABEL_KEYS"]
+
+LABEL_KEYS = ("static_labels", "temporal_labels", "positions")
+FRAME = 64
+
+
+def check_videos(videos: np.ndarray, where: str) -> np.ndarray:
+    """Validates a video array and returns it as uint8 or float32 [V, T, 64, 64]."""
+    if videos.ndim != 4 or videos.shape[2:] != (FRAME, FRAME):
+        raise StvaeError(f"{where}: videos must be [V, T, 64, 64]; got shape {list(videos.shape)}")
+    if videos.shape[0] < 1 or videos.shape[1] < 1:
+        raise StvaeError(f"{where}: holds no frames (shape {list(videos.shape)})")
+    if videos.dtype == np.uint8:
+        return videos
+    if not np.issubdtype(videos.dtype, np.floating):
+        raise StvaeError(f"{where}: videos must be uint8 or float; got {videos.dtype}")
+    videos = videos.astype(np.float32, copy=False)
+    if not np.isfinite(videos).all():
+        raise StvaeError(f"{where}: videos contain NaN or infinite values")
+    lo, hi = float(videos.min()), float(videos.max())
+    if lo < 0.0 or hi > 1.0:
+        raise StvaeError(f"{where}: float videos must lie in [0, 1]; found [{lo:g}, {hi:g}]")
+    return videos
+
+
+def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
+    v, t = data["videos"].shape[:2]
+    expected = {"static_labels": (v,), "temporal_labels": (v, t), "positions": (v, t, 2)}
+    for key, shape in expected.items():
+        if key not in data:
+            continue
+        arr = data[key]
+        if arr.shape != shape:
+            raise StvaeError(f"{where}: {key} must have shape {list(shape)}; got {list(arr.shape)}")
+        if key != "positions" and not np.issubdtype(arr.dtype, np.integer):
+            raise StvaeError(f"{where}: {key} must be integers; got {arr.dtype}")
+        if key == "positions" and not np.isfinite(arr).all():
+            raise StvaeError(f"{where}: positions contain NaN or infinite values")
+
+
+def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
+    """Reads a dataset ``.npz`` or a bare ``.npy`` video array; see the module doc."""
+    path = Path(path)
+    if not path.exists():
+        raise StvaeError(f"{path}: no such file")
+    if not path.is_file():
+        raise StvaeError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise StvaeError(f"{path}: file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            data = {"videos": np.load(path, allow_pickle=False)}
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                data = {key: archive[key] for key in archive.files}
+        else:
+            raise StvaeError(
+                f"{path}: unsupported file type {suffix or '(none)'}; use .npz or .npy"
+            )
+    except StvaeError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise StvaeError(f"{path}: cannot read as {suffix} ({str(e).splitlines()[0]})") from None
+    if "videos" not in data:
+        raise StvaeError(f"{path}: no 'videos' array (found: {', '.join(data) or 'nothing'})")
+    data["videos"] = check_videos(data["videos"], str(path))
+    _check_labels(data, str(path))
+    return data
+
+
+def save_dataset(data: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Writes a dataset ``.npz`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise StvaeError(f"{path}: dataset files end in .npz")
+    check_videos(data["videos"], str(path))
+    _check_labels(data, str(path))
+    if not path.parent.is_dir():
+        raise StvaeError(f"{path.parent}: output folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,160 @@
+"""The video VAE: per-frame encoder (eq 12), structured prior (eqs 6-8), beta-ELBO (eq 5).
+
+The three model kinds differ only in which prior each block of latent features gets:
+
+* ``hierarchical``: the first ``static_features`` features get the static prior (eq 7),
+  the rest the random walk (eq 8) -- the paper's model;
+* ``slow``: every feature gets the random walk (the probabilistic slow-feature baseline);
+* ``vae``: every feature gets N(0, I) per frame (the VAE baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stvae import priors
+from stvae.data import to_tensor
+from stvae.errors import StvaeError
+from stvae.nets import FRAME_SIZE, Decoder, Encoder
+
+__all__ = ["ModelConfig", "VideoVAE", "MODEL_KINDS", "encode_videos"]
+
+MODEL_KINDS = ("hierarchical", "slow", "vae")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "hierarchical"  # which prior blocks the latent features get (see module doc)
+    features: int = 4  # latent features per frame in total (Table 1: 4 for Bouncing MNIST)
+    static_features: int | None = None  # hierarchical only; None means half of `features`
+    beta: float = 1.0  # KL weight of eq 5
+    sigma2: float = 0.01  # sigma_s^2 = sigma_t^2, the paper's only value (section 4.2)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise StvaeError(
+                f"unknown model kind {self.kind!r}; choose from {', '.join(MODEL_KINDS)}"
+            )
+        if self.features < 1:
+            raise StvaeError(f"features must be at least 1; got {self.features}")
+        if not self.beta > 0:
+            raise StvaeError(f"beta must be positive; got {self.beta}")
+        if not self.sigma2 > 0:
+            raise StvaeError(f"sigma2 must be positive; got {self.sigma2}")
+        if self.static_features is not None:
+            if self.kind != "hierarchical":
+                raise StvaeError("static_features applies to the hierarchical model only")
+            if not 0 < self.static_features < self.features:
+                raise StvaeError(
+                    f"static_features must be between 1 and features - 1 = {self.features - 1}; "
+                    f"got {self.static_features}"
+                )
+        elif self.kind == "hierarchical" and self.features < 2:
+            raise StvaeError("the hierarchical model needs at least 2 features")
+
+    @property
+    def n_static(self) -> int:
+        """Number of leading latent features under the static prior (0 for the baselines)."""
+        if self.kind != "hierarchical":
+            return 0
+        return self.static_features if self.static_features is not None else self.features // 2
+
+    def blocks(self) -> list[tuple[str, slice]]:
+        """(prior name, feature slice) pairs covering all features, static block first."""
+        if self.kind == "vae":
+            return [("standard", slice(0, self.features))]
+        if self.kind == "slow":
+            return [("temporal", slice(0, self.features))]
+        s = self.n_static
+        return [("static", slice(0, s)), ("temporal", slice(s, self.features))]
+
+
+class VideoVAE(nn.Module):
+    """Encodes each frame independently and scores whole sequences under the structured prior.
+
+    Videos are float tensors [B, N, 1, 64, 64] in [0, 1] (Bernoulli targets).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config.features)
+        self.decoder = Decoder(config.features)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior of eq 12: x [B, N, 1, 64, 64] -> (mu, logvar), each [B, N, F]."""
+        b, n = x.shape[:2]
+        mu, logvar = self.encoder(x.reshape(b * n, *x.shape[2:]))  # [B*N, F] each
+        return mu.view(b, n, -1), logvar.view(b, n, -1)
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Latents h [..., F] -> Bernoulli logits [..., 1, 64, 64]."""
+        lead = h.shape[:-1]
+        logits = self.decoder(h.reshape(-1, h.shape[-1]))  # [M, 1, 64, 64]
+        return logits.view(*lead, 1, FRAME_SIZE, FRAME_SIZE)
+
+    def kl_terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
+        """KL of each prior block, mu, logvar: [B, N, F] -> {"kl_<prior>": [B]} (eqs 13-18)."""
+        mu, logvar = mu.float(), logvar.float()  # the closed forms want full precision
+        sigma2 = self.config.sigma2
+        terms = {}
+        for name, block in self.config.blocks():
+            m, lv = mu[..., block], logvar[..., block]
+            if name == "static":
+                terms["kl_static"] = priors.kl_static(m, lv, sigma2)
+            elif name == "temporal":
+                terms["kl_temporal"] = priors.kl_temporal(m, lv, sigma2)
+            else:
+                terms["kl_standard"] = priors.kl_standard(m, lv)
+        return terms
+
+    def forward(self, x: Tensor, beta: float | None = None) -> dict[str, Tensor]:
+        """Negative beta-ELBO of eq 5 per frame, with a single reparameterised sample.
+
+        x: [B, N, 1, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
+        ``reconstruction`` (Bernoulli negative log-likelihood, nats per frame), one
+        ``kl_<prior>`` per prior block (nats per frame) and ``kl`` (their sum).
+        All are averaged over the B*N frames of the batch, so models of every kind and
+        sequence length are on one scale. ``beta`` overrides the config's (warm-up).
+        """
+        b, n = x.shape[:2]
+        mu, logvar = self.encode(x)  # [B, N, F] each
+        h = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # [B, N, F]
+        logits = self.decode(h)  # [B, N, 1, 64, 64]
+        recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
+        frames = b * n
+        out = {"reconstruction": recon / frames}
+        for name, kl in self.kl_terms(mu, logvar).items():
+            out[name] = kl.sum() / frames
+        out["kl"] = sum(v for k, v in out.items() if k.startswith("kl_"))
+        beta = self.config.beta if beta is None else beta
+        out["loss"] = out["reconstruction"] + beta * out["kl"]
+        return out
+
+
+@torch.no_grad()
+def encode_videos(
+    model: VideoVAE, videos: np.ndarray, batch_videos: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances of every frame: [V, N, 64, 64] -> 2 x float32 [V, N, F].
+
+    Runs in eval mode (batch-norm running statistics) on the model's device, in batches.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    try:
+        for start in range(0, len(videos), batch_videos):
+            x = to_tensor(videos[start : start + batch_videos], device)
+            mu, logvar = model.encode(x)
+            mus.append(mu.float().cpu().numpy())
+            logvars.append(logvar.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(mus), np.concatenate(logvars)

@@ -1,0 +1,93 @@
+"""Exact KL divergences from the diagonal posterior to the paper's priors (eqs 6-18).
+
+The posterior of a sequence is q(h|x) = prod_i Normal(mu_i, diag exp(logvar_i)) (eq 12).
+Every function here takes ``mu, logvar: [B, N, F]`` (B sequences, N frames, F features)
+and returns ``[B]``: KL(q || p) summed over frames and features, in closed form, in
+O(N) time and memory. The features of a prior block are independent, so each feature
+contributes a KL between an N-dimensional diagonal Gaussian and an N-dimensional
+prior Gaussian with covariance
+
+* standard (VAE):   I
+* static   (eq 7):  sigma2 * I + 1 1^T          (h_0 ~ N(0, 1), h_i = h_0 + N(0, sigma2))
+* temporal (eq 8):  1 + sigma2 * min(i, j)       (0-indexed random walk from N(0, 1))
+
+For a Gaussian prior N(0, S) and q = N(m, diag v) over R^N,
+KL = 1/2 [ tr(S^-1 diag v) + m^T S^-1 m - N + log det S - sum log v ].
+The additive log(2 pi) constants of eqs 14-16 cancel between entropy and
+cross-entropy and never appear. The static normaliser uses the corrected constant
+(the mean of N frames has variance 1 + sigma2/N; see the erratum in DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+__all__ = ["kl_standard", "kl_static", "kl_temporal"]
+
+
+def _check(mu: Tensor, logvar: Tensor) -> None:
+    if mu.dim() != 3 or mu.shape != logvar.shape:
+        raise ValueError(
+            f"mu and logvar must both be [B, N, F]; got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
+
+
+def _check_sigma2(sigma2: float) -> None:
+    if not (sigma2 > 0 and math.isfinite(sigma2)):
+        raise ValueError(f"sigma2 must be a positive finite number; got {sigma2}")
+
+
+def kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL to the per-frame standard normal prior of the VAE baseline (eq 4 with p = N(0, I)).
+
+    mu, logvar: [B, N, F] -> [B].
+    """
+    _check(mu, logvar)
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=(1, 2))
+
+
+def kl_static(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
+    """KL to the hierarchical static prior of eq 7 (closed form of eqs 14, 16-18).
+
+    Per feature the prior is N(0, S) with S = sigma2 I + 1 1^T, so
+    S^-1 = (I - 1 1^T / (sigma2 + N)) / sigma2 and log det S = (N - 1) log sigma2
+    + log(sigma2 + N). With mbar the frame mean of mu,
+    m^T S^-1 m = sum_i (m_i - mbar)^2 / sigma2 + N mbar^2 / (sigma2 + N),
+    written around the mean so that float32 does not cancel catastrophically when
+    the frames agree (the case the prior rewards) and sigma2 is small.
+
+    mu, logvar: [B, N, F]; sigma2: the within-video variance sigma_s^2 -> [B].
+    """
+    _check(mu, logvar)
+    _check_sigma2(sigma2)
+    n = mu.shape[1]
+    var = logvar.exp()
+    mbar = mu.mean(dim=1, keepdim=True)  # [B, 1, F]
+    spread = (mu - mbar).square().sum(dim=1)  # [B, F]
+    quad = spread / sigma2 + n * mbar.squeeze(1).square() / (sigma2 + n)
+    trace = var.sum(dim=1) * ((sigma2 + n - 1.0) / (sigma2 * (sigma2 + n)))
+    logdet = (n - 1) * math.log(sigma2) + math.log(sigma2 + n)
+    per_feature = 0.5 * (trace + quad - n + logdet - logvar.sum(dim=1))  # [B, F]
+    return per_feature.sum(dim=1)
+
+
+def kl_temporal(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
+    """KL to the Gaussian random-walk prior of eq 8 (closed form of eqs 14-15).
+
+    The prior factorises as N(h_1 | 0, 1) prod_i N(h_i | h_{i-1}, sigma2) (eq 9), so the
+    cross-entropy only needs first frames and frame differences, whose means are
+    mu_i - mu_{i-1} and variances v_i + v_{i-1} under q.
+
+    mu, logvar: [B, N, F]; sigma2: the step variance sigma_t^2 -> [B].
+    """
+    _check(mu, logvar)
+    _check_sigma2(sigma2)
+    n = mu.shape[1]
+    var = logvar.exp()
+    first = mu[:, 0].square() + var[:, 0]  # [B, F]
+    steps = (mu[:, 1:] - mu[:, :-1]).square() + var[:, 1:] + var[:, :-1]  # [B, N-1, F]
+    cross = first + steps.sum(dim=1) / sigma2 + (n - 1) * math.log(sigma2)
+    per_feature = 0.5 * (cross - n - logvar.sum(dim=1))  # [B, F]
+    return per_feature.sum(dim=1)

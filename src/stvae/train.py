@@ -1,0 +1,339 @@
+"""Training: the config, the presets, the loop, the run directory and resume (section 4.2).
+
+A run directory holds
+
+* ``config.json``: the :class:`TrainConfig` (with class name and package version);
+* ``metrics.jsonl``: one JSON object per logged step (loss terms, lr, beta, frames/s);
+* ``checkpoint.safetensors``: the full training state, rewritten atomically;
+* ``model.safetensors``: the final weights (config in its metadata);
+* ``tb/``: TensorBoard events, when tensorboard is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stvae import __version__
+from stvae.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    load_weights,
+    read_json,
+    save_checkpoint,
+    save_weights,
+    write_json,
+)
+from stvae.data import DataConfig, open_source, to_tensor
+from stvae.errors import StvaeError
+from stvae.model import ModelConfig, VideoVAE
+from stvae.nets import to_channels_last
+
+__all__ = ["TrainConfig", "PRESETS", "train", "load_run", "resolve_device", "RUN_FILES"]
+
+RUN_FILES = {
+    "config": "config.json",
+    "metrics": "metrics.jsonl",
+    "checkpoint": "checkpoint.safetensors",
+    "weights": "model.safetensors",
+}
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 30_000  # optimiser steps (section 4.2)
+    batch_videos: int = 64  # videos per batch; frames per batch = batch_videos * data.frames
+    lr: float = 1e-3  # Adam learning rate (section 4.2)
+    lr_decay: float = 0.1  # multiply the learning rate by this ...
+    lr_decay_every: int = 10_000  # ... every this many steps (section 4.2)
+    beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
+    seed: int = 0  # seeds weights, sampling noise and the data stream
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "fp32"  # bf16: autocast matmuls/convs to bfloat16, fp32 master weights
+    checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
+    log_every: int = 50  # steps between metrics.jsonl records
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_videos", "lr_decay_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise StvaeError(
+                    f"{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}"
+                )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise StvaeError(f"lr must be a positive number; got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise StvaeError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
+        if self.beta_warmup < 0:
+            raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
+        if self.device not in DEVICES:
+            raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise StvaeError(
+                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
+            )
+
+    @property
+    def frames_per_batch(self) -> int:
+        return self.batch_videos * self.data.frames
+
+    def lr_at(self, step: int) -> float:
+        return self.lr * self.lr_decay ** (step // self.lr_decay_every)
+
+    def beta_at(self, step: int) -> float:
+        if self.beta_warmup == 0:
+            return self.model.beta
+        return self.model.beta * min(1.0, (step + 1) / self.beta_warmup)
+
+    def to_dict(self) -> dict:
+        return {"class": type(self).__name__, "version": __version__, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> TrainConfig:
+        if not isinstance(d, dict) or d.get("class") != cls.__name__:
+            raise StvaeError(f"{where}: not a {cls.__name__} (class {d.get('class')!r})")
+        body = {k: v for k, v in d.items() if k not in ("class", "version")}
+        try:
+            return cls(
+                model=ModelConfig(**body.pop("model")),
+                data=DataConfig(**body.pop("data")),
+                **body,
+            )
+        except (TypeError, KeyError) as e:
+            raise StvaeError(
+                f"{where}: written by stvae {d.get('version')}, "
+                f"cannot be read by {__version__} ({e})"
+            ) from None
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with top-level fields or ``model.<field>`` / ``data.<field>`` changed."""
+        model = {k[6:]: v for k, v in changes.items() if k.startswith("model.")}
+        data = {k[5:]: v for k, v in changes.items() if k.startswith("data.")}
+        top = {k: v for k, v in changes.items() if "." not in k}
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **model),
+            data=dataclasses.replace(self.data, **data),
+            **top,
+        )
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
+    # per batch), Adam 1e-3 decayed by 10x every 10k steps.
+    "paper": TrainConfig(),
+    # Sized for a 2-core CPU: one run in under 15 minutes.
+    "cpu": TrainConfig(steps=1500, batch_videos=16, lr_decay_every=1000, checkpoint_every=250),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StvaeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def build_model(config: TrainConfig, device: torch.device) -> VideoVAE:
+    torch.manual_seed(config.seed)
+    return to_channels_last(VideoVAE(config.model)).to(device)
+
+
+class _Log:
+    """metrics.jsonl, TensorBoard when installed, and a progress bar or plain lines."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, start: int):
+        self.file = open(run_dir / RUN_FILES["metrics"], "a")  # noqa: SIM115
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start)
+        except ImportError:
+            pass
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
+        self.plain_every = max(1, config.steps // 20)
+
+    def record(self, row: dict) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+        if self.bar is None and (row["step"] % self.plain_every == 0 or row["final"]):
+            print(
+                f"step {row['step']:>6}  loss {row['loss']:.2f}  recon {row['reconstruction']:.2f}"
+                f"  kl {row['kl']:.2f}  {row['frames_per_s']:.0f} frames/s",
+                flush=True,
+            )
+
+    def tick(self, loss: float, fps: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.1f}", fps=f"{fps:.0f}", refresh=False)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    cfg = out / RUN_FILES["config"]
+    if resume:
+        if not cfg.is_file():
+            raise StvaeError(f"{out}: nothing to resume (no {RUN_FILES['config']})")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StvaeError(f"{out}: already exists and is not empty; use --resume or another --out")
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
+    """Trains ``config`` into run directory ``out`` (or continues it with ``resume``).
+
+    Returns a summary: the run directory, the step reached, the final loss terms and
+    the wall time. Everything a user can get wrong is checked before ``out`` is created.
+    """
+    out = Path(out)
+    _check_out(out, resume)
+    device = resolve_device(config.device)
+    source = open_source(config.data)  # reads and validates a data file once, up front
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(config, out, resume, device, source)
+    except BaseException:
+        if created and not (out / RUN_FILES["checkpoint"]).exists():
+            shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
+        raise
+
+
+def _train(config, out, resume, device, source) -> dict:
+    model = build_model(config, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step = 0
+    ckpt = out / RUN_FILES["checkpoint"]
+    if resume and ckpt.exists():
+        step = load_checkpoint(ckpt, model, optimizer)
+    elif not resume:
+        write_json(out / RUN_FILES["config"], config.to_dict())
+    if resume:
+        _truncate_metrics(out / RUN_FILES["metrics"], step)
+    log = _Log(out, config, step)
+    autocast = _autocast(config, device)
+
+    def batch_for(s: int) -> np.ndarray:
+        # Each step's data is a pure function of (seed, step): resume needs no data state.
+        return source.batch(config.batch_videos, np.random.default_rng([config.seed, s]))
+
+    prefetch = ThreadPoolExecutor(max_workers=1)
+    pending = prefetch.submit(batch_for, step) if step < config.steps else None
+    t_start = time.perf_counter()
+    row = None
+    try:
+        model.train()
+        while step < config.steps:
+            t0 = time.perf_counter()
+            videos = pending.result()
+            if step + 1 < config.steps:
+                pending = prefetch.submit(batch_for, step + 1)  # overlaps generation with compute
+            x = to_tensor(videos, device)  # [B, N, 1, 64, 64]
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(step)
+            beta = config.beta_at(step)
+            with autocast:
+                terms = model(x, beta=beta)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise StvaeError(
+                    f"loss became {loss.item()} at step {step}; the last good checkpoint is {ckpt}"
+                    if ckpt.exists()
+                    else f"loss became {loss.item()} at step {step}, before any checkpoint"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            fps = config.frames_per_batch / (time.perf_counter() - t0)
+            log.tick(loss.item(), fps)
+            final = step == config.steps
+            if step % config.log_every == 0 or final:
+                row = {k: v.item() for k, v in terms.items()}
+                row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
+                row.update(wall_s=time.perf_counter() - t_start, final=final)
+                log.record(row)
+            if step % config.checkpoint_every == 0 or final:
+                save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)
+        log.close()
+    save_weights(out / RUN_FILES["weights"], model, config.to_dict())
+    return {
+        "run_dir": str(out),
+        "step": step,
+        "wall_s": time.perf_counter() - t_start,
+        "final": row,
+    }
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drops records past ``step`` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line + "\n")
+        except (ValueError, KeyError):
+            break  # a line cut short by a kill: everything after it is dropped too
+    atomic_write(path, lambda p: p.write_text("".join(keep)))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[VideoVAE, TrainConfig]:
+    """The trained model of a run directory (final weights, else the last checkpoint)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise StvaeError(f"{run_dir}: no such run directory")
+    cfg_path = run_dir / RUN_FILES["config"]
+    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+    model = VideoVAE(config.model)
+    weights = run_dir / RUN_FILES["weights"]
+    if weights.exists():
+        load_weights(weights, model)
+    else:
+        ckpt = run_dir / RUN_FILES["checkpoint"]
+        if not ckpt.exists():
+            raise StvaeError(f"{run_dir}: holds no weights yet (no {weights.name} or {ckpt.name})")
+        load_checkpoint(ckpt, model)
+    return model.to(resolve_device(device)).eval(), config

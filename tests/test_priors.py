@@ -1,0 +1,165 @@
+"""The closed-form KLs against torch.distributions on the explicit joint covariances (float64)."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import MultivariateNormal, kl_divergence
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from stvae.priors import kl_standard, kl_static, kl_temporal
+
+
+def static_cov(n: int, sigma2: float) -> torch.Tensor:
+    return sigma2 * torch.eye(n, dtype=torch.float64) + torch.ones(n, n, dtype=torch.float64)
+
+
+def temporal_cov(n: int, sigma2: float) -> torch.Tensor:
+    idx = torch.arange(n, dtype=torch.float64)
+    return 1.0 + sigma2 * torch.minimum(idx[:, None], idx[None, :])
+
+
+def oracle(mu: torch.Tensor, logvar: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """KL of [B, N, F] diagonal posteriors to N(0, cov) per feature, summed over features."""
+    b, n, f = mu.shape
+    q = MultivariateNormal(
+        mu.permute(0, 2, 1).reshape(b * f, n),
+        covariance_matrix=torch.diag_embed(logvar.exp().permute(0, 2, 1).reshape(b * f, n)),
+    )
+    p = MultivariateNormal(torch.zeros(n, dtype=torch.float64), covariance_matrix=cov)
+    return kl_divergence(q, p).reshape(b, f).sum(dim=1)
+
+
+def sample(b, n, f, seed, dtype=torch.float64, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    mu = scale * torch.randn(b, n, f, generator=g, dtype=dtype)
+    logvar = torch.randn(b, n, f, generator=g, dtype=dtype) - 2.0
+    return mu, logvar
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 50])
+@pytest.mark.parametrize("sigma2", [0.01, 0.1, 1.0, 3.0])
+def test_static_matches_joint_gaussian(n, sigma2):
+    mu, logvar = sample(3, n, 4, seed=n)
+    torch.testing.assert_close(
+        kl_static(mu, logvar, sigma2),
+        oracle(mu, logvar, static_cov(n, sigma2)),
+        rtol=1e-9,
+        atol=1e-8,
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 50])
+@pytest.mark.parametrize("sigma2", [0.01, 0.1, 1.0, 3.0])
+def test_temporal_matches_joint_gaussian(n, sigma2):
+    mu, logvar = sample(3, n, 4, seed=100 + n)
+    torch.testing.assert_close(
+        kl_temporal(mu, logvar, sigma2),
+        oracle(mu, logvar, temporal_cov(n, sigma2)),
+        rtol=1e-9,
+        atol=1e-8,
+    )
+
+
+@pytest.mark.parametrize("n", [1, 16])
+def test_standard_matches_identity_prior(n):
+    mu, logvar = sample(3, n, 5, seed=7)
+    torch.testing.assert_close(
+        kl_standard(mu, logvar), oracle(mu, logvar, torch.eye(n, dtype=torch.float64))
+    )
+
+
+def test_static_prior_is_the_hierarchical_model_of_eq7():
+    # The explicit covariance used as oracle is itself checked against sampling eq 7.
+    g = torch.Generator().manual_seed(0)
+    h0 = torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    h = h0 + math.sqrt(0.3) * torch.randn(200_000, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(torch.cov(h.T), static_cov(4, 0.3), atol=0.02, rtol=0)
+
+
+def test_temporal_prior_is_the_random_walk_of_eq8():
+    g = torch.Generator().manual_seed(1)
+    steps = torch.randn(200_000, 5, generator=g, dtype=torch.float64)
+    steps[:, 1:] *= math.sqrt(0.3)
+    h = steps.cumsum(dim=1)
+    torch.testing.assert_close(torch.cov(h.T), temporal_cov(5, 0.3), atol=0.03, rtol=0)
+
+
+@pytest.mark.parametrize("fn", [kl_static, kl_temporal])
+@pytest.mark.parametrize("n", [16, 1000, 4000])
+def test_float32_is_stable_at_small_sigma2_and_long_sequences(fn, n):
+    # Near-constant static codes far from zero: the regime the prior rewards and
+    # where a naive sum-of-squares formula cancels catastrophically in float32.
+    g = torch.Generator().manual_seed(n)
+    base = 3.0 + torch.randn(2, 1, 3, generator=g, dtype=torch.float64)
+    mu = base + 0.05 * torch.randn(2, n, 3, generator=g, dtype=torch.float64)
+    if fn is kl_temporal:
+        mu = base + 0.05 * torch.randn(2, n, 3, generator=g, dtype=torch.float64).cumsum(1) / n**0.5
+    logvar = -5.0 + 0.1 * torch.randn(2, n, 3, generator=g, dtype=torch.float64)
+    exact = fn(mu, logvar, 0.01)
+    approx = fn(mu.float(), logvar.float(), 0.01).double()
+    assert torch.isfinite(approx).all()
+    torch.testing.assert_close(approx, exact, rtol=2e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("fn", [kl_static, kl_temporal, kl_standard])
+def test_gradients_match_oracle(fn):
+    mu, logvar = sample(2, 6, 3, seed=3)
+    mu.requires_grad_(True)
+    logvar.requires_grad_(True)
+    args = () if fn is kl_standard else (0.05,)
+    grads = torch.autograd.grad(fn(mu, logvar, *args).sum(), (mu, logvar))
+    cov = {
+        kl_static: static_cov(6, 0.05),
+        kl_temporal: temporal_cov(6, 0.05),
+        kl_standard: torch.eye(6, dtype=torch.float64),
+    }[fn]
+    expected = torch.autograd.grad(oracle(mu, logvar, cov).sum(), (mu, logvar))
+    for a, b in zip(grads, expected, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_kl_is_zero_only_at_the_prior_for_one_frame():
+    # With N = 1 both structured priors reduce to N(0, 1) (the static prior to N(0, 1 + sigma2)).
+    mu = torch.zeros(1, 1, 2, dtype=torch.float64)
+    assert kl_temporal(mu, torch.zeros_like(mu), 0.01).abs().item() < 1e-12
+    logvar = torch.full_like(mu, math.log(1.01))
+    assert kl_static(mu, logvar, 0.01).abs().item() < 1e-12
+
+
+class _CountElements(TorchDispatchMode):
+    """Counts the elements every aten op writes: a deterministic proxy for time and memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.elements += t.numel()
+        return out
+
+
+@pytest.mark.parametrize("fn", [kl_static, kl_temporal, kl_standard])
+def test_cost_is_linear_in_frames(fn):
+    # A 10x longer sequence must write 10x the elements (forward and backward), never
+    # 100x as an explicit N x N covariance would.
+    def elements(n):
+        mu, logvar = sample(2, n, 3, seed=0, dtype=torch.float32)
+        mu.requires_grad_(True)
+        args = () if fn is kl_standard else (0.01,)
+        with _CountElements() as counter:
+            fn(mu, logvar, *args).sum().backward()
+        return counter.elements
+
+    small, large = elements(1_000), elements(10_000)
+    assert 9.0 < large / small < 11.0
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(ValueError, match=r"\[B, N, F\]"):
+        kl_static(torch.zeros(2, 3), torch.zeros(2, 3), 0.01)
+    with pytest.raises(ValueError, match="sigma2"):
+        kl_temporal(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), 0.0)
