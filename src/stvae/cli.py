@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from stvae import __version__
 from stvae.errors import StvaeError
 from stvae.model import MODEL_KINDS
@@ -220,6 +222,131 @@ def _cmd_dataset(args) -> None:
     )
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a run: disentanglement (eq 19), static accuracy, ELBO",
+        description="Score a run on held-out data and write eval.json into the run directory. "
+        "Default data: fresh Bouncing MNIST videos of held-out digit images.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", help="a labelled .npz in stvae's dataset format instead")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe split and held-out set")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args) -> None:
+    from stvae.data import load_dataset
+    from stvae.evaluate import evaluate_run
+
+    data = load_dataset(args.data) if args.data else None
+    print(_describe_eval(evaluate_run(args.run, data, args.seed)))
+    print(f"wrote {Path(args.run) / 'eval.json'}")
+
+
+def _describe_eval(ev: dict) -> str:
+    lines = [
+        f"{ev['model']} model, {ev['features']} features, beta {ev['beta']:g}, "
+        f"on {ev['videos']} videos of {ev['data']}"
+    ]
+    elbo = ev["elbo"]
+    lines.append("  -ELBO " + "  ".join(f"{k} {v:.2f}" for k, v in elbo.items()) + " (nats/frame)")
+    d = ev.get("disentanglement")
+    if d:
+        lines.append(
+            f"  d-score (eq 19) {d['d_score']:.3f}   ceiling {d['ceiling']:.2f} "
+            f"({d['ceiling_this_balance']:.2f} with this data's class balance)"
+        )
+        lines.append(
+            f"  division: static {d['static_set']} temporal {d['temporal_set']} ({d['division']})"
+        )
+        lines.append("  accuracy           static target   temporal target")
+        lines.append(
+            f"  static features    {d['static_acc_from_static']:>13.3f}   "
+            f"{d['temporal_acc_from_static']:>15.3f}"
+        )
+        lines.append(
+            f"  temporal features  {d['static_acc_from_temporal']:>13.3f}   "
+            f"{d['temporal_acc_from_temporal']:>15.3f}"
+        )
+        lines.append(
+            f"  chance             {d['static_chance']:>13.3f}   {d['temporal_chance']:>15.3f}"
+        )
+    if "static_accuracy" in ev:
+        lines.append(
+            f"  static accuracy (Tables 2-3) {ev['static_accuracy']:.3f}  "
+            f"(chance {ev['static_chance']:.3f})"
+        )
+    lines += [f"  skipped {s}" for s in ev["skipped"]]
+    return "\n".join(lines)
+
+
+def _add_encode(sub) -> None:
+    p = sub.add_parser(
+        "encode",
+        help="write posterior means and log-variances of every frame",
+        description="Encode every frame of a dataset file with a run's encoder into an .npz: "
+        "mu and logvar [V, T, F], static_features, and the file's labels.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", required=True, help=".npz or .npy videos")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=_cmd_encode)
+
+
+def _cmd_encode(args) -> None:
+    from stvae.checkpoint import atomic_write
+    from stvae.data import load_dataset
+    from stvae.evaluate import encode_run
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise StvaeError(f"{out}: feature files end in .npz")
+    if not out.parent.is_dir():
+        raise StvaeError(f"{out.parent}: output folder does not exist")
+    feats = encode_run(args.run, load_dataset(args.data))
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez(f, **feats)
+
+    atomic_write(out, write)
+    print(
+        f"wrote {out}: mu, logvar {list(feats['mu'].shape)}, "
+        f"static_features {int(feats['static_features'])}"
+    )
+
+
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="train and evaluate the grid of Tables 1-2 and write the report",
+        description="Train and evaluate the grid of the paper's Tables 1 and 2, skipping runs "
+        "already done, and write docs/results/<dataset>-<preset>.md and .json.",
+    )
+    p.add_argument("--dataset", choices=["bouncing-mnist"], default="bouncing-mnist")
+    p.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
+    p.add_argument("--out", default="runs/reproduce", help="folder for the run directories")
+    p.add_argument("--report-dir", default="docs/results", help="folder for the report")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per cell")
+    p.add_argument("--limit", type=_positive_int, help="train at most this many new runs")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_reproduce(args) -> None:
+    from stvae.reproduce import reproduce
+
+    rows = reproduce(
+        args.dataset,
+        args.preset,
+        Path(args.out) / f"{args.dataset}-{args.preset}",
+        args.report_dir,
+        args.seeds,
+        args.limit,
+    )
+    print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
+
+
 def _add_later(sub, name: str, what: str, issue: str) -> None:
     p = sub.add_parser(name, help=what, description=f"{what} (arrives with {issue}).")
     p.add_argument("run", nargs="?", help="run directory")
@@ -238,9 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_dataset(sub)
-    _add_later(sub, "evaluate", "score a run's disentanglement (eq 19)", "issue 4")
+    _add_evaluate(sub)
+    _add_encode(sub)
     _add_later(sub, "figures", "draw the paper's figures for a run", "issue 7")
-    _add_later(sub, "reproduce", "train and evaluate the paper's tables", "issue 4")
+    _add_reproduce(sub)
     return parser
 
 

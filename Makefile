@@ -1,0 +1,36 @@
+# Two commands, each setting up first (see README):
+#   make demo   install into .venv, then train the hierarchical model with the cpu preset
+#   make test   install into .venv (with test tools), then run the test suite
+#
+# TORCH is installed before the package so that pip keeps it: the default pin is the
+# release this project is tested with; on a GPU machine pass the build you want, e.g.
+#   make demo TORCH="torch --index-url <your CUDA wheel index>"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev,tensorboard]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) runs

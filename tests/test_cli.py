@@ -1,0 +1,99 @@
+"""The command line: every subcommand answers --help, bad input is one line and exit 2."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stvae.cli import main
+from stvae.data import load_dataset
+
+SUBCOMMANDS = ["train", "dataset", "evaluate", "figures", "reproduce"]
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_help(sub, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([sub, "--help"])
+    assert e.value.code == 0
+    assert "usage: stvae " + sub in capsys.readouterr().out
+
+
+def run(argv):
+    """main()'s exit status, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--steps", "-5"], "must be at least 1"),
+        (["train", "--steps", "ten"], "expected a whole number"),
+        (["train", "--beta", "0"], "must be a positive finite number"),
+        (["train", "--beta", "-1"], "must be a positive finite number"),
+        (["train", "--lr", "fast"], "expected a number"),
+        (["train", "--model", "lstm"], "invalid choice"),
+        (["train", "--device", "tpu"], "invalid choice"),
+        (["train", "--data", "nowhere.npz"], "nowhere.npz: no such file"),
+        (["train", "--data", "clip.mp4"], "--data must be"),
+        (["train", "--features", "4", "--static-features", "4"], "static_features must be between"),
+        (["train", "--resume"], "--resume needs --out"),
+        (["dataset", "bouncing-mnist", "--out", "x.npy"], "end in .npz"),
+        (["dataset", "bouncing-mnist", "--videos", "0", "--out", "x.npz"], "must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], err
+    assert list(tmp_path.iterdir()) == []  # no run directory, no output file
+
+
+def test_corrupt_data_file_no_run_dir(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip at all")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.npz" in err
+    assert not out.exists()
+
+
+def test_dataset_command(tmp_path, capsys):
+    out = tmp_path / "d.npz"
+    argv = ["dataset", "bouncing-mnist", "--videos", "5", "--frames", "3", "--seed", "1"]
+    assert main([*argv, "--split", "test", "--out", str(out)]) == 0
+    d = load_dataset(out)
+    assert d["videos"].shape == (5, 3, 64, 64)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_train_command_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--steps", "3", "--batch-videos", "2", "--frames", "4", "--out", str(out)]
+    assert main([*argv, "--no-check"]) == 0
+    text = capsys.readouterr().out
+    assert f"run {out}: 3 steps" in text and "model.safetensors" in text
+    assert main(["train", "--resume", "--out", str(out), "--steps", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "5 steps" in text and "factor check" in text and "static label" in text
+    assert main(["train", "--resume", "--out", str(out), "--beta", "2"]) == 2
+    assert "cannot change model.beta" in capsys.readouterr().err
+
+
+def test_entry_point_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "stvae.cli", "train", "--data", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"stvae train: error: {tmp_path / 'x.npy'}: no such file"
+    np.testing.assert_equal(list(tmp_path.iterdir()), [])

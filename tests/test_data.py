@@ -1,0 +1,177 @@
+"""Bouncing MNIST generation, digit splits, and the dataset file format."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from stvae import StvaeError
+from stvae.data import ClipSource, generate, load_dataset, save_dataset
+from stvae.data.digits import load_digits
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate("bouncing-mnist", 40, 20, seed=3)
+
+
+def test_format(data):
+    assert data["videos"].shape == (40, 20, 64, 64) and data["videos"].dtype == np.uint8
+    assert data["static_labels"].shape == (40,)
+    assert data["temporal_labels"].shape == (40, 20)
+    assert data["positions"].shape == (40, 20, 2)
+
+
+def test_deterministic_given_seed(data):
+    again = generate("bouncing-mnist", 40, 20, seed=3)
+    for k in data:
+        np.testing.assert_array_equal(data[k], again[k])
+    other = generate("bouncing-mnist", 40, 20, seed=4)
+    assert not np.array_equal(data["videos"], other["videos"])
+
+
+def test_one_whole_digit_per_frame_at_the_labelled_position(data):
+    train = load_digits("train")
+    ink = {int(lab): set() for lab in range(10)}
+    for img, lab in zip(train.images, train.labels, strict=True):
+        ink[int(lab)].add(img.tobytes())
+    for v in range(len(data["videos"])):
+        for t in range(20):
+            r, c = (data["positions"][v, t] - 14).astype(int)
+            frame = data["videos"][v, t]
+            crop = frame[r : r + 28, c : c + 28]
+            assert int(frame.astype(np.int64).sum()) == int(crop.astype(np.int64).sum())
+            assert crop.tobytes() in ink[int(data["static_labels"][v])]
+
+
+def test_temporal_label_is_the_3x3_cell_of_the_centre(data):
+    pos = data["positions"]
+    assert pos.min() >= 14 and pos.max() <= 50
+    cell = np.minimum((pos // (64 / 3)).astype(int), 2)
+    np.testing.assert_array_equal(data["temporal_labels"], cell[..., 0] * 3 + cell[..., 1])
+    assert set(np.unique(data["temporal_labels"])) <= set(range(9))
+
+
+def test_motion_is_straight_with_bounces(data):
+    step = np.abs(np.diff(data["positions"], axis=1))  # [V, T-1, 2]
+    speed = np.hypot(step[..., 0], step[..., 1])
+    assert speed.max() <= 5 + 1.5  # at most the top speed, plus rounding
+    # the digit moves every video, and at least one bounces off a wall
+    assert (speed.sum(axis=1) > 0).all()
+    signs = np.sign(np.diff(data["positions"][..., 1], axis=1))
+    assert ((signs[:, 1:] * signs[:, :-1]) < 0).any()
+
+
+def test_digit_splits_are_disjoint_and_complete():
+    train, test = load_digits("train"), load_digits("test")
+    assert len(train.labels) == 4500 and len(test.labels) == 500
+    assert set(np.unique(test.labels)) == set(range(10)) == set(np.unique(train.labels))
+    train_set = {im.tobytes() for im in train.images}
+    assert not any(im.tobytes() in train_set for im in test.images)
+
+
+def test_test_split_videos_use_only_held_out_digits():
+    test = load_digits("test")
+    held = {im.tobytes() for im in test.images}
+    d = generate("bouncing-mnist", 10, 2, seed=0, split="test")
+    for v in range(10):
+        r, c = (d["positions"][v, 0] - 14).astype(int)
+        assert d["videos"][v, 0, r : r + 28, c : c + 28].tobytes() in held
+
+
+def _write_idx(path, arr, gz=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + b"".join(
+        struct.pack(">I", s) for s in arr.shape
+    )
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_full_mnist_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(30, 28, 28))
+    labels = np.arange(30) % 10
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", imgs, gz=True)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, gz=True)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", imgs[:10])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:10])
+    train = load_digits("train", tmp_path)
+    np.testing.assert_array_equal(train.images, imgs)
+    np.testing.assert_array_equal(load_digits("test", tmp_path).labels, labels[:10])
+    d = generate("bouncing-mnist", 3, 4, seed=0, mnist_dir=str(tmp_path))
+    assert d["videos"].shape == (3, 4, 64, 64)
+
+
+def test_truncated_idx_is_a_user_error(tmp_path):
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((5, 28, 28)))
+    raw = (tmp_path / "train-images-idx3-ubyte").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(raw[:-100])
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5))
+    with pytest.raises(StvaeError, match="truncated"):
+        load_digits("train", tmp_path)
+    with pytest.raises(StvaeError, match="not a directory"):
+        load_digits("train", tmp_path / "nope")
+
+
+def test_roundtrip_file(tmp_path, data):
+    path = save_dataset(data, tmp_path / "d.npz")
+    back = load_dataset(path)
+    for k in data:
+        np.testing.assert_array_equal(back[k], data[k])
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_npy_float_array(tmp_path):
+    arr = np.random.default_rng(0).random((3, 8, 64, 64)).astype(np.float64)
+    np.save(tmp_path / "v.npy", arr)
+    back = load_dataset(tmp_path / "v.npy")
+    assert back["videos"].dtype == np.float32 and set(back) == {"videos"}
+
+
+def _bad(tmp_path, name, make):
+    path = tmp_path / name
+    make(path)
+    return path
+
+
+BAD_FILES = [
+    ("missing.npz", lambda p: None, "no such file"),
+    ("empty.npz", lambda p: p.write_bytes(b""), "empty"),
+    ("corrupt.npz", lambda p: p.write_bytes(b"PK\x03\x04garbage"), "cannot read"),
+    ("corrupt.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00garbage"), "cannot read"),
+    ("shape.npy", lambda p: np.save(p, np.zeros((4, 64, 64), np.uint8)), r"\[V, T, 64, 64\]"),
+    ("size.npy", lambda p: np.save(p, np.zeros((2, 4, 32, 32), np.uint8)), r"\[V, T, 64, 64\]"),
+    ("nan.npy", lambda p: np.save(p, np.full((1, 2, 64, 64), np.nan)), "NaN"),
+    ("range.npy", lambda p: np.save(p, np.full((1, 2, 64, 64), 3.0)), r"\[0, 1\]"),
+    ("int.npy", lambda p: np.save(p, np.zeros((1, 2, 64, 64), np.int32)), "uint8 or float"),
+    ("novideos.npz", lambda p: np.savez(p, x=np.zeros(3)), "no 'videos'"),
+    (
+        "labels.npz",
+        lambda p: np.savez(
+            p, videos=np.zeros((3, 2, 64, 64), np.uint8), static_labels=np.zeros(2, int)
+        ),
+        "static_labels must have shape",
+    ),
+    ("video.txt", lambda p: p.write_text("hello"), "unsupported file type"),
+    ("pickle.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "cannot read"),
+]
+
+
+@pytest.mark.parametrize("name, make, message", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_are_user_errors_naming_the_file(tmp_path, name, make, message):
+    path = _bad(tmp_path, name, make)
+    with pytest.raises(StvaeError, match=message) as info:
+        load_dataset(path)
+    assert name in str(info.value)
+
+
+def test_clip_source_needs_enough_frames():
+    with pytest.raises(StvaeError, match="fewer than the 16"):
+        ClipSource(np.zeros((2, 8, 64, 64), np.uint8), 16, "x.npy")
+    src = ClipSource(np.arange(2 * 20).reshape(2, 20, 1, 1).repeat(64, 2).repeat(64, 3), 5, "x")
+    clip = src.batch(4, np.random.default_rng(0))
+    assert clip.shape == (4, 5, 64, 64)
+    first = clip[:, :, 0, 0]
+    assert (np.diff(first, axis=1) == 1).all()  # consecutive frames of one video

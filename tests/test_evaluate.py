@@ -1,0 +1,125 @@
+"""The disentanglement score of eq 19 and the probes behind it, on features with known answers."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from stvae.evaluate import (
+    disentanglement,
+    evaluate_run,
+    factor_probe,
+    static_accuracy,
+    video_split,
+)
+
+V, N = 160, 8
+
+
+def circle(labels, k, rng, noise=0.03):
+    """Classes as points on a circle: each linearly separable from the rest."""
+    angle = 2 * np.pi * labels / k
+    pts = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    return pts + noise * rng.standard_normal(pts.shape)
+
+
+@pytest.fixture(scope="module")
+def factors():
+    rng = np.random.default_rng(0)
+    digit = rng.integers(0, 10, size=V)
+    cell = rng.integers(0, 9, size=(V, N))
+    static = circle(np.repeat(digit[:, None], N, axis=1), 10, rng)  # [V, N, 2]
+    temporal = circle(cell, 9, rng)  # [V, N, 2]
+    return digit, cell, static, temporal
+
+
+def test_true_factors_score_near_the_ceiling_with_the_model_division(factors):
+    digit, cell, static, temporal = factors
+    r = disentanglement(np.concatenate([static, temporal], -1), digit, cell, static_features=2)
+    assert r["static_acc_from_static"] > 0.95 and r["temporal_acc_from_temporal"] > 0.95
+    assert r["ceiling"] == pytest.approx(np.sqrt(90))
+    assert r["d_score"] > 0.85 * r["ceiling_this_balance"]
+    assert r["division"] == "model"
+
+
+def test_best_division_is_found_for_baselines(factors):
+    digit, cell, static, temporal = factors
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((V, N, 1))
+    # order: temporal, noise, static -> the static set must be the last two features
+    feats = np.concatenate([temporal, noise, static], -1)
+    r = disentanglement(feats, digit, cell, static_features=0)
+    assert r["static_set"] in ([3, 4], [2, 3, 4])
+    assert set(r["temporal_set"]) >= {0, 1}
+    assert r["division"] == "best of 30"
+    assert r["d_score"] > 0.8 * r["ceiling_this_balance"]
+
+
+def test_noise_scores_near_one(factors):
+    digit, cell, _, _ = factors
+    noise = np.random.default_rng(2).standard_normal((V, N, 4))
+    assert disentanglement(noise, digit, cell, static_features=2)["d_score"] == pytest.approx(
+        1, abs=0.3
+    )
+    assert disentanglement(noise, digit, cell, static_features=0)["d_score"] < 1.6
+
+
+def test_entangled_features_score_low(factors):
+    digit, cell, static, temporal = factors
+    mixed = np.concatenate(
+        [static[..., :1] + temporal[..., :1], static[..., 1:] + temporal[..., 1:]], -1
+    )
+    both = np.concatenate([mixed, mixed], -1)
+    assert disentanglement(both, digit, cell, static_features=2)["d_score"] < 1.5
+
+
+def test_probe_accuracies_equal_a_direct_scikit_learn_computation(factors):
+    digit, cell, static, temporal = factors
+    feats = np.concatenate([static, temporal], -1)
+    probe = factor_probe(feats, {"cell": cell}, {"mine": [1, 2]}, seed=5)
+    train, test = video_split(V, 5)
+    clf = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=5000, random_state=5))
+    clf.fit(feats[train][..., [1, 2]].reshape(-1, 2), cell[train].reshape(-1))
+    direct = np.mean(clf.predict(feats[test][..., [1, 2]].reshape(-1, 2)) == cell[test].reshape(-1))
+    assert probe["cell_from_mine"] == direct
+    values, counts = np.unique(cell[train], return_counts=True)
+    assert probe["cell_chance"] == np.mean(cell[test] == values[np.argmax(counts)])
+
+
+def test_video_split_is_disjoint_and_complete():
+    a, b = video_split(11, 0)
+    assert len(set(a) & set(b)) == 0 and sorted([*a, *b]) == list(range(11))
+
+
+def test_static_accuracy_uses_the_static_half_or_everything(factors):
+    digit, _, static, temporal = factors
+    feats = np.concatenate([temporal, static], -1)  # static info in the last two only
+    assert static_accuracy(feats, digit, static_features=2)["static_accuracy"] < 0.3
+    assert static_accuracy(feats, digit, static_features=0)["static_accuracy"] > 0.95
+
+
+@pytest.mark.slow
+def test_evaluate_run_writes_eval_json(tmp_path):
+    from stvae.data import DataConfig, generate
+    from stvae.model import ModelConfig
+    from stvae.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=ModelConfig(kind="slow", features=3),
+        data=DataConfig(frames=4),
+        steps=2,
+        batch_videos=2,
+    )
+    train(cfg, tmp_path / "run")
+    data = generate("bouncing-mnist", 12, 4, seed=0, split="test")
+    ev = evaluate_run(tmp_path / "run", data)
+    on_disk = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert on_disk["disentanglement"]["d_score"] == ev["disentanglement"]["d_score"]
+    assert ev["disentanglement"]["division"] == "best of 6"
+    assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev["elbo"])
+    unlabelled = {"videos": data["videos"]}
+    ev = evaluate_run(tmp_path / "run", unlabelled)
+    assert "disentanglement" not in ev and len(ev["skipped"]) == 2

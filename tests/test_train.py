@@ -1,0 +1,167 @@
+"""Training loop, run directory, checkpoints and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stvae import StvaeError
+from stvae.checkpoint import load_checkpoint, read_json
+from stvae.data import DataConfig
+from stvae.model import ModelConfig, VideoVAE
+from stvae.train import PRESETS, RUN_FILES, TrainConfig, load_run, train
+
+TINY = TrainConfig(
+    model=ModelConfig(features=4),
+    data=DataConfig(frames=4),
+    steps=6,
+    batch_videos=2,
+    checkpoint_every=2,
+    log_every=1,
+    lr_decay_every=3,
+)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / RUN_FILES["metrics"]).read_text().splitlines()]
+
+
+def test_run_directory(tmp_path):
+    run = tmp_path / "run"
+    summary = train(TINY, run)
+    assert summary["step"] == 6
+    for name in RUN_FILES.values():
+        assert (run / name).is_file()
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "reconstruction", "kl_static", "kl_temporal", "frames_per_s"} <= set(rows[0])
+    assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(1e-4)
+    assert TrainConfig.from_dict(read_json(run / RUN_FILES["config"])) == TINY
+    assert not list(run.glob(".*tmp"))
+
+
+def test_saved_run_gives_the_same_outputs(tmp_path):
+    run = tmp_path / "run"
+    train(TINY, run)
+    model, config = load_run(run)
+    ref = VideoVAE(config.model)
+    load_checkpoint(run / RUN_FILES["checkpoint"], ref)
+    x = torch.rand(1, 4, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x), ref.eval().encode(x))
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = tmp_path / "straight"
+    train(TINY, straight)
+    parted = tmp_path / "parted"
+    train(TINY.replace(steps=4), parted)
+    # resume to the full length; the rows and weights must be those of the straight run
+    train(TINY, parted, resume=True)
+    a, b = metrics(straight), metrics(parted)
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["loss"] == rb["loss"]
+    ma, _ = load_run(straight)
+    mb, _ = load_run(parted)
+    for (ka, va), (kb, vb) in zip(ma.state_dict().items(), mb.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb), ka
+
+
+def test_resume_drops_records_after_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=5), run)  # checkpoints at 2, 4 and 5
+    with open(run / RUN_FILES["metrics"], "a") as f:
+        f.write('{"step": 9, "loss": 1.0}\n{"step": 10, "lo')  # as if killed mid-write
+    train(TINY, run, resume=True)
+    assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run = tmp_path / "run"
+    train(TINY, run)
+    with pytest.raises(StvaeError, match="already exists"):
+        train(TINY, run)
+    with pytest.raises(StvaeError, match="nothing to resume"):
+        train(TINY, tmp_path / "other", resume=True)
+
+
+def test_bad_data_leaves_no_run_directory(tmp_path):
+    run = tmp_path / "run"
+    np.save(tmp_path / "short.npy", np.zeros((2, 3, 64, 64), np.uint8))
+    with pytest.raises(StvaeError, match="fewer than"):
+        train(TINY.replace(**{"data.source": str(tmp_path / "short.npy")}), run)
+    assert not run.exists()
+
+
+def test_trains_on_a_file(tmp_path):
+    videos = (np.random.default_rng(0).random((3, 6, 64, 64)) > 0.9).astype(np.float32)
+    np.save(tmp_path / "v.npy", videos)
+    summary = train(TINY.replace(**{"data.source": str(tmp_path / "v.npy")}), tmp_path / "run")
+    assert summary["step"] == 6
+
+
+def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
+    forward = VideoVAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, beta=None):
+        out = forward(self, x, beta)
+        calls["n"] += 1
+        if calls["n"] == 4:  # after the step-2 checkpoint
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(StvaeError, match="loss became nan at step 3; the last good checkpoint"):
+        train(TINY, run)
+    model, _ = load_run(run)  # the checkpoint is intact and finite
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_failure_before_any_checkpoint_removes_the_run(tmp_path, monkeypatch):
+    def broken(self, x, beta=None):
+        raise StvaeError("boom")
+
+    monkeypatch.setattr(VideoVAE, "forward", broken)
+    with pytest.raises(StvaeError, match="boom"):
+        train(TINY, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_presets():
+    paper = PRESETS["paper"]
+    assert (paper.steps, paper.batch_videos, paper.data.frames) == (30_000, 64, 16)
+    assert paper.lr == 1e-3 and paper.lr_decay == 0.1 and paper.lr_decay_every == 10_000
+    assert paper.model.sigma2 == 0.01 and paper.precision == "fp32"
+    assert paper.lr_at(9_999) == 1e-3 and paper.lr_at(10_000) == pytest.approx(1e-4)
+    cpu = PRESETS["cpu"]
+    assert cpu.model == paper.model and cpu.data == paper.data
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"lr": -1.0}, "lr must be"),
+        ({"device": "tpu"}, "device must be"),
+        ({"precision": "fp8"}, "precision must be"),
+        ({"data.frames": 0}, "frames must be"),
+        ({"data.source": "video.mp4"}, "--data must be"),
+    ],
+)
+def test_bad_config_values(change, message):
+    with pytest.raises(StvaeError, match=message):
+        TINY.replace(**change)
+
+
+def test_config_from_another_version_is_refused(tmp_path):
+    d = TINY.to_dict()
+    d["model"]["prior_family"] = "laplace"
+    d["version"] = "9.9"
+    with pytest.raises(StvaeError, match="written by stvae 9.9"):
+        TrainConfig.from_dict(d)
+    with pytest.raises(StvaeError, match="not a TrainConfig"):
+        TrainConfig.from_dict({"class": "Other"})
