@@ -1,0 +1,199 @@
+"""Training and encoding throughput of the paper's network, as ratios taken in one process.
+
+    python bench/train_speed.py [--batch-videos 16] [--frames 16] [--steps 12]
+
+Prints, all measured in this one run so that machine noise cancels in the ratios:
+
+* this machine's fp32 and bf16 matrix-multiply peaks (GFLOP/s);
+* frames/s and GFLOP/s of a training step for several configurations, from a naive eager
+  fp32 NCHW step to what ``stvae train`` does by default, with model FLOP utilisation
+  (MFU) against the peak of the precision in use and the speed-up over the naive step;
+* the same for encoding (inference);
+* the cost of the KL terms against N (should grow linearly);
+* the data generator's rate against what training consumes.
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` from the ops the step
+runs (convolutions, transposed convolutions and matmuls, forward and backward). Per frame
+the forward pass of a 3x3 conv with C_in -> C_out channels and an H_out x W_out output
+costs 2 * 9 * C_in * C_out * H_out * W_out FLOPs (one multiply and one add per weight and
+output pixel); a linear layer 2 * in * out. Backward costs about twice the forward (one
+product for the input gradient, one for the weight gradient; the first layer needs no
+input gradient). Element-wise work (batch norm, ReLU, the loss) is not counted, as usual
+for MFU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from stvae.data import GeneratedSource, to_tensor
+from stvae.model import ModelConfig, VideoVAE
+from stvae.nets import to_channels_last
+from stvae.priors import kl_static, kl_temporal
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Best GFLOP/s of an n x n x n matmul in ``dtype`` over about ``seconds``."""
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def make_step(model, opt, x, precision: str):
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+    def step():
+        with ctx:
+            loss = model(x)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def time_it(fn, steps: int, warmup: int = 3) -> float:
+    """Median seconds per call after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def configurations(args):
+    """(name, channels_last, precision, compiled) from naive to everything."""
+    return [
+        ("naive eager NCHW fp32", False, "fp32", False),
+        ("channels-last fp32", True, "fp32", False),
+        ("channels-last bf16 autocast", True, "bf16", False),
+        ("compiled channels-last fp32", True, "fp32", True),
+        ("compiled channels-last bf16", True, "bf16", True),
+    ][: args.configs]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch-videos", type=int, default=16)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--configs", type=int, default=5, help="how many configurations to time")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    frames = args.batch_videos * args.frames
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {frames} frames a step"
+    )
+
+    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+
+    src = GeneratedSource(args.frames)
+    x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)))
+    base = VideoVAE(ModelConfig())
+    train_flops = count_flops(lambda: base(x)["loss"].backward())
+    with torch.no_grad():
+        enc_flops = count_flops(lambda: base.encode(x))
+    print(
+        f"counted: {train_flops / frames / 1e9:.3f} GFLOP per frame for a training step, "
+        f"{enc_flops / frames / 1e9:.4f} for encoding"
+    )
+
+    print("\ntraining step")
+    print(f"{'configuration':32s} {'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}")
+    naive = None
+    for name, cl, precision, compiled in configurations(args):
+        model = VideoVAE(ModelConfig())
+        model.load_state_dict(base.state_dict())
+        if cl:
+            model = to_channels_last(model)
+        run = model
+        if compiled:
+            try:
+                run = torch.compile(model)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                print(f"{name:32s} torch.compile unavailable: {e}")
+                continue
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        try:
+            sec = time_it(make_step(run, opt, x, precision), args.steps)
+        except Exception as e:  # noqa: BLE001 - a failed compile is a result too
+            print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
+            continue
+        naive = naive or sec
+        gflops = train_flops / sec / 1e9
+        print(
+            f"{name:32s} {frames / sec:9.0f} {gflops:8.0f} {gflops / peak[precision]:6.2f} "
+            f"{naive / sec:8.2f}x"
+        )
+
+    print("\nencoding (inference, eval mode)")
+    for name, cl, precision in [
+        ("eager NCHW fp32", False, "fp32"),
+        ("channels-last bf16", True, "bf16"),
+    ]:
+        model = VideoVAE(ModelConfig()).eval()
+        if cl:
+            model = to_channels_last(model)
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+        def enc(model=model, ctx=ctx):
+            with torch.no_grad(), ctx:
+                model.encode(x)
+
+        sec = time_it(enc, args.steps)
+        gflops = enc_flops / sec / 1e9
+        print(
+            f"{name:32s} {frames / sec:9.0f} frames/s {gflops:6.0f} GFLOP/s "
+            f"MFU {gflops / peak[precision]:.2f}"
+        )
+
+    print("\nKL cost against N (B=16, F=4, forward + backward)")
+    prev = None
+    for n in (16, 160, 1600, 16000):
+        mu = torch.randn(16, n, 4, requires_grad=True)
+        lv = torch.randn(16, n, 4, requires_grad=True)
+
+        def kl(mu=mu, lv=lv):
+            (kl_static(mu, lv, 0.01) + kl_temporal(mu, lv, 0.01)).sum().backward()
+
+        sec = time_it(kl, 20)
+        growth = "" if prev is None else f"  x{sec / prev:.1f} for 10x N"
+        print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
+        prev = sec
+
+    rng = np.random.default_rng(0)
+    gen = time_it(lambda: src.batch(args.batch_videos, rng), 20)
+    model = to_channels_last(VideoVAE(ModelConfig()))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    step = time_it(make_step(model, opt, x, "bf16"), 4, 1)
+    print(
+        f"\ndata generation: {frames / gen:.0f} frames/s, {step / gen:.0f}x what a "
+        f"bf16 training step consumes"
+    )
+
+
+if __name__ == "__main__":
+    main()
