@@ -93,13 +93,40 @@ def configurations(args):
     ][: args.configs]
 
 
+def profile(args) -> None:
+    """The top operators of a few training steps, by self CPU time (torch.profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    src = GeneratedSource(args.frames)
+    rng = np.random.default_rng(0)
+    model = to_channels_last(VideoVAE(ModelConfig()))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = to_tensor(src.batch(args.batch_videos, rng))
+    step = make_step(model, opt, x, "bf16")
+    step()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            x.copy_(to_tensor(src.batch(args.batch_videos, rng)))
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-videos", type=int, default=16)
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--configs", type=int, default=5, help="how many configurations to time")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="only print where a default (channels-last bf16) training step spends its time",
+    )
     args = p.parse_args()
+    if args.profile:
+        profile(args)
+        return
     torch.manual_seed(0)
     frames = args.batch_videos * args.frames
     print(
