@@ -1,0 +1,46 @@
+"""The Tables 1-2 grid: order, restart without retraining, and the report files."""
+
+import json
+
+import pytest
+
+from stvae import reproduce as rep
+from stvae.data import DataConfig
+from stvae.model import ModelConfig
+from stvae.train import TrainConfig
+
+
+def test_grid_covers_tables_1_and_2():
+    runs = rep.grid()
+    assert len(runs) == 18
+    table1 = {(r.model, r.beta) for r in runs if r.features == 4}
+    assert table1 == set(rep.PAPER_TABLE1)
+    assert {r.features for r in runs if r.model == "hierarchical"} == {4, 8}
+    assert {r.features for r in runs if r.model != "hierarchical"} == {2, 4}
+    assert [r.features for r in runs[:9]] == [4] * 9  # Table 1 first
+    assert len(rep.grid(seeds=3)) == 54
+
+
+@pytest.mark.slow
+def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
+    tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
+    monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
+    trained = []
+    real_train = rep.train
+    monkeypatch.setattr(
+        rep, "train", lambda c, d, resume: trained.append(d) or real_train(c, d, resume)
+    )
+    kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None)
+    rows = rep.reproduce(limit=2, **kwargs)
+    assert [r["name"] for r in rows] == [r.name for r in rep.grid()[:2]]
+    rows = rep.reproduce(limit=1, **kwargs)
+    assert len(rows) == 3 and len(trained) == 3  # the first two were not trained again
+    saved = json.loads((tmp_path / "docs" / "bouncing-mnist-cpu.json").read_text())
+    assert saved == rows
+    for row in saved:
+        assert {"model", "beta", "features", "seed", "d_score", "static_accuracy", "wall_s"} <= set(
+            row
+        )
+    md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
+    assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 18" in md
+    assert "| slow | 4 | not run | 6.38 |" in md
