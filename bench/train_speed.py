@@ -25,8 +25,13 @@ for MFU.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +41,7 @@ from stvae.data import GeneratedSource, to_tensor
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
+from stvae.train import PRESETS, train
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -112,6 +118,23 @@ def profile(args) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def end_to_end(args) -> float:
+    """Frames/s of ``stvae.train.train`` itself: data generated on the fly, default flags of
+    the cpu preset, median over logged steps after a warm-up."""
+    cfg = PRESETS["cpu"].replace(
+        steps=args.steps + 5,
+        batch_videos=args.batch_videos,
+        log_every=1,
+        checkpoint_every=10_000,
+        **{"data.frames": args.frames},
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(cfg, Path(tmp) / "run")
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").open()]
+    return float(np.median([r["frames_per_s"] for r in rows[5:]]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-videos", type=int, default=16)
@@ -175,6 +198,13 @@ def main() -> None:
             f"{name:32s} {frames / sec:9.0f} {gflops:8.0f} {gflops / peak[precision]:6.2f} "
             f"{naive / sec:8.2f}x"
         )
+
+    e2e = end_to_end(args)
+    print(
+        f"{'stvae train (cpu preset, e2e)':32s} {e2e:9.0f} {train_flops / frames * e2e / 1e9:8.0f} "
+        f"{train_flops / frames * e2e / 1e9 / peak[PRESETS['cpu'].precision]:6.2f} "
+        f"{e2e * naive / frames:8.2f}x"
+    )
 
     print("\nencoding (inference, eval mode)")
     for name, cl, precision in [

@@ -97,3 +97,40 @@ def test_entry_point_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"stvae train: error: {tmp_path / 'x.npy'}: no such file"
     np.testing.assert_equal(list(tmp_path.iterdir()), [])
+
+
+def test_evaluate_and_encode_commands(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "--steps", "2", "--batch-videos", "2", "--frames", "4", "--no-check"]
+    assert main([*argv, "--out", str(run_dir)]) == 0
+    data = tmp_path / "d.npz"
+    assert (
+        main(
+            [
+                "dataset",
+                "bouncing-mnist",
+                "--videos",
+                "12",
+                "--frames",
+                "4",
+                "--split",
+                "test",
+                "--out",
+                str(data),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "d-score (eq 19)" in out and "static accuracy (Tables 2-3)" in out
+    assert (run_dir / "eval.json").is_file()
+    feats = tmp_path / "f.npz"
+    assert main(["encode", str(run_dir), "--data", str(data), "--out", str(feats)]) == 0
+    with np.load(feats) as f:
+        assert f["mu"].shape == f["logvar"].shape == (12, 4, 4)
+        assert int(f["static_features"]) == 2 and f["static_labels"].shape == (12,)
+    assert run(["encode", str(run_dir), "--data", str(data), "--out", str(tmp_path / "f.txt")]) == 2
+    assert run(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
