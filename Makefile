@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,tensorboard]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,tensorboard,video]"
 	touch $@
 
 setup: $(VENV)/.installed

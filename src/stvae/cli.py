@@ -60,6 +60,7 @@ TRAIN_FLAGS = {
     "data": "data.source",
     "frames": "data.frames",
     "mnist_dir": "data.mnist_dir",
+    "clip_stride": "data.clip_stride",
     "steps": "steps",
     "batch_videos": "batch_videos",
     "lr": "lr",
@@ -91,7 +92,11 @@ def _add_train(sub) -> None:
         help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
     )
     p.add_argument("--model", choices=MODEL_KINDS, help="hierarchical (the paper's), slow or vae")
-    p.add_argument("--data", help="bouncing-mnist (generated on the fly), or a .npz/.npy file")
+    p.add_argument(
+        "--data",
+        help="bouncing-mnist (generated on the fly), a .npz/.npy file, or a folder of video "
+        "files or of folders of frame images",
+    )
     p.add_argument("--features", type=_positive_int, help="latent features per frame in total")
     p.add_argument(
         "--static-features",
@@ -103,6 +108,11 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=_positive_int, help="optimiser steps")
     p.add_argument("--batch-videos", type=_positive_int, help="videos per batch")
     p.add_argument("--frames", type=_positive_int, help="frames per video clip")
+    p.add_argument(
+        "--clip-stride",
+        type=_positive_int,
+        help="folder data: frames between clip starts (default: --frames)",
+    )
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate")
     p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per decay")
     p.add_argument("--lr-decay-every", type=_positive_int, help="steps between decays")
@@ -230,17 +240,15 @@ def _add_evaluate(sub) -> None:
         "Default data: fresh Bouncing MNIST videos of held-out digit images.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--data", help="a labelled .npz in stvae's dataset format instead")
+    p.add_argument("--data", help="a .npz/.npy file or video folder instead (labels optional)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probe split and held-out set")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args) -> None:
-    from stvae.data import load_dataset
     from stvae.evaluate import evaluate_run
 
-    data = load_dataset(args.data) if args.data else None
-    print(_describe_eval(evaluate_run(args.run, data, args.seed)))
+    print(_describe_eval(evaluate_run(args.run, args.data, args.seed)))
     print(f"wrote {Path(args.run) / 'eval.json'}")
 
 
@@ -289,14 +297,13 @@ def _add_encode(sub) -> None:
         "mu and logvar [V, T, F], static_features, and the file's labels.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--data", required=True, help=".npz or .npy videos")
+    p.add_argument("--data", required=True, help=".npz/.npy videos or a folder of videos")
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=_cmd_encode)
 
 
 def _cmd_encode(args) -> None:
     from stvae.checkpoint import atomic_write
-    from stvae.data import load_dataset
     from stvae.evaluate import encode_run
 
     out = Path(args.out)
@@ -304,7 +311,7 @@ def _cmd_encode(args) -> None:
         raise StvaeError(f"{out}: feature files end in .npz")
     if not out.parent.is_dir():
         raise StvaeError(f"{out.parent}: output folder does not exist")
-    feats = encode_run(args.run, load_dataset(args.data))
+    feats = encode_run(args.run, args.data)
 
     def write(p: Path) -> None:
         with open(p, "wb") as f:

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from stvae.checkpoint import write_json
-from stvae.data import held_out, to_tensor
+from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.model import encode_videos
 from stvae.train import load_run
@@ -238,10 +238,20 @@ def static_accuracy(
     }
 
 
-def encode_run(run_dir, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Features of every frame of ``data`` under a run's model: ``mu``, ``logvar`` [V, N, F],
-    ``static_features`` (leading static features; 0 for the baselines) and ``data``'s labels."""
+def _as_data(data, config) -> dict[str, np.ndarray]:
+    """A dataset dict as it is, or read from a path with the run's clip settings."""
+    if isinstance(data, (str, Path)):
+        return load_dataset(data, config.data.frames, config.data.clip_stride)
+    return data
+
+
+def encode_run(run_dir, data) -> dict[str, np.ndarray]:
+    """Features of every frame of ``data`` (a dataset dict, or a path that
+    :func:`stvae.data.load_dataset` reads) under a run's model: ``mu``, ``logvar``
+    [V, N, F], ``static_features`` (leading static features; 0 for the baselines) and
+    ``data``'s labels."""
     model, config = load_run(run_dir)
+    data = _as_data(data, config)
     mu, logvar = encode_videos(model, data["videos"])
     out = {"mu": mu, "logvar": logvar, "static_features": np.array(config.model.n_static)}
     out.update({k: v for k, v in data.items() if k != "videos"})
@@ -266,15 +276,17 @@ def elbo_terms(
     return terms
 
 
-def evaluate_run(run_dir, data: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict:
+def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
     """Scores a run and writes ``eval.json`` into it.
 
-    ``data`` defaults to the run's held-out set (fresh Bouncing MNIST videos of held-out
-    digits). Reports the negative ELBO terms always; with both label kinds, the score of
-    eq 19 and the static accuracy of Tables 2-3, each with its chance level.
+    ``data`` (a dataset dict or a path) defaults to the run's held-out set (fresh Bouncing
+    MNIST videos of held-out digits). Reports the negative ELBO terms always; with both
+    label kinds, the score of eq 19 and the static accuracy of Tables 2-3, each with its
+    chance level.
     """
     model, config = load_run(run_dir)
-    source = "held-out set"
+    source = str(data) if isinstance(data, (str, Path)) else "given videos"
+    data = _as_data(data, config)
     if data is None:
         data = held_out(config.data, seed=seed)
         source = f"held-out {config.data.source}" if config.data.generated else config.data.source

@@ -39,16 +39,18 @@ class DataConfig:
     source: str = "bouncing-mnist"  # a generated dataset's name, or a .npz/.npy path
     frames: int = 16  # frames per training clip (N); the paper uses 16
     mnist_dir: str | None = None  # full MNIST IDX files instead of the shipped subset
+    clip_stride: int | None = None  # folder data: frames between clip starts (None: = frames)
 
     def __post_init__(self) -> None:
         if self.frames < 1:
             raise StvaeError(f"frames must be at least 1; got {self.frames}")
-        if self.source not in GENERATED and Path(self.source).suffix.lower() not in (
-            ".npz",
-            ".npy",
-        ):
+        if self.clip_stride is not None and self.clip_stride < 1:
+            raise StvaeError(f"clip-stride must be at least 1; got {self.clip_stride}")
+        path = Path(self.source)
+        if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
             raise StvaeError(
-                f"--data must be {' or '.join(GENERATED)} or a .npz/.npy file; got {self.source!r}"
+                f"--data must be {' or '.join(GENERATED)}, a .npz/.npy file or a folder of "
+                f"videos; got {self.source!r}"
             )
 
     @property
@@ -93,7 +95,7 @@ def open_source(config: DataConfig, split: str = "train") -> GeneratedSource | C
     """The training (or held-out) source that ``config`` names; files are read once, here."""
     if config.generated:
         return GeneratedSource(config.frames, split, config.mnist_dir)
-    data = load_dataset(config.source)
+    data = load_dataset(config.source, config.frames, config.clip_stride)
     return ClipSource(data["videos"], config.frames, config.source)
 
 
@@ -135,4 +137,4 @@ def held_out(config: DataConfig, videos: int = 256, seed: int = 0) -> dict[str, 
         return generate(
             config.source, videos, config.frames, HELD_OUT_SEED + seed, "test", config.mnist_dir
         )
-    return load_dataset(config.source)
+    return load_dataset(config.source, config.frames, config.clip_stride)

@@ -6,8 +6,11 @@ A dataset file is an ``.npz`` holding
 * optionally ``static_labels`` int [V], ``temporal_labels`` int [V, T] and
   ``positions`` float [V, T, 2] (or any other per-video / per-frame ground truth).
 
-A bare ``.npy`` array [V, T, 64, 64] (uint8, or float in [0, 1]) is read as ``videos``
-alone. Every check raises :class:`StvaeError` naming the file, and nothing is unpickled.
+A bare ``.npy`` array [V, T, H, W] or [V, T, H, W, C] (uint8, or float in [0, 1]) is read
+as ``videos`` alone; frames of another size or with colour are converted to 64x64
+grayscale as :mod:`stvae.data.frames` documents. A folder of video files or of folders of
+frame images is cut into clips. Every check raises :class:`StvaeError` naming the file,
+and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stvae.data.frames import load_folder, to_gray64
 from stvae.errors import StvaeError
 
 __all__ = ["load_dataset", "save_dataset", "check_videos", "LABEL_KEYS"]
@@ -28,22 +32,29 @@ FRAME = 64
 
 
 def check_videos(videos: np.ndarray, where: str) -> np.ndarray:
-    """Validates a video array and returns it as uint8 or float32 [V, T, 64, 64]."""
-    if videos.ndim != 4 or videos.shape[2:] != (FRAME, FRAME):
-        raise StvaeError(f"{where}: videos must be [V, T, 64, 64]; got shape {list(videos.shape)}")
+    """Validates a video array [V, T, H, W] or [V, T, H, W, C] and returns it as uint8 or
+    float32 [V, T, 64, 64]; other sizes and colour go through :func:`to_gray64`."""
+    shaped = videos.ndim == 4 or (videos.ndim == 5 and videos.shape[-1] in (1, 3, 4))
+    if not shaped:
+        raise StvaeError(
+            f"{where}: videos must be [V, T, H, W] or [V, T, H, W, C]; "
+            f"got shape {list(videos.shape)}"
+        )
     if videos.shape[0] < 1 or videos.shape[1] < 1:
         raise StvaeError(f"{where}: holds no frames (shape {list(videos.shape)})")
-    if videos.dtype == np.uint8:
+    if videos.dtype != np.uint8:
+        if not np.issubdtype(videos.dtype, np.floating):
+            raise StvaeError(f"{where}: videos must be uint8 or float; got {videos.dtype}")
+        videos = videos.astype(np.float32, copy=False)
+        if not np.isfinite(videos).all():
+            raise StvaeError(f"{where}: videos contain NaN or infinite values")
+        lo, hi = float(videos.min()), float(videos.max())
+        if lo < 0.0 or hi > 1.0:
+            raise StvaeError(f"{where}: float videos must lie in [0, 1]; found [{lo:g}, {hi:g}]")
+    if videos.ndim == 4 and videos.shape[2:] == (FRAME, FRAME):
         return videos
-    if not np.issubdtype(videos.dtype, np.floating):
-        raise StvaeError(f"{where}: videos must be uint8 or float; got {videos.dtype}")
-    videos = videos.astype(np.float32, copy=False)
-    if not np.isfinite(videos).all():
-        raise StvaeError(f"{where}: videos contain NaN or infinite values")
-    lo, hi = float(videos.min()), float(videos.max())
-    if lo < 0.0 or hi > 1.0:
-        raise StvaeError(f"{where}: float videos must lie in [0, 1]; found [{lo:g}, {hi:g}]")
-    return videos
+    gray = to_gray64(videos, where)
+    return np.rint(gray * 255).astype(np.uint8) if videos.dtype == np.uint8 else gray
 
 
 def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
@@ -61,11 +72,19 @@ def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
             raise StvaeError(f"{where}: positions contain NaN or infinite values")
 
 
-def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
-    """Reads a dataset ``.npz`` or a bare ``.npy`` video array; see the module doc."""
+def load_dataset(
+    path: str | Path, frames: int = 16, stride: int | None = None
+) -> dict[str, np.ndarray]:
+    """Reads a dataset ``.npz``, a bare ``.npy`` video array, or a folder of videos.
+
+    ``frames`` and ``stride`` cut a folder's videos into clips (see
+    :mod:`stvae.data.frames`); arrays are taken as they are.
+    """
     path = Path(path)
     if not path.exists():
         raise StvaeError(f"{path}: no such file")
+    if path.is_dir():
+        return load_folder(path, frames, stride)
     if not path.is_file():
         raise StvaeError(f"{path}: not a file")
     if path.stat().st_size == 0:
