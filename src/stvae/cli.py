@@ -204,7 +204,7 @@ def _add_dataset(sub) -> None:
         help="write a generated dataset to an .npz file",
         description="Generate a labelled dataset in stvae's .npz format.",
     )
-    p.add_argument("name", choices=["bouncing-mnist"], help="which dataset")
+    p.add_argument("name", choices=["bouncing-mnist", "chairs"], help="which dataset")
     p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
     p.add_argument("--frames", type=_positive_int, default=16, help="frames per video")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator")
@@ -212,7 +212,7 @@ def _add_dataset(sub) -> None:
         "--split",
         choices=["train", "test"],
         default="train",
-        help="which digit images: train, or the held-out test images",
+        help="train, or the held-out digit images (bouncing-mnist) or 10 held-out chairs",
     )
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
     p.add_argument("--out", required=True, help="output .npz file")

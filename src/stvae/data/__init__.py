@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stvae.data import bouncing_mnist
+from stvae.data import bouncing_mnist, chairs
 from stvae.data.digits import load_digits
 from stvae.data.files import load_dataset, save_dataset
 from stvae.errors import StvaeError
@@ -31,7 +31,7 @@ __all__ = [
     "held_out",
 ]
 
-GENERATED = ("bouncing-mnist",)
+GENERATED = ("bouncing-mnist", "chairs")
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,24 @@ class DataConfig:
 
 
 class GeneratedSource:
-    """Fresh Bouncing MNIST videos for every batch, from one split's digit images."""
+    """Fresh videos for every batch: Bouncing MNIST from one split's digit images, or
+    rotating chairs from one split's identities."""
 
-    def __init__(self, frames: int, split: str = "train", mnist_dir: str | None = None):
-        self.frames = frames
-        self.digits = load_digits(split, mnist_dir)
+    def __init__(
+        self,
+        frames: int,
+        split: str = "train",
+        mnist_dir: str | None = None,
+        name: str = "bouncing-mnist",
+    ):
+        if name not in GENERATED:
+            raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(GENERATED)}")
+        self.frames, self.split, self.name = frames, split, name
+        self.digits = load_digits(split, mnist_dir) if name == "bouncing-mnist" else None
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.name == "chairs":
+            return chairs.render(videos, self.frames, rng, self.split)
         return bouncing_mnist.render(self.digits, videos, self.frames, rng)
 
     def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +105,7 @@ class ClipSource:
 def open_source(config: DataConfig, split: str = "train") -> GeneratedSource | ClipSource:
     """The training (or held-out) source that ``config`` names; files are read once, here."""
     if config.generated:
-        return GeneratedSource(config.frames, split, config.mnist_dir)
+        return GeneratedSource(config.frames, split, config.mnist_dir, config.source)
     data = load_dataset(config.source, config.frames, config.clip_stride)
     return ClipSource(data["videos"], config.frames, config.source)
 
@@ -108,11 +119,10 @@ def generate(
     mnist_dir: str | None = None,
 ) -> dict[str, np.ndarray]:
     """A labelled dataset in the file format of :mod:`stvae.data.files`, from ``seed``."""
-    if name not in GENERATED:
-        raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(GENERATED)}")
     if videos < 1 or frames < 1:
         raise StvaeError(f"videos and frames must be at least 1; got {videos} and {frames}")
-    return GeneratedSource(frames, split, mnist_dir).sample(videos, np.random.default_rng(seed))
+    source = GeneratedSource(frames, split, mnist_dir, name)
+    return source.sample(videos, np.random.default_rng(seed))
 
 
 def to_tensor(videos: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:

@@ -27,7 +27,7 @@ from stvae.errors import StvaeError
 
 __all__ = ["load_dataset", "save_dataset", "check_videos", "LABEL_KEYS"]
 
-LABEL_KEYS = ("static_labels", "temporal_labels", "positions")
+LABEL_KEYS = ("static_labels", "temporal_labels", "positions", "angles")
 FRAME = 64
 
 
@@ -59,17 +59,23 @@ def check_videos(videos: np.ndarray, where: str) -> np.ndarray:
 
 def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
     v, t = data["videos"].shape[:2]
-    expected = {"static_labels": (v,), "temporal_labels": (v, t), "positions": (v, t, 2)}
+    expected = {
+        "static_labels": (v,),
+        "temporal_labels": (v, t),
+        "positions": (v, t, 2),
+        "angles": (v, t),
+    }
     for key, shape in expected.items():
         if key not in data:
             continue
         arr = data[key]
         if arr.shape != shape:
             raise StvaeError(f"{where}: {key} must have shape {list(shape)}; got {list(arr.shape)}")
-        if key != "positions" and not np.issubdtype(arr.dtype, np.integer):
+        real = key in ("positions", "angles")
+        if not real and not np.issubdtype(arr.dtype, np.integer):
             raise StvaeError(f"{where}: {key} must be integers; got {arr.dtype}")
-        if key == "positions" and not np.isfinite(arr).all():
-            raise StvaeError(f"{where}: positions contain NaN or infinite values")
+        if real and not np.isfinite(arr).all():
+            raise StvaeError(f"{where}: {key} contain NaN or infinite values")
 
 
 def load_dataset(

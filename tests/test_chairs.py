@@ -1,0 +1,66 @@
+"""The procedural rotating-chairs dataset."""
+
+import math
+
+import numpy as np
+import pytest
+
+from stvae.data import generate
+from stvae.data.chairs import AZIMUTH_BINS, HELD_OUT, TRAIN_OFFSET, chair_boxes, render_views
+
+
+def test_identities_are_deterministic_and_different():
+    a = render_views(3, np.array([0.4]))
+    np.testing.assert_array_equal(a, render_views(3, np.array([0.4])))
+    views = [render_views(i, np.array([0.4]))[0] for i in range(12)]
+    for i in range(12):
+        for j in range(i):
+            assert np.abs(views[i] - views[j]).mean() > 0.005, (i, j)
+    assert len({len(chair_boxes(i)) for i in range(50)}) >= 4  # several structures
+
+
+def test_frames_show_a_shaded_chair_on_black():
+    img = render_views(TRAIN_OFFSET, np.linspace(0, 2 * math.pi, 8, endpoint=False))
+    assert img.shape == (8, 64, 64) and img.dtype == np.float32
+    for frame in img:
+        covered = (frame > 0).mean()
+        assert 0.05 < covered < 0.6  # a chair, not an empty or full frame
+        assert frame[0].max() == 0 and frame[:, 0].max() == 0  # it fits inside the frame
+        assert len(np.unique(np.round(frame[frame > 0], 3))) >= 3  # several shaded faces
+
+
+def test_rotation_is_about_the_vertical_axis():
+    full = render_views(5, np.array([0.3, 0.3 + 2 * math.pi]))
+    np.testing.assert_allclose(full[0], full[1], atol=1e-5)
+    # quarter turn changes the view; the silhouette's vertical extent stays the same
+    quarter = render_views(5, np.array([0.3, 0.3 + math.pi / 2]))
+    assert np.abs(quarter[0] - quarter[1]).mean() > 0.01
+    rows = [np.flatnonzero(q.max(1) > 0) for q in quarter]
+    assert abs(rows[0].min() - rows[1].min()) <= 4 and abs(rows[0].max() - rows[1].max()) <= 4
+
+
+def test_videos_rotate_with_labels():
+    d = generate("chairs", 6, 16, seed=1)
+    assert d["videos"].shape == (6, 16, 64, 64) and d["videos"].dtype == np.uint8
+    assert (d["static_labels"] >= TRAIN_OFFSET).all()
+    steps = np.angle(np.exp(1j * np.diff(d["angles"], axis=1)))  # wrapped differences
+    assert np.allclose(steps, steps[:, :1], atol=1e-4)  # constant speed per video
+    assert (np.abs(steps) >= math.radians(5) - 1e-4).all() and (
+        np.abs(steps) <= math.radians(15) + 1e-4
+    ).all()
+    np.testing.assert_array_equal(
+        d["temporal_labels"], (d["angles"] // (2 * math.pi / AZIMUTH_BINS))
+    )
+
+
+def test_held_out_chairs_are_the_ten_test_identities():
+    d = generate("chairs", 40, 2, seed=0, split="test")
+    assert set(d["static_labels"]) <= set(range(HELD_OUT))
+    assert len(set(d["static_labels"])) == HELD_OUT
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_generation_is_deterministic(seed):
+    a, b = generate("chairs", 2, 3, seed=seed), generate("chairs", 2, 3, seed=seed)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
