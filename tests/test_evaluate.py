@@ -12,6 +12,7 @@ from stvae.evaluate import (
     disentanglement,
     evaluate_run,
     factor_probe,
+    order_task,
     static_accuracy,
     video_split,
 )
@@ -123,3 +124,22 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     unlabelled = {"videos": data["videos"]}
     ev = evaluate_run(tmp_path / "run", unlabelled)
     assert "disentanglement" not in ev and len(ev["skipped"]) == 2
+
+
+def test_order_task_shows_ordered_and_shuffled_triplets():
+    v, n = 30, 16
+    frame_index = np.broadcast_to(np.arange(n, dtype=float)[None, :, None], (v, n, 1))
+    x, y = order_task(v, n, seed=0)(frame_index, np.arange(v))
+    assert x.shape == (v * 8, 3) and set(np.unique(y)) == {0, 1}
+    monotone = ((np.diff(x, axis=1) > 0).all(1)) | ((np.diff(x, axis=1) < 0).all(1))
+    np.testing.assert_array_equal(monotone, y == 1)
+    assert abs(y.mean() - 0.5) < 0.1
+
+
+def test_chairs_score_uses_the_order_task(factors):
+    digit, _, static, temporal = factors
+    feats = np.concatenate([static, temporal], -1)
+    r = disentanglement(feats, digit, None, static_features=2, temporal_task="order")
+    assert r["temporal_task"] == "order" and r["ceiling"] == pytest.approx(np.sqrt(20))
+    assert r["static_acc_from_static"] > 0.95
+    assert 0.35 < r["temporal_acc_from_static"] < 0.65  # the digit says nothing about order
