@@ -14,11 +14,23 @@ def test_grid_covers_tables_1_and_2():
     runs = rep.grid()
     assert len(runs) == 18
     table1 = {(r.model, r.beta) for r in runs if r.features == 4}
-    assert table1 == set(rep.PAPER_TABLE1)
+    assert table1 == set(rep.GRIDS["bouncing-mnist"].paper_table1)
     assert {r.features for r in runs if r.model == "hierarchical"} == {4, 8}
     assert {r.features for r in runs if r.model != "hierarchical"} == {2, 4}
     assert [r.features for r in runs[:9]] == [4] * 9  # Table 1 first
     assert len(rep.grid(seeds=3)) == 54
+
+
+def test_chairs_grid_covers_table_1_and_3():
+    runs = rep.grid("chairs")
+    assert len(runs) == 15
+    assert {(r.model, r.features) for r in runs} == {
+        ("hierarchical", 8),
+        ("slow", 8),
+        ("vae", 8),
+        ("slow", 4),
+        ("vae", 4),
+    }
 
 
 @pytest.mark.slow

@@ -331,7 +331,7 @@ def _add_reproduce(sub) -> None:
         description="Train and evaluate the grid of the paper's Tables 1 and 2, skipping runs "
         "already done, and write docs/results/<dataset>-<preset>.md and .json.",
     )
-    p.add_argument("--dataset", choices=["bouncing-mnist"], default="bouncing-mnist")
+    p.add_argument("--dataset", choices=["bouncing-mnist", "chairs"], default="bouncing-mnist")
     p.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
     p.add_argument("--out", default="runs/reproduce", help="folder for the run directories")
     p.add_argument("--report-dir", default="docs/results", help="folder for the report")

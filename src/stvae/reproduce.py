@@ -1,10 +1,12 @@
-"""The grid of Tables 1 and 2 on Bouncing MNIST: train, evaluate, report.
+"""The grids of Tables 1-3: train, evaluate, report.
 
-Table 1 compares the three model kinds at 4 latent features in total; Table 2 the
-static accuracy of the hierarchical model with 2 and 4 features per factor against
-baselines with 2 and 4 features in total; all at beta 1, 2 and 4 (section 4.4). A run
-whose result is already in the report's JSON, or whose run directory holds an
-``eval.json``, is not trained again, so the grid can be stopped and restarted.
+Bouncing MNIST: Table 1 compares the three model kinds at 4 latent features in total;
+Table 2 the static accuracy of the hierarchical model with 2 and 4 features per factor
+against baselines with 2 and 4 features in total. Rotating chairs: Table 1 at 8 features
+in total; Table 3 the static accuracy of the hierarchical model with 4 features per
+factor against baselines with 4. All at beta 1, 2 and 4 (section 4.4). A run whose result
+is already in the report's JSON, or whose run directory holds an ``eval.json``, is not
+trained again, so a grid can be stopped and restarted.
 """
 
 from __future__ import annotations
@@ -24,22 +26,64 @@ from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.train import PRESETS, RUN_FILES, train
 
-__all__ = ["GridRun", "grid", "reproduce", "PAPER_TABLE1", "PAPER_TABLE2", "DATASETS"]
+__all__ = ["GridRun", "GridSpec", "GRIDS", "grid", "reproduce", "report_markdown"]
 
-DATASETS = ("bouncing-mnist",)
 BETAS = (1.0, 2.0, 4.0)
-# Paper, Table 1 (d-score, Bouncing MNIST, 4 features) and Table 2 (static accuracy).
-PAPER_TABLE1 = {
-    ("hierarchical", 1.0): 6.71, ("hierarchical", 2.0): 6.74, ("hierarchical", 4.0): 6.82,
-    ("slow", 1.0): 4.70, ("slow", 2.0): 5.78, ("slow", 4.0): 6.38,
-    ("vae", 1.0): 1.08, ("vae", 2.0): 1.70, ("vae", 4.0): 1.71,
-}  # fmt: skip
-PAPER_TABLE2 = {  # (model, beta) -> (Acc 4, Acc 2); "Acc x": x features used by the probe
-    ("hierarchical", 1.0): (0.83, 0.71), ("hierarchical", 2.0): (0.88, 0.64),
-    ("hierarchical", 4.0): (0.82, 0.69),
-    ("slow", 1.0): (0.58, 0.11), ("slow", 2.0): (0.65, 0.12), ("slow", 4.0): (0.66, 0.13),
-    ("vae", 1.0): (0.80, 0.13), ("vae", 2.0): (0.52, 0.12), ("vae", 4.0): (0.51, 0.13),
-}  # fmt: skip
+KINDS = ("hierarchical", "slow", "vae")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """What the paper reports for one dataset, and the runs that reproduce it."""
+
+    table1_features: int  # features in total of the Table 1 runs
+    paper_table1: dict[tuple[str, float], float]  # (model, beta) -> d-score
+    static_table: str  # "Table 2" or "Table 3"
+    # static-accuracy columns: (heading, {model: features in total of the run probed})
+    static_columns: tuple[tuple[str, dict[str, int]], ...]
+    paper_static: dict[tuple[str, float], tuple[float, ...]]  # one value per column
+
+
+def _paper(values: list) -> dict[tuple[str, float], float]:
+    """Paper values listed model by model (hierarchical, slow, vae), beta 1, 2, 4 in each."""
+    cells = [(m, b) for m in KINDS for b in BETAS]
+    return dict(zip(cells, values, strict=True))
+
+
+GRIDS: dict[str, GridSpec] = {
+    "bouncing-mnist": GridSpec(
+        table1_features=4,
+        paper_table1=_paper([6.71, 6.74, 6.82, 4.70, 5.78, 6.38, 1.08, 1.70, 1.71]),
+        static_table="Table 2",
+        static_columns=(
+            ("Acc 4", {"hierarchical": 8, "slow": 4, "vae": 4}),
+            ("Acc 2", {"hierarchical": 4, "slow": 2, "vae": 2}),
+        ),
+        paper_static=_paper(
+            [
+                (0.83, 0.71),
+                (0.88, 0.64),
+                (0.82, 0.69),
+                (0.58, 0.11),
+                (0.65, 0.12),
+                (0.66, 0.13),
+                (0.80, 0.13),
+                (0.52, 0.12),
+                (0.51, 0.13),
+            ]
+        ),
+    ),
+    "chairs": GridSpec(
+        table1_features=8,
+        paper_table1=_paper([1.79, 1.73, 1.81, 1.19, 1.57, 1.39, 1.27, 1.24, 1.35]),
+        static_table="Table 3",
+        static_columns=(("Accuracy", {"hierarchical": 8, "slow": 4, "vae": 4}),),
+        paper_static=_paper(
+            [(0.33,), (0.48,), (0.59,), (0.24,), (0.34,), (0.37,), (0.52,), (0.51,), (0.54,)]
+        ),
+    ),
+}
+DATASETS = tuple(GRIDS)
 
 
 @dataclass(frozen=True)
@@ -53,16 +97,13 @@ class GridRun:
     def name(self) -> str:
         return f"{self.model}-f{self.features}-beta{self.beta:g}-seed{self.seed}"
 
-    @property
-    def probe_features(self) -> int:
-        """Features the Table 2 probe sees: the static half, or all of a baseline's."""
-        return self.features // 2 if self.model == "hierarchical" else self.features
 
-
-def grid(seeds: int = 1) -> list[GridRun]:
-    """Table 1 runs first (4 features in total), then Table 2's other sizes."""
-    sizes = [("hierarchical", 4), ("slow", 4), ("vae", 4)]
-    sizes += [("hierarchical", 8), ("slow", 2), ("vae", 2)]
+def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
+    """Table 1 runs first, then the other sizes the static-accuracy table needs."""
+    spec = GRIDS[dataset]
+    sizes = [(m, spec.table1_features) for m in KINDS]
+    for _, column in spec.static_columns:
+        sizes += [(m, f) for m, f in column.items() if (m, f) not in sizes]
     return [
         GridRun(model, beta, features, seed)
         for seed in range(seeds)
@@ -108,8 +149,8 @@ def reproduce(
     ``limit`` stops after that many newly trained runs (the rest stay for a restart).
     Returns the report's rows.
     """
-    if dataset not in DATASETS:
-        raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if dataset not in GRIDS:
+        raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(GRIDS)}")
     if preset not in PRESETS:
         raise StvaeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if seeds < 1:
@@ -120,13 +161,18 @@ def reproduce(
     done = read_json(stem.with_suffix(".json")) if stem.with_suffix(".json").exists() else []
     rows = {r["name"]: r for r in done}
     trained = 0
-    for run in grid(seeds):
+    for run in grid(dataset, seeds):
         if run.name in rows:
             continue
         run_dir = out / run.name
         config = PRESETS[preset].replace(
             seed=run.seed,
-            **{"model.kind": run.model, "model.beta": run.beta, "model.features": run.features},
+            **{
+                "model.kind": run.model,
+                "model.beta": run.beta,
+                "model.features": run.features,
+                "data.source": dataset,
+            },
         )
         if (run_dir / "eval.json").exists() and (run_dir / RUN_FILES["weights"]).exists():
             ev = read_json(run_dir / "eval.json")
@@ -147,10 +193,10 @@ def reproduce(
             f"[{run.name}] d-score {rows[run.name]['d_score']:.2f}  "
             f"static accuracy {rows[run.name]['static_accuracy']:.3f}  ({wall:.0f} s)"
         )
-        ordered = [rows[r.name] for r in grid(seeds) if r.name in rows]
+        ordered = [rows[r.name] for r in grid(dataset, seeds) if r.name in rows]
         write_json(stem.with_suffix(".json"), ordered)
         stem.with_suffix(".md").write_text(report_markdown(ordered, dataset, preset, seeds))
-    return [rows[r.name] for r in grid(seeds) if r.name in rows]
+    return [rows[r.name] for r in grid(dataset, seeds) if r.name in rows]
 
 
 def _mean_spread(values: list[float]) -> str:
@@ -162,16 +208,14 @@ def _mean_spread(values: list[float]) -> str:
 
 
 def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> str:
-    """Tables 1 and 2 as measured, with the paper's numbers beside them."""
-    cfg = PRESETS[preset]
-    by = {}
+    """Table 1 and the static-accuracy table as measured, with the paper's numbers beside."""
+    spec, cfg = GRIDS[dataset], PRESETS[preset]
+    by: dict[tuple[str, float, int], list[dict]] = {}
     for r in rows:
         by.setdefault((r["model"], r["beta"], r["features"]), []).append(r)
-    chance_t = [r["temporal_chance"] for r in rows]
-    chance_s = [r["static_chance"] for r in rows]
-    ceil = [r["ceiling_this_balance"] for r in rows]
+    total = len(grid(dataset, seeds))
     lines = [
-        f"# {dataset}: Tables 1 and 2, `{preset}` preset",
+        f"# {dataset}: Table 1 and {spec.static_table}, `{preset}` preset",
         "",
         f"Made by `stvae reproduce --dataset {dataset} --preset {preset} --seeds {seeds}`; "
         f"stvae {__version__}, torch {torch.__version__}, numpy {np.__version__}, "
@@ -181,23 +225,22 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
         f"Schedule: {cfg.steps} steps of {cfg.batch_videos} videos x {cfg.data.frames} frames, "
         f"Adam {cfg.lr:g} x {cfg.lr_decay:g} every {cfg.lr_decay_every} steps, "
         f"beta warm-up {cfg.beta_warmup} steps, precision {cfg.precision}, "
-        f"sigma2 {cfg.model.sigma2:g}. "
-        "Scores are on 256 fresh videos of held-out digit images; probes train on half of "
-        "the videos and are scored on the other half.",
+        f"sigma2 {cfg.model.sigma2:g}. Scores are on 256 fresh held-out videos; probes "
+        "train on half of the videos and are scored on the other half.",
         "",
-        f"Runs done: {len(rows)} of {len(grid(seeds))}. Cells show mean ± standard deviation "
-        "over seeds where there is more than one.",
+        f"Runs done: {len(rows)} of {total}. Cells show mean ± standard deviation over seeds "
+        "where there is more than one.",
         "",
-        "## Table 1: disentanglement score (eq 19), 4 features in total",
+        f"## Table 1: disentanglement score (eq 19), {spec.table1_features} features in total",
         "",
-        "| model | beta | d-score | paper | static set won | wall time (s) |",
+        "| model | beta | d-score | paper | division | wall time (s) |",
         "|---|---|---|---|---|---|",
     ]
-    for (model, beta), paper in PAPER_TABLE1.items():
-        cell = by.get((model, beta, 4), [])
+    for (model, beta), paper in spec.paper_table1.items():
+        cell = by.get((model, beta, spec.table1_features), [])
         won = cell[0]["division"] if cell else ""
         if cell and model != "hierarchical":
-            won = f"{cell[0]['static_set']} ({won})"
+            won = f"static {cell[0]['static_set']} ({won})"
         walls = _mean_spread([r["wall_s"] for r in cell]).replace("not run", "")
         lines.append(
             f"| {model} | {beta:g} | {_mean_spread([r['d_score'] for r in cell])} | {paper:.2f} "
@@ -206,27 +249,29 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
     if rows:
         lines += [
             "",
-            "The score's ceiling with balanced classes is "
-            f"sqrt(9 x 10) = {rows[0]['ceiling']:.2f}. "
-            f"A blind probe scores {statistics.mean(chance_t):.3f} on location (the centre cell "
-            f"holds most frames) and {statistics.mean(chance_s):.3f} on the digit, so a perfect "
-            f"model reaches at most about {statistics.mean(ceil):.2f} on this data.",
+            f"The score's ceiling with balanced classes is {rows[0]['ceiling']:.2f}. A blind "
+            f"probe scores {statistics.mean(r['temporal_chance'] for r in rows):.3f} on the "
+            f"temporal target and {statistics.mean(r['static_chance'] for r in rows):.3f} on "
+            "the static one, so a perfect model reaches at most about "
+            f"{statistics.mean(r['ceiling_this_balance'] for r in rows):.2f} on this data.",
         ]
+    heads = [h for h, _ in spec.static_columns]
     lines += [
         "",
-        "## Table 2: static classification accuracy (linear SVM on the digit)",
+        f"## {spec.static_table}: static classification accuracy (linear SVM)",
         "",
-        "The hierarchical model is probed on its static factor only (2 or 4 features, of 4 "
-        "or 8 in total); baselines on all of their 2 or 4 features.",
+        "The hierarchical model is probed on its static factor only; baselines on all of "
+        "their features. Column headings give the number of features the probe sees.",
         "",
-        "| model | beta | Acc 4 | paper Acc 4 | Acc 2 | paper Acc 2 |",
-        "|---|---|---|---|---|---|",
+        "| model | beta | " + " | ".join(f"{h} | paper {h}" for h in heads) + " |",
+        "|---|---|" + "---|---|" * len(heads),
     ]
-    for (model, beta), (p4, p2) in PAPER_TABLE2.items():
-        total = {4: 8 if model == "hierarchical" else 4, 2: 4 if model == "hierarchical" else 2}
-        a4 = _mean_spread([r["static_accuracy"] for r in by.get((model, beta, total[4]), [])])
-        a2 = _mean_spread([r["static_accuracy"] for r in by.get((model, beta, total[2]), [])])
-        lines.append(f"| {model} | {beta:g} | {a4} | {p4:.2f} | {a2} | {p2:.2f} |")
+    for (model, beta), paper in spec.paper_static.items():
+        cells = []
+        for (_, column), p in zip(spec.static_columns, paper, strict=True):
+            got = by.get((model, beta, column[model]), [])
+            cells.append(f"{_mean_spread([r['static_accuracy'] for r in got])} | {p:.2f}")
+        lines.append(f"| {model} | {beta:g} | " + " | ".join(cells) + " |")
     lines += ["", "## Every run", ""]
     lines += [
         "| run | d-score | static acc | -ELBO (nats/frame) | wall (s) |",
