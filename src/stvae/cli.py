@@ -354,14 +354,26 @@ def _cmd_reproduce(args) -> None:
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
 
 
-def _add_later(sub, name: str, what: str, issue: str) -> None:
-    p = sub.add_parser(name, help=what, description=f"{what} (arrives with {issue}).")
-    p.add_argument("run", nargs="?", help="run directory")
-    p.set_defaults(func=lambda args: _not_yet(name, issue))
+def _add_figures(sub) -> None:
+    p = sub.add_parser(
+        "figures",
+        help="draw the paper's figures (2-8), reconstructions, curves and GIFs for a run",
+        description="Write the paper's Figures 2-8 for a run, with reconstructions, training "
+        "curves, GIFs and an index.html, into --out (default: RUN/figures).",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", help="videos to draw from (default: the run's held-out data)")
+    p.add_argument("--out", help="output folder (default: RUN/figures)")
+    p.add_argument("--seed", type=int, default=0, help="which videos are picked")
+    p.set_defaults(func=_cmd_figures)
 
 
-def _not_yet(name: str, issue: str) -> None:
-    raise StvaeError(f"'{name}' is not available in stvae {__version__} yet ({issue})")
+def _cmd_figures(args) -> None:
+    from stvae.figures import make_figures
+
+    out = Path(args.out) if args.out else Path(args.run) / "figures"
+    made = make_figures(args.run, args.data, out, args.seed)
+    print(f"wrote {len(made)} files to {out}: open {out / 'index.html'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(sub)
     _add_evaluate(sub)
     _add_encode(sub)
-    _add_later(sub, "figures", "draw the paper's figures for a run", "issue 7")
+    _add_figures(sub)
     _add_reproduce(sub)
     return parser
 

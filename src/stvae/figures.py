@@ -1,0 +1,274 @@
+"""The paper's figures (2-8) for any run and dataset, plus reconstructions, curves and GIFs.
+
+All latents are posterior means of encoded held-out frames (the paper's Figure 2 decodes
+prior samples instead; encodings show the same swap on real content). For a baseline,
+which has no static/temporal split, the division is the one ``evaluate`` found (read from
+``eval.json``, or computed here when the data has labels), and every figure says so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from PIL import Image
+
+from stvae.data import held_out, load_dataset
+from stvae.errors import StvaeError
+from stvae.evaluate import disentanglement
+from stvae.model import encode_videos
+from stvae.train import RUN_FILES, load_run
+
+__all__ = ["make_figures", "division"]
+
+
+def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, list, str]:
+    """(static indices, temporal indices, how they were chosen) for this run."""
+    f, k = config.model.features, config.model.n_static
+    if k:
+        return list(range(k)), list(range(k, f)), "the model's own static/temporal split"
+    ev = run_dir / "eval.json"
+    if ev.exists():
+        d = json.loads(ev.read_text()).get("disentanglement")
+        if d:
+            return d["static_set"], d["temporal_set"], "baseline: the division evaluate found"
+    if "static_labels" in data and ("temporal_labels" in data or config.data.source == "chairs"):
+        task = "order" if config.data.source == "chairs" else "labels"
+        d = disentanglement(mu, data["static_labels"], data.get("temporal_labels"), 0, 0, task)
+        return d["static_set"], d["temporal_set"], "baseline: the best division on this data"
+    half = max(1, f // 2)
+    return list(range(half)), list(range(half, f)), "baseline, no labels: first half vs rest"
+
+
+@torch.no_grad()
+def _decode(model, h: np.ndarray) -> np.ndarray:
+    """Latents [..., F] -> images in [0, 1], [..., 64, 64]."""
+    logits = model.decode(torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32)))
+    return torch.sigmoid(logits).squeeze(-3).numpy()
+
+
+def _combine(static_from: np.ndarray, temporal_from: np.ndarray, s_idx, t_idx) -> np.ndarray:
+    h = np.array(temporal_from, dtype=np.float32, copy=True)
+    h[..., s_idx] = static_from[..., s_idx]
+    h[..., t_idx] = temporal_from[..., t_idx]
+    return h
+
+
+def _grid(images: np.ndarray, path: Path, title: str, row_labels=None, col_labels=None) -> None:
+    """images [R, C, 64, 64] in [0, 1] -> one PNG with a title."""
+    r, c = images.shape[:2]
+    fig = Figure(figsize=(1.1 * c + 0.6, 1.1 * r + 0.6))
+    axes = fig.subplots(r, c, squeeze=False)
+    for i in range(r):
+        for j in range(c):
+            ax = axes[i, j]
+            ax.imshow(images[i, j], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row_labels is not None and j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+            if col_labels is not None and i == 0:
+                ax.set_title(col_labels[j], fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def _gif(frames: np.ndarray, path: Path, scale: int = 2) -> None:
+    """frames [T, H, W] in [0, 1] -> an animated GIF, ``scale`` times larger."""
+    imgs = [
+        Image.fromarray(np.rint(f * 255).astype(np.uint8)).resize(
+            (f.shape[1] * scale, f.shape[0] * scale), Image.Resampling.NEAREST
+        )
+        for f in frames
+    ]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=150, loop=0)
+
+
+def _embed_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    """[M, k] -> [M, 2]: as it is for k = 2, padded for k = 1, t-SNE for k > 2."""
+    if x.shape[1] == 2:
+        return x, ""
+    if x.shape[1] == 1:
+        return np.concatenate([x, np.zeros_like(x)], 1), " (1 feature)"
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, (len(x) - 1) / 3)
+    return TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
+        x
+    ), " (t-SNE)"
+
+
+def _latent_plot(mu, s_idx, t_idx, path: Path, note: str, seed: int) -> None:
+    """Figure 8: frames of each video joined in time order, one colour per video."""
+    v, n = mu.shape[:2]
+    fig = Figure(figsize=(8, 4))
+    axes = fig.subplots(1, 2)
+    for ax, idx, name in ((axes[0], s_idx, "static"), (axes[1], t_idx, "temporal")):
+        pts, how = _embed_2d(mu[..., idx].reshape(v * n, -1), seed)
+        pts = pts.reshape(v, n, 2)
+        for i in range(v):
+            ax.plot(pts[i, :, 0], pts[i, :, 1], "-o", ms=3, lw=1, color=colormaps["tab10"](i % 10))
+        ax.set_title(f"{name} factor{how}", fontsize=9)
+    fig.suptitle(f"Encodings of {v} test videos, frames joined in time order ({note})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def _curves(run_dir: Path, path: Path) -> bool:
+    metrics = run_dir / RUN_FILES["metrics"]
+    if not metrics.exists():
+        return False
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if not rows:
+        return False
+    steps = [r["step"] for r in rows]
+    keys = ["reconstruction"] + sorted(k for k in rows[0] if k.startswith("kl_"))
+    fig = Figure(figsize=(3.2 * len(keys), 2.8))
+    axes = fig.subplots(1, len(keys), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.plot(steps, [r[key] for r in rows], lw=1)
+        ax.set_title(f"{key} (nats/frame)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return True
+
+
+def make_figures(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+) -> dict[str, str]:
+    """Writes every figure of a run into ``out`` (default: ``<run>/figures``) with an
+    ``index.html``; returns {file name: one-line explanation}."""
+    run_dir = Path(run_dir)
+    model, config = load_run(run_dir)
+    if data is None:
+        dataset = held_out(config.data, videos=64, seed=seed)
+        source = f"held-out {config.data.source}" if config.data.generated else config.data.source
+    else:
+        dataset = load_dataset(data, config.data.frames, config.data.clip_stride)
+        source = str(data)
+    videos = dataset["videos"]
+    if len(videos) < 2:
+        raise StvaeError(f"{source}: figures need at least 2 videos; got {len(videos)}")
+    out = Path(out) if out is not None else run_dir / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    mu, _ = encode_videos(model, videos)  # [V, N, F]
+    model.eval()
+    s_idx, t_idx, note = division(run_dir, config, mu, dataset)
+    v, n = mu.shape[:2]
+    rng = np.random.default_rng(seed)
+    a, b = rng.choice(v, 2, replace=False)
+    inputs = videos.astype(np.float32) / 255.0 if videos.dtype == np.uint8 else videos
+    made: dict[str, str] = {}
+
+    # Figure 2: two frames, then the same with static and temporal parts swapped.
+    ha, hb = mu[a, 0], mu[b, n // 2]
+    top = _decode(model, np.stack([ha, hb]))
+    bottom = _decode(
+        model, np.stack([_combine(hb, ha, s_idx, t_idx), _combine(ha, hb, s_idx, t_idx)])
+    )
+    _grid(
+        np.stack([top, bottom]),
+        out / "fig2_swap.png",
+        f"Fig 2: swap ({note})",
+        ["decoded", "swapped"],
+        ["frame A", "frame B"],
+    )
+    made["fig2_swap.png"] = (
+        "Top: two decoded frames. Bottom: the same with static parts "
+        "swapped; identity should swap, position or pose stay."
+    )
+
+    # Figure 3: one sequence of temporal codes under several static codes.
+    others = rng.choice(v, min(4, v), replace=False)
+    rows = np.stack(
+        [_decode(model, _combine(mu[o, :1].repeat(n, 0), mu[a], s_idx, t_idx)) for o in others]
+    )
+    _grid(
+        rows[:, :: max(1, n // 8)],
+        out / "fig3_temporal_sequence.png",
+        f"Fig 3: rows static code of one video, columns time ({note})",
+    )
+    made["fig3_temporal_sequence.png"] = (
+        "Each row keeps one video's static code; the columns "
+        "follow one video's temporal codes in time."
+    )
+
+    # Figures 4-7: interpolation in one factor with the other fixed.
+    w = np.linspace(0, 1, 8)[:, None]
+    s_line = (1 - w) * mu[a, 0] + w * mu[b, 0]
+    fixed_t = np.repeat(mu[a, 0][None], 8, 0)
+    interp_s = _decode(model, _combine(s_line, fixed_t, s_idx, t_idx))
+    t_line = (1 - w) * mu[a, 0] + w * mu[a, n - 1]
+    fixed_s = np.repeat(mu[b, 0][None], 8, 0)
+    interp_t = _decode(model, _combine(fixed_s, t_line, s_idx, t_idx))
+    _grid(
+        interp_s[None],
+        out / "fig4_static_interpolation.png",
+        f"Figs 4/6: static factor interpolated, temporal fixed ({note})",
+    )
+    _grid(
+        interp_t[None],
+        out / "fig5_temporal_interpolation.png",
+        f"Figs 5/7: temporal factor interpolated, static fixed ({note})",
+    )
+    made["fig4_static_interpolation.png"] = (
+        "Static code moves from video A to video B, "
+        "temporal code fixed: identity should morph in place."
+    )
+    made["fig5_temporal_interpolation.png"] = (
+        "Temporal code moves from A's first to its last "
+        "frame, static code fixed: only position or pose "
+        "should change."
+    )
+
+    # Figure 8: latent trajectories of six videos.
+    six = rng.choice(v, min(6, v), replace=False)
+    _latent_plot(mu[six], s_idx, t_idx, out / "fig8_latents.png", note, seed)
+    made["fig8_latents.png"] = (
+        "Encodings of test videos, one colour per video: static codes "
+        "should cluster per video, temporal codes trace paths."
+    )
+
+    # Reconstructions next to inputs, and GIFs of original, reconstruction and swap.
+    cols = slice(0, n, max(1, n // 8))
+    recon_a, recon_b = _decode(model, mu[a]), _decode(model, mu[b])
+    _grid(
+        np.stack([inputs[a, cols], recon_a[cols], inputs[b, cols], recon_b[cols]]),
+        out / "reconstructions.png",
+        "Inputs and reconstructions (posterior means)",
+        ["input A", "recon A", "input B", "recon B"],
+    )
+    made["reconstructions.png"] = "Rows: input and reconstruction of two test videos."
+    swapped = _decode(model, _combine(mu[b, :1].repeat(n, 0), mu[a], s_idx, t_idx))
+    _gif(inputs[a], out / "original.gif")
+    _gif(recon_a, out / "reconstruction.gif")
+    _gif(swapped, out / "swapped.gif")
+    made["original.gif"] = "A test video."
+    made["reconstruction.gif"] = "Its reconstruction."
+    made["swapped.gif"] = "Its temporal codes with another video's static code."
+    if _curves(run_dir, out / "curves.png"):
+        made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
+
+    title = f"stvae figures: {run_dir.name} ({config.model.kind}, beta {config.model.beta:g})"
+    items = "\n".join(
+        f'<figure><img src="{name}"><figcaption>{html.escape(text)}</figcaption></figure>'
+        for name, text in made.items()
+    )
+    (out / "index.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(source)}. Division: "
+        f"{html.escape(note)} (static {s_idx}, temporal {t_idx}).</p>\n{items}\n"
+    )
+    made["index.html"] = "This page."
+    return made

@@ -1,0 +1,70 @@
+"""Figures: every file is written, has the right size, and is not blank."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stvae.cli import main
+from stvae.data import DataConfig
+from stvae.figures import make_figures
+from stvae.model import ModelConfig
+from stvae.train import TrainConfig, train
+
+EXPECTED = [
+    "fig2_swap.png",
+    "fig3_temporal_sequence.png",
+    "fig4_static_interpolation.png",
+    "fig5_temporal_interpolation.png",
+    "fig8_latents.png",
+    "reconstructions.png",
+    "original.gif",
+    "reconstruction.gif",
+    "swapped.gif",
+    "curves.png",
+    "index.html",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for kind, features in (("hierarchical", 4), ("vae", 3)):
+        cfg = TrainConfig(
+            model=ModelConfig(kind=kind, features=features),
+            data=DataConfig(frames=8),
+            steps=3,
+            batch_videos=2,
+            log_every=1,
+        )
+        train(cfg, root / kind)
+        out[kind] = root / kind
+    return out
+
+
+def _not_blank(path):
+    img = np.asarray(Image.open(path).convert("L"), dtype=float)
+    return img.std() > 1.0
+
+
+@pytest.mark.slow
+def test_every_figure_is_written_and_not_blank(runs, tmp_path):
+    made = make_figures(runs["hierarchical"], out=tmp_path / "figs")
+    assert sorted(made) == sorted(EXPECTED)
+    for name in EXPECTED:
+        path = tmp_path / "figs" / name
+        assert path.is_file() and path.stat().st_size > 500, name
+        if name.endswith((".png", ".gif")):
+            assert _not_blank(path), name
+    gif = Image.open(tmp_path / "figs" / "original.gif")
+    assert gif.n_frames == 8 and gif.size == (128, 128)
+    page = (tmp_path / "figs" / "index.html").read_text()
+    assert all(name in page for name in EXPECTED if name != "index.html")
+
+
+@pytest.mark.slow
+def test_baseline_figures_name_their_division(runs, capsys):
+    assert main(["figures", str(runs["vae"])]) == 0
+    page = (runs["vae"] / "figures" / "index.html").read_text()
+    assert "baseline: the best division on this data" in page
+    assert "wrote 11 files" in capsys.readouterr().out
