@@ -156,6 +156,13 @@ def load_checkpoint(
     optimizer.load_state_dict(
         {"state": optim_state, "param_groups": json.loads(metadata["param_groups"])}
     )
+    # Moments come back contiguous; give them their parameter's strides (channels-last
+    # convs), since fused Adam walks parameter and moments in memory order.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    optimizer.state[param][key] = torch.empty_like(param).copy_(value)
     torch.set_rng_state(tensors["rng/torch"])
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
