@@ -165,3 +165,19 @@ def test_config_from_another_version_is_refused(tmp_path):
         TrainConfig.from_dict(d)
     with pytest.raises(StvaeError, match="not a TrainConfig"):
         TrainConfig.from_dict({"class": "Other"})
+
+
+def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
+    def broken_compile(model):
+        def run(*args, **kwargs):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    train(TINY.replace(compile=True), tmp_path / "compiled")
+    assert "torch.compile failed (RuntimeError); training eagerly" in capsys.readouterr().err
+    train(TINY, tmp_path / "eager")
+    assert [r["loss"] for r in metrics(tmp_path / "compiled")] == [
+        r["loss"] for r in metrics(tmp_path / "eager")
+    ]

@@ -287,31 +287,22 @@ def _train(config, out, resume, device, source) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
             beta = config.beta_at(step)
-            with autocast:
-                try:
-                    terms = forward(x, beta=beta)
-                except Exception as e:  # noqa: BLE001 - compilers fail in many ways
-                    if forward is model:
-                        raise
-                    print(
-                        f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
-                        file=sys.stderr,
-                    )
-                    forward = model
-                    terms = forward(x, beta=beta)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise StvaeError(
-                    f"loss became {loss.item()} at step {step}; the last good checkpoint is {ckpt}"
-                    if ckpt.exists()
-                    else f"loss became {loss.item()} at step {step}, before any checkpoint"
+            args = (x, beta, autocast, optimizer, step, ckpt)
+            try:
+                terms = _forward_backward(forward, *args)
+            except Exception as e:
+                if forward is model or isinstance(e, StvaeError):
+                    raise
+                print(
+                    f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
+                    file=sys.stderr,
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+                forward = model
+                terms = _forward_backward(forward, *args)
             optimizer.step()
             step += 1
             fps = config.frames_per_batch / (time.perf_counter() - t0)
-            log.tick(loss.item(), fps)
+            log.tick(terms["loss"].item(), fps)
             final = step == config.steps
             if step % config.log_every == 0 or final:
                 row = {k: v.item() for k, v in terms.items()}
@@ -330,6 +321,23 @@ def _train(config, out, resume, device, source) -> dict:
         "wall_s": time.perf_counter() - t_start,
         "final": row,
     }
+
+
+def _forward_backward(forward, x, beta, autocast, optimizer, step, ckpt) -> dict:
+    """The loss terms of one batch, with gradients in place; refuses a non-finite loss."""
+    with autocast:
+        terms = forward(x, beta=beta)
+    _check_finite(terms["loss"], step, ckpt)
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    return terms
+
+
+def _check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
+    """Stops before a non-finite loss can reach the weights or a checkpoint."""
+    if not torch.isfinite(loss):
+        where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "before any checkpoint"
+        raise StvaeError(f"loss became {loss.item()} at step {step}; {where}")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
