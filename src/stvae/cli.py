@@ -70,10 +70,11 @@ TRAIN_FLAGS = {
     "seed": "seed",
     "device": "device",
     "precision": "precision",
+    "compile": "compile",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
 }
-RESUMABLE = {"steps", "checkpoint_every", "log_every", "device"}
+RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile"}
 
 
 def _add_train(sub) -> None:
@@ -120,6 +121,12 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of weights, noise and data stream")
     p.add_argument("--device", choices=DEVICES, help="where to train (auto: cuda if available)")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 autocast")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model (eager fallback if it fails)",
+    )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")

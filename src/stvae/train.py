@@ -260,8 +260,7 @@ def _train(config, out, resume, device, source) -> dict:
     ckpt = out / RUN_FILES["checkpoint"]
     if resume and ckpt.exists():
         step = load_checkpoint(ckpt, model, optimizer)
-    elif not resume:
-        write_json(out / RUN_FILES["config"], config.to_dict())
+    write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
     if resume:
         _truncate_metrics(out / RUN_FILES["metrics"], step)
     log = _Log(out, config, step)
