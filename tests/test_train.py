@@ -181,3 +181,41 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
     assert [r["loss"] for r in metrics(tmp_path / "compiled")] == [
         r["loss"] for r in metrics(tmp_path / "eager")
     ]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = (
+        "--steps 80 --batch-videos 2 --frames 4 --checkpoint-every 3 --log-every 1 --no-check "
+        "--precision fp32"
+    ).split()
+    cmd = [sys.executable, "-m", "stvae.cli", "train"]
+    subprocess.run(
+        [*cmd, *argv, "--out", str(tmp_path / "straight")], check=True, capture_output=True
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, *argv, "--out", str(killed)], stdout=subprocess.DEVNULL)
+    rng = np.random.default_rng()
+    deadline = time.time() + 120
+    while not (killed / RUN_FILES["checkpoint"]).exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the middle, maybe during a write
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # it was killed, not finished
+    assert not (killed / RUN_FILES["weights"]).exists()
+    subprocess.run(
+        [*cmd, "--resume", "--out", str(killed), "--no-check"], check=True, capture_output=True
+    )
+    a, b = metrics(tmp_path / "straight"), metrics(killed)
+    assert [r["step"] for r in b] == list(range(1, 81))
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    ma, _ = load_run(tmp_path / "straight")
+    mb, _ = load_run(killed)
+    for va, vb in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True):
+        assert torch.equal(va, vb)
