@@ -106,8 +106,8 @@ def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
     forward = VideoVAE.forward
     calls = {"n": 0}
 
-    def poisoned(self, x, beta=None):
-        out = forward(self, x, beta)
+    def poisoned(self, x, beta=None, eps=None):
+        out = forward(self, x, beta, eps)
         calls["n"] += 1
         if calls["n"] == 4:  # after the step-2 checkpoint
             out["loss"] = out["loss"] * float("nan")
@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
 
 
 def test_failure_before_any_checkpoint_removes_the_run(tmp_path, monkeypatch):
-    def broken(self, x, beta=None):
+    def broken(self, x, beta=None, eps=None):
         raise StvaeError("boom")
 
     monkeypatch.setattr(VideoVAE, "forward", broken)

@@ -7,6 +7,7 @@ Every subcommand maps its flags onto a library call; errors a user can cause arr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -164,6 +165,8 @@ def _cmd_train(args) -> None:
         config = PRESETS[args.preset].replace(**given)
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train(config, out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 reports
     print(_describe_run(summary))
     if not args.no_check:
         probe = probe_run(summary["run_dir"])

@@ -113,18 +113,23 @@ class VideoVAE(nn.Module):
                 terms["kl_standard"] = priors.kl_standard(m, lv)
         return terms
 
-    def forward(self, x: Tensor, beta: float | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, x: Tensor, beta: float | None = None, eps: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Negative beta-ELBO of eq 5 per frame, with a single reparameterised sample.
 
         x: [B, N, 1, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
         ``reconstruction`` (Bernoulli negative log-likelihood, nats per frame), one
         ``kl_<prior>`` per prior block (nats per frame) and ``kl`` (their sum).
         All are averaged over the B*N frames of the batch, so models of every kind and
-        sequence length are on one scale. ``beta`` overrides the config's (warm-up).
+        sequence length are on one scale. ``beta`` overrides the config's (warm-up);
+        ``eps`` [B, N, F] is the standard-normal noise of the sample (drawn here if None).
         """
         b, n = x.shape[:2]
         mu, logvar = self.encode(x)  # [B, N, F] each
-        h = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # [B, N, F]
+        if eps is None:
+            eps = torch.randn_like(mu)
+        h = mu + eps.to(mu.dtype) * (0.5 * logvar).exp()  # [B, N, F]
         logits = self.decode(h)  # [B, N, 1, 64, 64]
         recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
         frames = b * n

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stvae import __version__
+from stvae import __version__, distributed
 from stvae.checkpoint import (
     atomic_write,
     load_checkpoint,
@@ -235,24 +235,34 @@ def _check_out(out: Path, resume: bool) -> None:
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Trains ``config`` into run directory ``out`` (or continues it with ``resume``).
 
-    Returns a summary: the run directory, the step reached, the final loss terms and
-    the wall time. Everything a user can get wrong is checked before ``out`` is created.
+    Under ``torchrun`` every rank calls this with the same arguments (see
+    :mod:`stvae.distributed`). Returns a summary: the run directory, the step reached,
+    the final loss terms and the wall time. Everything a user can get wrong is checked
+    before ``out`` is created.
     """
     out = Path(out)
     _check_out(out, resume)
     device = resolve_device(config.device)
+    d = distributed.setup(device)
+    if config.batch_videos % d.world:
+        raise StvaeError(
+            f"batch-videos {config.batch_videos} does not split over {d.world} processes"
+        )
     source = open_source(config.data)  # reads and validates a data file once, up front
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    if d.world > 1:
+        torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(config, out, resume, device, source)
+        return _train(config, out, resume, device, source, d)
     except BaseException:
-        if created and not (out / RUN_FILES["checkpoint"]).exists():
+        if d.main and created and not (out / RUN_FILES["checkpoint"]).exists():
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
         raise
 
 
-def _train(config, out, resume, device, source) -> dict:
+def _train(config, out, resume, device, source, d) -> dict:
     model = build_model(config, device)
     # fused: one kernel for the whole update instead of a dozen element-wise ops per tensor
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
@@ -260,16 +270,28 @@ def _train(config, out, resume, device, source) -> dict:
     ckpt = out / RUN_FILES["checkpoint"]
     if resume and ckpt.exists():
         step = load_checkpoint(ckpt, model, optimizer)
-    write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
-    if resume:
-        _truncate_metrics(out / RUN_FILES["metrics"], step)
-    log = _Log(out, config, step)
+    if d.main:
+        write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
+        if resume:
+            _truncate_metrics(out / RUN_FILES["metrics"], step)
+    log = _Log(out, config, step) if d.main else None
     autocast = _autocast(config, device)
-    forward = _compiled(model) if config.compile else model
+    eager = model
+    if d.world > 1:
+        distributed.convert_sync_batchnorm(model)
+        eager = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index or 0] if device.type == "cuda" else None
+        )
+    forward = _compiled(eager) if config.compile else eager
+    mine = d.shard(config.batch_videos)
+    noise_shape = (config.batch_videos, config.data.frames, config.model.features)
 
     def batch_for(s: int) -> np.ndarray:
-        # Each step's data is a pure function of (seed, step): resume needs no data state.
-        return source.batch(config.batch_videos, np.random.default_rng([config.seed, s]))
+        # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
+        # and any number of ranks splits the same global batch.
+        return np.concatenate(
+            [source.batch(1, np.random.default_rng([config.seed, s, k])) for k in mine]
+        )
 
     prefetch = ThreadPoolExecutor(max_workers=1)
     pending = prefetch.submit(batch_for, step) if step < config.steps else None
@@ -282,28 +304,35 @@ def _train(config, out, resume, device, source) -> dict:
             videos = pending.result()
             if step + 1 < config.steps:
                 pending = prefetch.submit(batch_for, step + 1)  # overlaps generation with compute
-            x = to_tensor(videos, device)  # [B, N, 1, 64, 64]
+            x = to_tensor(videos, device)  # [B/W, N, 1, 64, 64]
+            # noise for the global batch from the same stream on every rank, then this slice
+            eps = torch.randn(noise_shape)[mine.start : mine.stop].to(device)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
             beta = config.beta_at(step)
-            args = (x, beta, autocast, optimizer, step, ckpt)
+            args = (x, beta, eps, autocast, optimizer, step, ckpt, d)
             try:
                 terms = _forward_backward(forward, *args)
             except Exception as e:
-                if forward is model or isinstance(e, StvaeError):
+                if forward is eager or isinstance(e, StvaeError):
                     raise
                 print(
                     f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
                     file=sys.stderr,
                 )
-                forward = model
+                forward = eager
                 terms = _forward_backward(forward, *args)
             optimizer.step()
             step += 1
             fps = config.frames_per_batch / (time.perf_counter() - t0)
-            log.tick(terms["loss"].item(), fps)
             final = step == config.steps
-            if step % config.log_every == 0 or final:
+            logged = step % config.log_every == 0 or final
+            if logged:
+                terms = distributed.mean_over_ranks(terms, d)
+            if log is None:
+                continue
+            log.tick(terms["loss"].item(), fps)
+            if logged:
                 row = {k: v.item() for k, v in terms.items()}
                 row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
                 row.update(wall_s=time.perf_counter() - t_start, final=final)
@@ -312,8 +341,12 @@ def _train(config, out, resume, device, source) -> dict:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)
-        log.close()
-    save_weights(out / RUN_FILES["weights"], model, config.to_dict())
+        if log is not None:
+            log.close()
+    if d.main:
+        save_weights(out / RUN_FILES["weights"], model, config.to_dict())
+    if d.world > 1:
+        torch.distributed.barrier()  # the run directory is complete before anyone returns
     return {
         "run_dir": str(out),
         "step": step,
@@ -322,11 +355,13 @@ def _train(config, out, resume, device, source) -> dict:
     }
 
 
-def _forward_backward(forward, x, beta, autocast, optimizer, step, ckpt) -> dict:
-    """The loss terms of one batch, with gradients in place; refuses a non-finite loss."""
+def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d) -> dict:
+    """The loss terms of one batch, with gradients in place; refuses a non-finite loss
+    (on any rank: the check looks at the mean over ranks)."""
     with autocast:
-        terms = forward(x, beta=beta)
-    _check_finite(terms["loss"], step, ckpt)
+        terms = forward(x, beta=beta, eps=eps)
+    loss = terms["loss"] if d.world == 1 else distributed.mean_over_ranks(terms, d)["loss"]
+    _check_finite(loss, step, ckpt)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     return terms
