@@ -280,7 +280,7 @@ def _train(config, out, resume, device, source, d) -> dict:
     if d.world > 1:
         distributed.convert_sync_batchnorm(model)
         eager = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index or 0] if device.type == "cuda" else None
+            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
         )
     forward = _compiled(eager) if config.compile else eager
     mine = d.shard(config.batch_videos)
