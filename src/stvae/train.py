@@ -12,7 +12,6 @@ A run directory holds
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import sys
@@ -27,7 +26,6 @@ import torch
 
 from stvae import __version__, distributed
 from stvae.checkpoint import (
-    atomic_write,
     load_checkpoint,
     load_weights,
     read_json,
@@ -39,6 +37,7 @@ from stvae.data import DataConfig, open_source, to_tensor
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
+from stvae.runlog import MetricsLog, truncate_metrics
 
 __all__ = ["TrainConfig", "PRESETS", "train", "load_run", "resolve_device", "RUN_FILES"]
 
@@ -177,52 +176,6 @@ def build_model(config: TrainConfig, device: torch.device) -> VideoVAE:
     return to_channels_last(VideoVAE(config.model)).to(device)
 
 
-class _Log:
-    """metrics.jsonl, TensorBoard when installed, and a progress bar or plain lines."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig, start: int):
-        self.file = open(run_dir / RUN_FILES["metrics"], "a")  # noqa: SIM115
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start)
-        except ImportError:
-            pass
-        self.bar = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
-        self.plain_every = max(1, config.steps // 20)
-
-    def record(self, row: dict) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.tb.add_scalar(key, value, row["step"])
-        if self.bar is None and (row["step"] % self.plain_every == 0 or row["final"]):
-            print(
-                f"step {row['step']:>6}  loss {row['loss']:.2f}  recon {row['reconstruction']:.2f}"
-                f"  kl {row['kl']:.2f}  {row['frames_per_s']:.0f} frames/s",
-                flush=True,
-            )
-
-    def tick(self, loss: float, fps: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.1f}", fps=f"{fps:.0f}", refresh=False)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _check_out(out: Path, resume: bool) -> None:
     cfg = out / RUN_FILES["config"]
     if resume:
@@ -273,8 +226,8 @@ def _train(config, out, resume, device, source, d) -> dict:
     if d.main:
         write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
         if resume:
-            _truncate_metrics(out / RUN_FILES["metrics"], step)
-    log = _Log(out, config, step) if d.main else None
+            truncate_metrics(out / RUN_FILES["metrics"], step)
+    log = MetricsLog(out / RUN_FILES["metrics"], config.steps, step) if d.main else None
     autocast = _autocast(config, device)
     eager = model
     if d.world > 1:
@@ -372,20 +325,6 @@ def _check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
     if not torch.isfinite(loss):
         where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "before any checkpoint"
         raise StvaeError(f"loss became {loss.item()} at step {step}; {where}")
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drops records past ``step`` (written after the checkpoint a resume starts from)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line + "\n")
-        except (ValueError, KeyError):
-            break  # a line cut short by a kill: everything after it is dropped too
-    atomic_write(path, lambda p: p.write_text("".join(keep)))
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[VideoVAE, TrainConfig]:

@@ -1,0 +1,71 @@
+"""The training log: metrics.jsonl, TensorBoard events, and a progress bar or plain lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from stvae.checkpoint import atomic_write
+
+__all__ = ["MetricsLog", "truncate_metrics"]
+
+
+class MetricsLog:
+    """metrics.jsonl, TensorBoard when installed, and a progress bar or plain lines."""
+
+    def __init__(self, path: Path, steps: int, start: int):
+        self.file = open(path, "a")  # noqa: SIM115
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(path.parent / "tb"), purge_step=start)
+        except ImportError:
+            pass
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True)
+        self.plain_every = max(1, steps // 20)
+
+    def record(self, row: dict) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+        if self.bar is None and (row["step"] % self.plain_every == 0 or row["final"]):
+            print(
+                f"step {row['step']:>6}  loss {row['loss']:.2f}  recon {row['reconstruction']:.2f}"
+                f"  kl {row['kl']:.2f}  {row['frames_per_s']:.0f} frames/s",
+                flush=True,
+            )
+
+    def tick(self, loss: float, fps: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.1f}", fps=f"{fps:.0f}", refresh=False)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drops records past ``step`` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line + "\n")
+        except (ValueError, KeyError):
+            break  # a line cut short by a kill: everything after it is dropped too
+    atomic_write(path, lambda p: p.write_text("".join(keep)))
