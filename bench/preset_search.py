@@ -36,12 +36,23 @@ CANDIDATES: dict[str, dict] = {
     "p3-b1": {"lr": 2e-3, "lr_decay_every": 1000, "beta_warmup": 500},
     # a tighter prior: sigma2 = 0.001 for both factors
     "p4-b1": {"model.sigma2": 0.001},
+    # bf16 autocast against fp32, two seeds each, on a quarter of the schedule
+    **{
+        f"eq-{precision}-s{seed}": {
+            "steps": 600,
+            "lr_decay_every": 200,
+            "precision": precision,
+            "seed": seed,
+        }
+        for seed in (0, 1)
+        for precision in ("bf16", "fp32")
+    },
 }
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-preset-search.jsonl"
 
 
 def run(name: str, out: Path) -> dict:
-    config = BASE.replace(**CANDIDATES[name], log_every=100)
+    config = BASE.replace(**{"log_every": 20, **CANDIDATES[name]})
     t0 = time.perf_counter()
     summary = train(config, out / name)
     wall = time.perf_counter() - t0
@@ -67,6 +78,38 @@ def run(name: str, out: Path) -> dict:
     }
 
 
+def _gap(a: dict, b: dict) -> float:
+    """Mean relative difference of two loss curves over their common logged steps."""
+    ca, cb = dict(map(tuple, a["curve"])), dict(map(tuple, b["curve"]))
+    steps = sorted(set(ca) & set(cb))
+    return sum(abs(ca[s] - cb[s]) / abs(cb[s]) for s in steps) / len(steps)
+
+
+def precision_section(b0: dict, f0: dict, b1: dict, f1: dict) -> list[str]:
+    """bf16 against fp32 beside seed against seed: is the precision inside the noise?"""
+    return [
+        "## bf16 autocast against fp32",
+        "",
+        "Same seed, other precision, against same precision, other seed; loss curves compared "
+        "at every logged step (mean relative difference).",
+        "",
+        "| comparison | mean relative loss difference | d-scores |",
+        "|---|---|---|",
+        *(
+            f"| {label} | {_gap(x, y):.4f} | {x['d_score']:.2f} vs {y['d_score']:.2f} |"
+            for label, x, y in (
+                ("bf16 vs fp32, seed 0", b0, f0),
+                ("bf16 vs fp32, seed 1", b1, f1),
+                ("seed 0 vs seed 1, bf16", b0, b1),
+                ("seed 0 vs seed 1, fp32", f0, f1),
+            )
+        ),
+        "",
+        f"Wall time: bf16 {b0['wall_s']:.0f} s and {b1['wall_s']:.0f} s, fp32 {f0['wall_s']:.0f} s "
+        f"and {f1['wall_s']:.0f} s for the same 600 steps.",
+    ]
+
+
 def report() -> str:
     rows = [json.loads(line) for line in REPORT.read_text().splitlines() if line.strip()]
     lines = [
@@ -90,6 +133,10 @@ def report() -> str:
             f"| {r['temporal_acc_from_temporal']:.3f} | {r['static_acc_from_temporal']:.3f} "
             f"| {r['final']['reconstruction']:.1f} | {r['final']['kl']:.2f} | {r['wall_s']:.0f} |"
         )
+    by_name = {r["name"]: r for r in rows}
+    eq = [by_name.get(f"eq-{p}-s{s}") for s in (0, 1) for p in ("bf16", "fp32")]
+    if all(r is not None and "curve" in r for r in eq):
+        lines += ["", *precision_section(*eq)]
     chance = rows[0]
     lines += [
         "",
