@@ -135,7 +135,7 @@ def test_presets():
     paper = PRESETS["paper"]
     assert (paper.steps, paper.batch_videos, paper.data.frames) == (30_000, 64, 16)
     assert paper.lr == 1e-3 and paper.lr_decay == 0.1 and paper.lr_decay_every == 10_000
-    assert paper.model.sigma2 == 0.01 and paper.precision == "fp32"
+    assert paper.model.sigma2 == 0.01 and paper.precision == "auto"
     assert paper.lr_at(9_999) == 1e-3 and paper.lr_at(10_000) == pytest.approx(1e-4)
     cpu = PRESETS["cpu"]
     assert cpu.model == paper.model and cpu.data == paper.data

@@ -63,7 +63,8 @@ class TrainConfig:
     beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
     seed: int = 0  # seeds weights, sampling noise and the data stream
     device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "fp32"  # bf16: autocast matmuls/convs to bfloat16, fp32 master weights
+    precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
+    # auto: bf16 on CUDA or a CPU with native bf16, else fp32
     compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
@@ -134,11 +135,12 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
-    # per batch), Adam 1e-3 decayed by 10x every 10k steps.
-    "paper": TrainConfig(),
-    # Sized for a 2-core CPU: one run in under 15 minutes.
+    # per batch), Adam 1e-3 decayed by 10x every 10k steps; bf16 where the hardware has it.
+    "paper": TrainConfig(precision="auto"),
+    # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
+    # 12 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
     "cpu": TrainConfig(
-        steps=2400, batch_videos=16, lr_decay_every=800, precision="bf16", checkpoint_every=200
+        steps=2400, batch_videos=16, lr_decay_every=800, precision="auto", checkpoint_every=200
     ),
 }
 
@@ -153,8 +155,9 @@ def resolve_device(name: str) -> torch.device:
 
 def _autocast(config: TrainConfig, device: torch.device):
     precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "auto":  # bf16 wherever the hardware has it (docs/results/cpu-preset-search.md)
+        fast = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        precision = "bf16" if fast else "fp32"
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
