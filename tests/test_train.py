@@ -219,3 +219,26 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     mb, _ = load_run(killed)
     for va, vb in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True):
         assert torch.equal(va, vb)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    straight = tmp_path / "straight"
+    train(TINY, straight)
+    run = tmp_path / "run"
+    train(TINY.replace(steps=4), run)  # checkpoints at 2 and 4: step 2 is kept as previous
+    ckpt = run / RUN_FILES["checkpoint"]
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    train(TINY, run, resume=True)
+    err = capsys.readouterr().err
+    assert "checkpoint.safetensors: corrupt or truncated" in err
+    assert "resuming from checkpoint.prev.safetensors" in err
+    assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
+
+
+def test_no_good_checkpoint_says_so(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=2, checkpoint_every=5), run)  # one checkpoint, no previous
+    ckpt = run / RUN_FILES["checkpoint"]
+    ckpt.write_bytes(b"junk")
+    with pytest.raises(StvaeError, match="no previous checkpoint to fall back to"):
+        train(TINY, run, resume=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -113,10 +114,20 @@ def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) 
         raise StvaeError(f"{path}: weights do not fit this model ({first})") from None
 
 
+def previous(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept: ``checkpoint.prev.safetensors``."""
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: dict
 ) -> None:
-    """Everything needed to continue training bit for bit (data batches derive from the step)."""
+    """Everything needed to continue training bit for bit (data batches derive from the step).
+
+    The checkpoint it replaces is kept as :func:`previous`, so a damaged newest file still
+    leaves a good one to resume from."""
+    if path.exists():
+        os.replace(path, previous(path))
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     state = optimizer.state_dict()
     for idx, slots in state["state"].items():
@@ -139,9 +150,16 @@ def load_checkpoint(
 ) -> int:
     """Restores the model from ``path`` and, given an optimiser, the optimiser and RNG state.
 
-    Returns the step the checkpoint was taken at.
+    When ``path`` is missing or damaged and the previous checkpoint is intact, that one is
+    used, with a warning on stderr. Returns the step the checkpoint was taken at.
     """
-    tensors, metadata = _load(path)
+    try:
+        tensors, metadata = _load(path)
+    except StvaeError as e:
+        if not previous(path).is_file():
+            raise StvaeError(f"{e}; no previous checkpoint to fall back to") from None
+        print(f"stvae: {e}; resuming from {previous(path).name}", file=sys.stderr)
+        tensors, metadata = _load(previous(path))
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise StvaeError(f"{path}: not an {CHECKPOINT_FORMAT} file")
     model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}

@@ -28,6 +28,7 @@ from stvae import __version__, distributed
 from stvae.checkpoint import (
     load_checkpoint,
     load_weights,
+    previous,
     read_json,
     save_checkpoint,
     save_weights,
@@ -224,7 +225,7 @@ def _train(config, out, resume, device, source, d) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     step = 0
     ckpt = out / RUN_FILES["checkpoint"]
-    if resume and ckpt.exists():
+    if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
     if d.main:
         write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
@@ -343,7 +344,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[VideoVAE, TrainC
         load_weights(weights, model)
     else:
         ckpt = run_dir / RUN_FILES["checkpoint"]
-        if not ckpt.exists():
+        if not (ckpt.exists() or previous(ckpt).exists()):
             raise StvaeError(f"{run_dir}: holds no weights yet (no {weights.name} or {ckpt.name})")
         load_checkpoint(ckpt, model)
     return model.to(resolve_device(device)).eval(), config
