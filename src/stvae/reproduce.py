@@ -241,7 +241,7 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
         won = cell[0]["division"] if cell else ""
         if cell and model != "hierarchical":
             won = f"static {cell[0]['static_set']} ({won})"
-        walls = _mean_spread([r["wall_s"] for r in cell]).replace("not run", "")
+        walls = f"{statistics.mean(r['wall_s'] for r in cell):.0f}" if cell else ""
         lines.append(
             f"| {model} | {beta:g} | {_mean_spread([r['d_score'] for r in cell])} | {paper:.2f} "
             f"| {won} | {walls} |"
