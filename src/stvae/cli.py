@@ -209,12 +209,14 @@ def _describe_probe(probe: dict) -> str:
 
 
 def _add_dataset(sub) -> None:
+    from stvae.data import GENERATED
+
     p = sub.add_parser(
         "dataset",
         help="write a generated dataset to an .npz file",
         description="Generate a labelled dataset in stvae's .npz format.",
     )
-    p.add_argument("name", choices=["bouncing-mnist", "chairs"], help="which dataset")
+    p.add_argument("name", choices=GENERATED, help="which dataset")
     p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
     p.add_argument("--frames", type=_positive_int, default=16, help="frames per video")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator")
@@ -335,14 +337,18 @@ def _cmd_encode(args) -> None:
 
 
 def _add_reproduce(sub) -> None:
+    from stvae.reproduce import GRIDS
+    from stvae.train import PRESETS
+
     p = sub.add_parser(
         "reproduce",
-        help="train and evaluate the grid of Tables 1-2 and write the report",
-        description="Train and evaluate the grid of the paper's Tables 1 and 2, skipping runs "
-        "already done, and write docs/results/<dataset>-<preset>.md and .json.",
+        help="train and evaluate the grid of Tables 1-3 and write the report",
+        description="Train and evaluate the grid of the paper's Table 1 and Table 2 (Bouncing "
+        "MNIST) or 3 (chairs), skipping runs already done, and write "
+        "docs/results/<dataset>-<preset>.md and .json.",
     )
-    p.add_argument("--dataset", choices=["bouncing-mnist", "chairs"], default="bouncing-mnist")
-    p.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
+    p.add_argument("--dataset", choices=sorted(GRIDS), default="bouncing-mnist")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--out", default="runs/reproduce", help="folder for the run directories")
     p.add_argument("--report-dir", default="docs/results", help="folder for the report")
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per cell")
