@@ -284,8 +284,6 @@ def _train(config, out, resume, device, source, d) -> dict:
             fps = config.frames_per_batch / (time.perf_counter() - t0)
             final = step == config.steps
             logged = step % config.log_every == 0 or final
-            if logged:
-                terms = distributed.mean_over_ranks(terms, d)
             if log is None:
                 continue
             log.tick(terms["loss"].item(), fps)
@@ -313,15 +311,15 @@ def _train(config, out, resume, device, source, d) -> dict:
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d) -> dict:
-    """The loss terms of one batch, with gradients in place; refuses a non-finite loss
-    (on any rank: the check looks at the mean over ranks)."""
+    """Puts the gradients of one batch in place and returns its loss terms averaged over
+    ranks (for the log); refuses a non-finite loss on any rank."""
     with autocast:
         terms = forward(x, beta=beta, eps=eps)
-    loss = terms["loss"] if d.world == 1 else distributed.mean_over_ranks(terms, d)["loss"]
-    _check_finite(loss, step, ckpt)
+    means = distributed.mean_over_ranks(terms, d)  # the terms themselves in one process
+    _check_finite(means["loss"], step, ckpt)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
-    return terms
+    return means
 
 
 def _check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
