@@ -76,7 +76,18 @@ def test_dataset_command(tmp_path, capsys):
 
 def test_train_command_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["train", "--steps", "3", "--batch-videos", "2", "--frames", "4", "--out", str(out)]
+    argv = [
+        "train",
+        "--steps",
+        "3",
+        "--batch-videos",
+        "2",
+        "--frames",
+        "4",
+        "--no-compile",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--no-check"]) == 0
     text = capsys.readouterr().out
     assert f"run {out}: 3 steps" in text and "model.safetensors" in text
@@ -87,9 +98,10 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert "cannot change model.beta" in capsys.readouterr().err
 
 
-def test_entry_point_has_no_traceback(tmp_path):
+@pytest.mark.parametrize("module", ["stvae.cli", "stvae"])
+def test_entry_point_has_no_traceback(tmp_path, module):
     proc = subprocess.run(
-        [sys.executable, "-m", "stvae.cli", "train", "--data", str(tmp_path / "x.npy")],
+        [sys.executable, "-m", module, "train", "--data", str(tmp_path / "x.npy")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -101,7 +113,17 @@ def test_entry_point_has_no_traceback(tmp_path):
 
 def test_evaluate_and_encode_commands(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    argv = ["train", "--steps", "2", "--batch-videos", "2", "--frames", "4", "--no-check"]
+    argv = [
+        "train",
+        "--steps",
+        "2",
+        "--batch-videos",
+        "2",
+        "--frames",
+        "4",
+        "--no-check",
+        "--no-compile",
+    ]
     assert main([*argv, "--out", str(run_dir)]) == 0
     data = tmp_path / "d.npz"
     assert (

@@ -10,7 +10,9 @@ import torch
 from stvae.train import load_run
 from test_train import metrics
 
-ARGS = "--steps 1 --batch-videos 4 --frames 4 --precision fp32 --log-every 1 --no-check".split()
+ARGS = (
+    "--steps 1 --batch-videos 4 --frames 4 --precision fp32 --log-every 1 --no-check --no-compile"
+).split()
 LR = 1e-3  # the cpu preset's
 
 

@@ -139,6 +139,7 @@ def test_presets():
     assert paper.lr_at(9_999) == 1e-3 and paper.lr_at(10_000) == pytest.approx(1e-4)
     cpu = PRESETS["cpu"]
     assert cpu.model == paper.model and cpu.data == paper.data
+    assert paper.compile and cpu.compile  # the fast path is the default one (issue 5)
 
 
 @pytest.mark.parametrize(
@@ -167,6 +168,31 @@ def test_config_from_another_version_is_refused(tmp_path):
         TrainConfig.from_dict({"class": "Other"})
 
 
+@pytest.mark.slow
+def test_compiled_step_equals_eager_step(tmp_path, capsys):
+    # The presets compile by default, so the compiled step must be the same step: same
+    # loss terms and gradients as eager on one batch (fp32), and train() must use it.
+    model = VideoVAE(ModelConfig(features=4)).train()
+    x = torch.rand(2, 4, 1, 64, 64)
+    eps = torch.randn(2, 4, 4)
+    results = []
+    for forward in (model, torch.compile(model)):
+        model.zero_grad()
+        terms = forward(x, eps=eps)
+        terms["loss"].backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        results.append(({k: v.item() for k, v in terms.items()}, grads))
+    (te, ge), (tc, gc) = results
+    assert tc == pytest.approx(te, rel=1e-4)
+    assert (gc - ge).norm() <= 1e-3 * ge.norm()
+    train(TINY, tmp_path / "eager")
+    train(TINY.replace(compile=True), tmp_path / "compiled")
+    assert "training eagerly" not in capsys.readouterr().err
+    first_e, first_c = metrics(tmp_path / "eager")[0], metrics(tmp_path / "compiled")[0]
+    for key in ("loss", "reconstruction", "kl_static", "kl_temporal"):
+        assert first_c[key] == pytest.approx(first_e[key], rel=1e-4), key
+
+
 def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
     def broken_compile(model):
         def run(*args, **kwargs):
@@ -193,7 +219,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 
     argv = (
         "--steps 80 --batch-videos 2 --frames 4 --checkpoint-every 3 --log-every 1 --no-check "
-        "--precision fp32"
+        "--precision fp32 --no-compile"
     ).split()
     cmd = [sys.executable, "-m", "stvae.cli", "train"]
     subprocess.run(

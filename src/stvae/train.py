@@ -137,11 +137,18 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
     # per batch), Adam 1e-3 decayed by 10x every 10k steps; bf16 where the hardware has it.
-    "paper": TrainConfig(precision="auto"),
+    # Both compile (eager fallback): 1.26x the eager step here, for about a minute of
+    # compiling on a cold cache (docs/results/performance.md).
+    "paper": TrainConfig(precision="auto", compile=True),
     # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
     # 12 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
     "cpu": TrainConfig(
-        steps=2400, batch_videos=16, lr_decay_every=800, precision="auto", checkpoint_every=200
+        steps=2400,
+        batch_videos=16,
+        lr_decay_every=800,
+        precision="auto",
+        compile=True,
+        checkpoint_every=200,
     ),
 }
 
@@ -165,7 +172,11 @@ def _autocast(config: TrainConfig, device: torch.device):
 
 
 def _compiled(model: VideoVAE):
+    # A fresh dynamo cache per run: several runs in one process (a reproduce grid) would
+    # otherwise pile up recompilations of VideoVAE.forward until dynamo's recompile limit
+    # silently turns them eager. Compiled kernels stay in inductor's on-disk cache.
     try:
+        torch.compiler.reset()
         return torch.compile(model)
     except Exception as e:  # noqa: BLE001 - e.g. no C compiler, unsupported platform
         print(
