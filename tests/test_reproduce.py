@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from stvae import StvaeError
 from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.model import ModelConfig
@@ -56,3 +57,9 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
     assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 18" in md
     assert "| slow | 4 | not run | 6.38 |" in md
+    # --only picks cells out of order; the report keeps the earlier rows
+    rows = rep.reproduce(only=["vae-f4-beta4-*", "slow-f2-beta1-*"], **kwargs)
+    assert [r["name"] for r in rows[3:]] == ["vae-f4-beta4-seed0", "slow-f2-beta1-seed0"]
+    assert len(trained) == 5
+    with pytest.raises(StvaeError, match="matches no run"):
+        rep.reproduce(only=["lstm-*"], **kwargs)

@@ -353,6 +353,13 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--report-dir", default="docs/results", help="folder for the report")
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per cell")
     p.add_argument("--limit", type=_positive_int, help="train at most this many new runs")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="only the runs whose names match this shell pattern, e.g. 'slow-f8-beta1-*' "
+        "(repeatable; names are <model>-f<features>-beta<beta>-seed<seed>)",
+    )
     p.set_defaults(func=_cmd_reproduce)
 
 
@@ -366,6 +373,7 @@ def _cmd_reproduce(args) -> None:
         args.report_dir,
         args.seeds,
         args.limit,
+        only=args.only,
     )
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
 

@@ -11,6 +11,7 @@ trained again, so a grid can be stopped and restarted.
 
 from __future__ import annotations
 
+import fnmatch
 import platform
 import statistics
 import time
@@ -143,11 +144,14 @@ def reproduce(
     seeds: int = 1,
     limit: int | None = None,
     log=print,
+    only: list[str] | None = None,
 ) -> list[dict]:
     """Trains and evaluates the grid, rewriting the report after every finished run.
 
     ``limit`` stops after that many newly trained runs (the rest stay for a restart).
-    Returns the report's rows.
+    ``only`` keeps the runs whose names (``<model>-f<features>-beta<beta>-seed<seed>``)
+    match one of these shell patterns, e.g. ``["slow-f8-beta1-*"]``; runs already in the
+    report stay in it. Returns the report's rows.
     """
     if dataset not in GRIDS:
         raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(GRIDS)}")
@@ -155,13 +159,22 @@ def reproduce(
         raise StvaeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
+    runs = grid(dataset, seeds)
+    if only:
+        for pattern in only:
+            if not any(fnmatch.fnmatchcase(r.name, pattern) for r in runs):
+                raise StvaeError(
+                    f"--only {pattern!r} matches no run of the {dataset} grid "
+                    f"(names look like {runs[0].name})"
+                )
+        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.name, p) for p in only)]
     out, report_dir = Path(out), Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     stem = report_dir / f"{dataset}-{preset}"
     done = read_json(stem.with_suffix(".json")) if stem.with_suffix(".json").exists() else []
     rows = {r["name"]: r for r in done}
     trained = 0
-    for run in grid(dataset, seeds):
+    for run in runs:
         if run.name in rows:
             continue
         run_dir = out / run.name
