@@ -137,7 +137,7 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
     # per batch), Adam 1e-3 decayed by 10x every 10k steps; bf16 where the hardware has it.
-    # Both compile (eager fallback): 1.26x the eager step here, for about a minute of
+    # Both compile (eager fallback): 1.2-1.3x the eager step here, for about a minute of
     # compiling on a cold cache (docs/results/performance.md).
     "paper": TrainConfig(precision="auto", compile=True),
     # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
