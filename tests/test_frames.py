@@ -129,3 +129,17 @@ def test_bad_folders_are_user_errors(case, tmp_path):
     make(tmp_path)
     with pytest.raises(StvaeError, match=message):
         load_folder(tmp_path, frames=16)
+
+
+def test_worked_example_of_own_videos(tmp_path, monkeypatch):
+    # docs/own-videos.md: the example script's folder gives 48 clips of 16 frames
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "docs" / "examples" / "make_videos.py"
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    data = load_folder(tmp_path / "myvideos", frames=16, stride=16)
+    assert data["videos"].shape == (48, 16, 64, 64)
+    assert data["clip_video"].tolist() == [v for v in range(12) for _ in range(4)]
+    assert data["videos"].max() > 100  # the chairs survived encoding and conversion
