@@ -36,6 +36,8 @@ CANDIDATES: dict[str, dict] = {
     "p3-b1": {"lr": 2e-3, "lr_decay_every": 1000, "beta_warmup": 500},
     # a tighter prior: sigma2 = 0.001 for both factors
     "p4-b1": {"model.sigma2": 0.001},
+    # twice the frames: 4,800 steps, decays at 1/3 and 2/3 (compiled, for the time)
+    "p5-b1": {"steps": 4800, "lr_decay_every": 1600, "compile": True},
     # bf16 autocast against fp32, two seeds each, on a quarter of the schedule
     **{
         f"eq-{precision}-s{seed}": {
