@@ -63,3 +63,29 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     assert len(trained) == 5
     with pytest.raises(StvaeError, match="matches no run"):
         rep.reproduce(only=["lstm-*"], **kwargs)
+
+
+def test_chairs_report_shows_the_order_aware_score():
+    row = {
+        "name": "slow-f8-beta1-seed0",
+        "model": "slow",
+        "beta": 1.0,
+        "features": 8,
+        "seed": 0,
+        "d_score": 2.47,
+        "static_set": [0],
+        "division": "best of 254",
+        "static_accuracy": 0.9,
+        "static_chance": 0.086,
+        "temporal_chance": 0.508,
+        "ceiling": 4.47,
+        "ceiling_this_balance": 4.79,
+        "negative_elbo": 530.0,
+        "wall_s": 800.0,
+        "d_score_order_between": 3.21,
+    }
+    md = rep.report_markdown([row], "chairs", "cpu", 1)
+    assert "d-score, order-aware probe |" in md
+    assert "| slow-f8-beta1-seed0 | 2.47 | 0.900 | 530.0 | 800 | 3.21 |" in md
+    without = {k: v for k, v in row.items() if k != "d_score_order_between"}
+    assert "order-aware" not in rep.report_markdown([without], "chairs", "cpu", 1)

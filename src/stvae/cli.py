@@ -292,6 +292,13 @@ def _describe_eval(ev: dict) -> str:
         lines.append(
             f"  chance             {d['static_chance']:>13.3f}   {d['temporal_chance']:>15.3f}"
         )
+    b = ev.get("disentanglement_order_between")
+    if b:
+        lines.append(
+            f"  with an order-aware probe (differences of the three frames): d-score "
+            f"{b['d_score']:.3f}, order from temporal {b['temporal_acc_from_temporal']:.3f}, "
+            f"from static {b['temporal_acc_from_static']:.3f}"
+        )
     if "static_accuracy" in ev:
         lines.append(
             f"  static accuracy (Tables 2-3) {ev['static_accuracy']:.3f}  "

@@ -120,13 +120,30 @@ def frame_task(labels: np.ndarray, frames: int) -> Task:
 ORDERS = ((0, 1, 2), (2, 1, 0), (0, 2, 1), (1, 0, 2))  # the first two are "in order"
 
 
-def order_task(videos: int, frames: int, seed: int, per_video: int = 8) -> Task:
+ORDER_PROBES = ("concat", "between")
+
+
+def between_features(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Features of a triplet shown as (a, b, c), each [M, k], from which a *linear* probe can
+    read order: per feature, (b - a)(c - b) (> 0 when b lies between a and c) and
+    |c - a| - |b - a| - |c - b| (0 when it does, negative otherwise) -> [M, 2k]."""
+    return np.concatenate([(b - a) * (c - b), np.abs(c - a) - np.abs(b - a) - np.abs(c - b)], 1)
+
+
+def order_task(
+    videos: int, frames: int, seed: int, per_video: int = 8, probe: str = "concat"
+) -> Task:
     """Section 4.1's temporal task for chairs: are 3 frames, given in this order, temporally
     ordered? Frames i < j < k of one video shown as (i, j, k) or (k, j, i) are (label 1),
-    as (i, k, j) or (j, i, k) are not (label 0); the sample is the three frames' features
-    side by side. ``per_video`` triplets per video, balanced by construction."""
+    as (i, k, j) or (j, i, k) are not (label 0). ``per_video`` triplets per video, balanced
+    by construction. The sample is the three frames' features side by side [3k]
+    (``probe="concat"``, the paper's wording), or :func:`between_features` [2k]
+    (``probe="between"``): ordered means (z2 - z1)(z3 - z2) > 0 for a monotone feature, a
+    product that no linear function of the concatenation expresses."""
     if frames < 3:
         raise StvaeError(f"the temporal-order task needs at least 3 frames a video; got {frames}")
+    if probe not in ORDER_PROBES:
+        raise StvaeError(f"order probe must be one of {', '.join(ORDER_PROBES)}; got {probe!r}")
     rng = np.random.default_rng([seed, 3])
     picks = np.sort(
         np.stack([rng.choice(frames, 3, replace=False) for _ in range(videos * per_video)]), axis=1
@@ -138,7 +155,10 @@ def order_task(videos: int, frames: int, seed: int, per_video: int = 8) -> Task:
 
     def make(x: np.ndarray, vids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         trip = x[vids[:, None, None], shown[vids]]  # [len(vids), per_video, 3, k]
-        return trip.reshape(len(vids) * per_video, -1), labels[vids].reshape(-1)
+        trip = trip.reshape(len(vids) * per_video, 3, -1)
+        if probe == "between":
+            return between_features(trip[:, 0], trip[:, 1], trip[:, 2]), labels[vids].reshape(-1)
+        return trip.reshape(len(trip), -1), labels[vids].reshape(-1)
 
     return make
 
@@ -150,15 +170,17 @@ def disentanglement(
     static_features: int = 0,
     seed: int = 0,
     temporal_task: str = "labels",
+    order_probe: str = "concat",
 ) -> dict:
     """The disentanglement score of eq 19.
 
     features: [V, N, F]; static_labels: [V] or [V, N] (the digit, the chair).
     The temporal target is ``temporal_labels`` [V, N] per frame (the 3x3 location) with
     ``temporal_task="labels"``, or the triplet order task of :func:`order_task` (chairs)
-    with ``temporal_task="order"``. With ``static_features`` = k > 0 the division is the
-    model's own (first k features static, the rest temporal); with 0 (baselines) the score
-    is the maximum over every division of the features into two non-empty sets.
+    with ``temporal_task="order"``, its samples made as ``order_probe`` says. With
+    ``static_features`` = k > 0 the division is the model's own (first k features static,
+    the rest temporal); with 0 (baselines) the score is the maximum over every division of
+    the features into two non-empty sets.
 
     a_s(S) = acc(S, y_s) / acc(S, y_t), a_t(S) = acc(S, y_t) / acc(S, y_s),
     score = sqrt(a_s(H_s) a_t(H_t)).
@@ -168,7 +190,7 @@ def disentanglement(
         raise StvaeError("the disentanglement score needs at least 2 features")
     train, test = video_split(v, seed)
     if temporal_task == "order":
-        temporal = order_task(v, n, seed)
+        temporal = order_task(v, n, seed, probe=order_probe)
     elif temporal_labels is not None:
         temporal = frame_task(temporal_labels, n)
     else:
@@ -217,6 +239,7 @@ def disentanglement(
         **best,
         "division": "model" if static_features else f"best of {len(divisions)}",
         "temporal_task": temporal_task,
+        **({"order_probe": order_probe} if temporal_task == "order" else {}),
         "static_chance": chance["static"],
         "temporal_chance": chance["temporal"],
         # Perfect probes with balanced classes: sqrt(K_t * K_s); with the class balance
@@ -329,7 +352,8 @@ def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
     ``data`` (a dataset dict or a path) defaults to the run's held-out set (fresh Bouncing
     MNIST videos of held-out digits). Reports the negative ELBO terms always; with both
     label kinds, the score of eq 19 and the static accuracy of Tables 2-3, each with its
-    chance level.
+    chance level. On chairs (the order task) also ``disentanglement_order_between``: the
+    same score with the order-aware probe of :func:`order_task`.
     """
     model, config = load_run(run_dir)
     source = str(data) if isinstance(data, (str, Path)) else "given videos"
@@ -360,6 +384,10 @@ def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
             seed,
             temporal_task="order" if order else "labels",
         )
+        if order:  # the same score with a probe that can read order (see order_task)
+            result["disentanglement_order_between"] = disentanglement(
+                mu, data["static_labels"], None, k, seed, "order", order_probe="between"
+            )
     else:
         result["skipped"].append("disentanglement score: needs static_labels and temporal_labels")
     if "static_labels" in data:

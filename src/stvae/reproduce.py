@@ -133,6 +133,11 @@ def _result_row(run: GridRun, ev: dict, wall_s: float) -> dict:
         "ceiling_this_balance": d["ceiling_this_balance"],
         "negative_elbo": ev["elbo"]["negative_elbo"],
         "wall_s": wall_s,
+        **(
+            {"d_score_order_between": ev["disentanglement_order_between"]["d_score"]}
+            if "disentanglement_order_between" in ev
+            else {}
+        ),
     }
 
 
@@ -285,15 +290,26 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
             got = by.get((model, beta, column[model]), [])
             cells.append(f"{_mean_spread([r['static_accuracy'] for r in got])} | {p:.2f}")
         lines.append(f"| {model} | {beta:g} | " + " | ".join(cells) + " |")
+    between = any("d_score_order_between" in r for r in rows)
     lines += ["", "## Every run", ""]
+    if between:
+        lines += [
+            "The order task's paper probe is linear in the three frames' features side by "
+            "side, which cannot express order ((z2 - z1)(z3 - z2) > 0 is a product); the "
+            "last column scores the same runs with a linear probe on per-feature "
+            'differences that can (`order_task(probe="between")` in `stvae.evaluate`).',
+            "",
+        ]
+    extra = " d-score, order-aware probe |" if between else ""
     lines += [
-        "| run | d-score | static acc | -ELBO (nats/frame) | wall (s) |",
-        "|---|---|---|---|---|",
+        "| run | d-score | static acc | -ELBO (nats/frame) | wall (s) |" + extra,
+        "|---|---|---|---|---|" + ("---|" if between else ""),
     ]
     for r in rows:
+        cell = f" {r.get('d_score_order_between', float('nan')):.2f} |" if between else ""
         lines.append(
             f"| {r['name']} | {r['d_score']:.2f} | {r['static_accuracy']:.3f} "
-            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |"
+            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |" + cell
         )
     total_wall = sum(r["wall_s"] for r in rows)
     lines += ["", f"Total training time of these runs: {total_wall / 3600:.2f} h.", ""]
