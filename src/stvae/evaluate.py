@@ -33,6 +33,8 @@ __all__ = [
     "chance_accuracy",
     "factor_probe",
     "disentanglement",
+    "order_task",
+    "between_features",
     "feature_subsets",
     "probe_model",
     "probe_run",
