@@ -141,7 +141,7 @@ PRESETS: dict[str, TrainConfig] = {
     # compiling on a cold cache (docs/results/performance.md).
     "paper": TrainConfig(precision="auto", compile=True),
     # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
-    # 12 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
+    # 9-14 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
     "cpu": TrainConfig(
         steps=2400,
         batch_videos=16,
