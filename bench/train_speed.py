@@ -41,7 +41,7 @@ from stvae.data import GeneratedSource, to_tensor
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
-from stvae.train import PRESETS, train
+from stvae.train import PRESETS, resolve_precision, train
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -207,9 +207,7 @@ def main() -> None:
             f"{naive / sec:8.2f}x"
         )
 
-    cpu_precision = PRESETS["cpu"].precision
-    if cpu_precision == "auto":  # as stvae.train resolves it on a CPU
-        cpu_precision = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    cpu_precision = resolve_precision(PRESETS["cpu"].precision, torch.device("cpu"))
     for name, changes in (
         ("stvae train (defaults: compiled)", {}),
         ("stvae train --no-compile", {"compile": False}),

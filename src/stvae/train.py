@@ -40,7 +40,15 @@ from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.runlog import MetricsLog, truncate_metrics
 
-__all__ = ["TrainConfig", "PRESETS", "train", "load_run", "resolve_device", "RUN_FILES"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "train",
+    "load_run",
+    "resolve_device",
+    "resolve_precision",
+    "RUN_FILES",
+]
 
 RUN_FILES = {
     "config": "config.json",
@@ -161,12 +169,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 wherever the hardware has it (CUDA, or a CPU with native bf16; see
+    docs/results/cpu-preset-search.md), else fp32; fp32 and bf16 stay as they are."""
+    if precision != "auto":
+        return precision
+    fast = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if fast else "fp32"
+
+
 def _autocast(config: TrainConfig, device: torch.device):
-    precision = config.precision
-    if precision == "auto":  # bf16 wherever the hardware has it (docs/results/cpu-preset-search.md)
-        fast = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        precision = "bf16" if fast else "fp32"
-    if precision == "bf16":
+    if resolve_precision(config.precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
