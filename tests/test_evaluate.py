@@ -163,6 +163,13 @@ def test_order_aware_probe_reads_order_that_the_concatenation_cannot(factors):
     paper = disentanglement(feats, digit, None, 2, temporal_task="order")
     aware = disentanglement(feats, digit, None, 2, temporal_task="order", order_probe="between")
     assert paper["order_probe"] == "concat" and aware["order_probe"] == "between"
+    memo: dict = {}  # as evaluate_run shares it: same results, static probes fitted once
+    assert disentanglement(feats, digit, None, 2, temporal_task="order", memo=memo) == paper
+    fitted = len(memo)
+    shared = disentanglement(
+        feats, digit, None, 2, temporal_task="order", order_probe="between", memo=memo
+    )
+    assert shared == aware and len(memo) == fitted + 2  # only the two temporal probes
     assert paper["temporal_acc_from_temporal"] < 0.65
     assert aware["temporal_acc_from_temporal"] > 0.9
     # (the paper probe's score is not near 1: at chance on order, the temporal set still
