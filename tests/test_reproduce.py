@@ -89,3 +89,19 @@ def test_chairs_report_shows_the_order_aware_score():
     assert "| slow-f8-beta1-seed0 | 2.47 | 0.900 | 530.0 | 800 | 3.21 |" in md
     without = {k: v for k, v in row.items() if k != "d_score_order_between"}
     assert "order-aware" not in rep.report_markdown([without], "chairs", "cpu", 1)
+
+
+def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, monkeypatch):
+    calls = []
+
+    def stopped_train(config, run_dir, resume):
+        calls.append(run_dir)
+        return {"run_dir": str(run_dir), "step": 1, "stopped": True, "final": None}
+
+    monkeypatch.setattr(rep, "train", stopped_train)
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: pytest.fail("scored an unfinished run"))
+    lines = []
+    rows = rep.reproduce(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lines.append)
+    assert rows == [] and len(calls) == 1
+    assert "stopped at step 1; the same command resumes" in lines[-1]
+    assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()

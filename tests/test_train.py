@@ -268,3 +268,75 @@ def test_no_good_checkpoint_says_so(tmp_path):
     ckpt.write_bytes(b"junk")
     with pytest.raises(StvaeError, match="no previous checkpoint to fall back to"):
         train(TINY, run, resume=True)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_with_a_checkpoint_of_that_step_and_resume_is_exact(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = (
+        "--steps 40 --batch-videos 2 --frames 4 --checkpoint-every 1000 --log-every 7 "
+        "--no-check --precision fp32 --no-compile"
+    ).split()
+    cmd = [sys.executable, "-m", "stvae.cli", "train"]
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [*cmd, *argv, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    log = run / RUN_FILES["metrics"]
+    while not (log.exists() and log.read_text()) and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)  # after step 7: off the checkpoint grid
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM at step" in lines[0], lines
+    step = int(lines[0].split("at step ")[1].split()[0])
+    assert 7 <= step < 40
+    assert not (run / RUN_FILES["weights"]).exists()  # not finished: no final weights
+    rows = metrics(run)
+    assert rows[-1]["step"] == step and not rows[-1]["final"]  # the stop is logged
+    assert load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(ModelConfig(features=4))) == step
+    subprocess.run([*cmd, "--resume", "--out", str(run), "--no-check"], check=True)
+    straight = tmp_path / "straight"
+    train(TrainConfig.from_dict(read_json(run / RUN_FILES["config"])), straight)
+    assert metrics(run)[-1]["loss"] == metrics(straight)[-1]["loss"]
+    ma, _ = load_run(straight)
+    mb, _ = load_run(run)
+    for va, vb in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True):
+        assert torch.equal(va, vb)
+
+
+def test_worker_processes_draw_the_same_batches_as_the_thread(tmp_path):
+    from stvae.data import open_source
+    from stvae.prefetch import Prefetch, make_batch
+
+    source = open_source(DataConfig(frames=4))
+    with Prefetch(source, 7, range(1, 3), 5, 9, workers=2) as ahead:
+        got = [ahead.get(s) for s in range(5, 9)]
+    for s, batch in zip(range(5, 9), got, strict=True):
+        assert np.array_equal(batch, make_batch(source, 7, s, range(1, 3)))
+    assert not np.array_equal(got[0], got[1])
+    # and a run drawn by workers trains exactly like one drawn by the thread
+    train(TINY.replace(steps=3, data_workers=2), tmp_path / "workers")
+    train(TINY.replace(steps=3, data_workers=0), tmp_path / "thread")
+    assert [r["loss"] for r in metrics(tmp_path / "workers")] == [
+        r["loss"] for r in metrics(tmp_path / "thread")
+    ]
+
+
+def test_data_workers_auto_uses_processes_only_for_generated_data_on_cuda():
+    from stvae.train import data_workers
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert data_workers(TINY, cpu) == 0
+    assert data_workers(TINY, cuda) >= 1
+    assert data_workers(TINY.replace(data_workers=3), cpu) == 3
+    assert data_workers(TINY.replace(**{"data.source": "clips.npy"}), cuda) == 0
+    with pytest.raises(StvaeError, match="data-workers must be -1"):
+        TINY.replace(data_workers=-2)

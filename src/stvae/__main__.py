@@ -4,4 +4,5 @@ import sys
 
 from stvae.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned data worker imports it
+    sys.exit(main())

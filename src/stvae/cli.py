@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,10 +73,11 @@ TRAIN_FLAGS = {
     "device": "device",
     "precision": "precision",
     "compile": "compile",
+    "data_workers": "data_workers",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
 }
-RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile"}
+RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile", "data_workers"}
 
 
 def _add_train(sub) -> None:
@@ -128,6 +130,11 @@ def _add_train(sub) -> None:
         default=None,
         help="torch.compile the model (eager fallback if it fails)",
     )
+    p.add_argument(
+        "--data-workers",
+        type=int,
+        help="processes drawing batches ahead (0: one thread; default -1: auto, several on CUDA)",
+    )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
@@ -141,7 +148,7 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _cmd_train(args) -> None:
+def _cmd_train(args) -> int | None:
     from stvae.checkpoint import read_json
     from stvae.evaluate import probe_run
     from stvae.train import PRESETS, RUN_FILES, TrainConfig, train
@@ -166,8 +173,10 @@ def _cmd_train(args) -> None:
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train(config, out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun, rank 0 reports
+        return None  # under torchrun, rank 0 reports
     print(_describe_run(summary))
+    if summary["stopped"]:
+        return 128 + signal.SIGTERM  # the shell's code for a SIGTERM: the run is not finished
     if not args.no_check:
         probe = probe_run(summary["run_dir"])
         print(_describe_probe(probe))
@@ -425,14 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except StvaeError as e:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.train import PRESETS, RUN_FILES, train
 
-__all__ = ["GridRun", "GridSpec", "GRIDS", "grid", "reproduce", "report_markdown"]
+__all__ = ["GridRun", "GridSpec", "GRIDS", "grid", "reproduce", "report_markdown", "result_row"]
 
 BETAS = (1.0, 2.0, 4.0)
 KINDS = ("hierarchical", "slow", "vae")
@@ -113,7 +113,8 @@ def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
     ]
 
 
-def _result_row(run: GridRun, ev: dict, wall_s: float) -> dict:
+def result_row(run: GridRun, ev: dict, wall_s: float) -> dict:
+    """One report row: the grid cell ``run``, the scores of its ``eval.json`` and its wall time."""
     d = ev["disentanglement"]
     return {
         "name": run.name,
@@ -201,12 +202,15 @@ def reproduce(
             log(f"[{run.name}] training ({preset} preset)")
             resume = (run_dir / RUN_FILES["checkpoint"]).exists()
             t0 = time.perf_counter()
-            train(config, run_dir, resume=resume)
+            summary = train(config, run_dir, resume=resume)
             wall = time.perf_counter() - t0
+            if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here
+                log(f"[{run.name}] stopped at step {summary['step']}; the same command resumes")
+                break
             write_json(run_dir / "wall.json", {"wall_s": wall, "resumed": resume})
             ev = evaluate_run(run_dir)
             trained += 1
-        rows[run.name] = _result_row(run, ev, wall)
+        rows[run.name] = result_row(run, ev, wall)
         log(
             f"[{run.name}] d-score {rows[run.name]['d_score']:.2f}  "
             f"static accuracy {rows[run.name]['static_accuracy']:.3f}  ({wall:.0f} s)"

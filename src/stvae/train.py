@@ -7,21 +7,26 @@ A run directory holds
 * ``checkpoint.safetensors``: the full training state, rewritten atomically;
 * ``model.safetensors``: the final weights (config in its metadata);
 * ``tb/``: TensorBoard events, when tensorboard is installed.
+
+SIGTERM (a scheduler's time limit, ``timeout``, ``kill``) ends a one-process run cleanly:
+the step in flight finishes, a checkpoint of it is written, and ``--resume`` continues
+from exactly there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stvae import __version__, distributed
@@ -38,6 +43,7 @@ from stvae.data import DataConfig, open_source, to_tensor
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
+from stvae.prefetch import Prefetch
 from stvae.runlog import MetricsLog, truncate_metrics
 
 __all__ = [
@@ -75,6 +81,8 @@ class TrainConfig:
     precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
     # auto: bf16 on CUDA or a CPU with native bf16, else fp32
     compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
+    data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
+    # (CUDA with generated data: up to 8 processes; else one thread)
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
 
@@ -88,6 +96,8 @@ class TrainConfig:
             raise StvaeError(f"lr must be a positive number; got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise StvaeError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
+        if self.data_workers < -1:
+            raise StvaeError(f"data-workers must be -1 (auto) or more; got {self.data_workers}")
         if self.beta_warmup < 0:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
         if self.device not in DEVICES:
@@ -199,6 +209,17 @@ def _compiled(model: VideoVAE):
         return model
 
 
+def data_workers(config: TrainConfig, device: torch.device) -> int:
+    """How many processes draw batches (0: one thread). Auto: one thread keeps a CPU's
+    training fed; a GPU needs several to generate Bouncing MNIST or chairs fast enough
+    (docs/results/performance.md). A file's clips are cheap to cut: a thread."""
+    if config.data_workers >= 0:
+        return config.data_workers
+    if device.type == "cuda" and config.data.generated:
+        return max(1, min(8, (os.cpu_count() or 2) - 2))
+    return 0
+
+
 def build_model(config: TrainConfig, device: torch.device) -> VideoVAE:
     torch.manual_seed(config.seed)
     return to_channels_last(VideoVAE(config.model)).to(device)
@@ -218,8 +239,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     Under ``torchrun`` every rank calls this with the same arguments (see
     :mod:`stvae.distributed`). Returns a summary: the run directory, the step reached,
-    the final loss terms and the wall time. Everything a user can get wrong is checked
-    before ``out`` is created.
+    whether SIGTERM stopped it early (then the checkpoint holds that step and no final
+    weights are written), the last loss terms and the wall time. Everything a user can
+    get wrong is checked before ``out`` is created.
     """
     out = Path(out)
     _check_out(out, resume)
@@ -241,6 +263,28 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         if d.main and created and not (out / RUN_FILES["checkpoint"]).exists():
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
         raise
+
+
+class _StopOnSigterm:
+    """Turns SIGTERM into a flag the loop reads after each step (one process, main thread
+    only: under torchrun the ranks would see it at different steps)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signalled = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.signalled = True
+
+    def __enter__(self) -> _StopOnSigterm:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _train(config, out, resume, device, source, d) -> dict:
@@ -267,24 +311,19 @@ def _train(config, out, resume, device, source, d) -> dict:
     mine = d.shard(config.batch_videos)
     noise_shape = (config.batch_videos, config.data.frames, config.model.features)
 
-    def batch_for(s: int) -> np.ndarray:
-        # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
-        # and any number of ranks splits the same global batch.
-        return np.concatenate(
-            [source.batch(1, np.random.default_rng([config.seed, s, k])) for k in mine]
-        )
-
-    prefetch = ThreadPoolExecutor(max_workers=1)
-    pending = prefetch.submit(batch_for, step) if step < config.steps else None
+    # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
+    # and any number of ranks splits the same global batch.
+    workers = data_workers(config, device)
+    prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
     t_start = time.perf_counter()
     row = None
+    stop = _StopOnSigterm(d.world == 1)
     try:
+        stop.__enter__()  # left in the finally below
         model.train()
-        while step < config.steps:
+        while step < config.steps and not stop.signalled:
             t0 = time.perf_counter()
-            videos = pending.result()
-            if step + 1 < config.steps:
-                pending = prefetch.submit(batch_for, step + 1)  # overlaps generation with compute
+            videos = prefetch.get(step)  # made while the previous steps ran
             x = to_tensor(videos, device)  # [B/W, N, 1, 64, 64]
             # noise for the global batch from the same stream on every rank, then this slice
             eps = torch.randn(noise_shape)[mine.start : mine.stop].to(device)
@@ -307,7 +346,7 @@ def _train(config, out, resume, device, source, d) -> dict:
             step += 1
             fps = config.frames_per_batch / (time.perf_counter() - t0)
             final = step == config.steps
-            logged = step % config.log_every == 0 or final
+            logged = step % config.log_every == 0 or final or stop.signalled
             if log is None:
                 continue
             log.tick(terms["loss"].item(), fps)
@@ -316,19 +355,28 @@ def _train(config, out, resume, device, source, d) -> dict:
                 row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
                 row.update(wall_s=time.perf_counter() - t_start, final=final)
                 log.record(row)
-            if step % config.checkpoint_every == 0 or final:
+            if step % config.checkpoint_every == 0 or final or stop.signalled:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
     finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
+        stop.__exit__()
+        prefetch.close()
         if log is not None:
             log.close()
-    if d.main:
+    stopped = step < config.steps
+    if stopped:
+        print(
+            f"stvae: stopped by SIGTERM at step {step} of {config.steps}; the checkpoint "
+            f"holds that step (continue with --resume --out {out})",
+            file=sys.stderr,
+        )
+    elif d.main:
         save_weights(out / RUN_FILES["weights"], model, config.to_dict())
     if d.world > 1:
         torch.distributed.barrier()  # the run directory is complete before anyone returns
     return {
         "run_dir": str(out),
         "step": step,
+        "stopped": stopped,
         "wall_s": time.perf_counter() - t_start,
         "final": row,
     }
