@@ -1,10 +1,11 @@
 """Training and encoding throughput of the paper's network, as ratios taken in one process.
 
-    python bench/train_speed.py [--batch-videos 16] [--frames 16] [--steps 12]
+    python bench/train_speed.py [--device cpu|cuda] [--batch-videos N] [--frames 16] [--steps 12]
 
 Prints, all measured in this one run so that machine noise cancels in the ratios:
 
-* this machine's fp32 and bf16 matrix-multiply peaks (GFLOP/s);
+* the device's fp32 and bf16 matrix-multiply peaks (GFLOP/s; 2048^3 products on a CPU,
+  8192^3 on a GPU);
 * frames/s and GFLOP/s of a training step for several configurations, from a naive eager
   fp32 NCHW step to what ``stvae train`` does by default, with model FLOP utilisation
   (MFU) against the peak of the precision in use and the speed-up over the naive step;
@@ -43,16 +44,26 @@ from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
 from stvae.train import PRESETS, resolve_precision, train
 
+CPU = torch.device("cpu")
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 2.0) -> float:
     """Best GFLOP/s of an n x n x n matmul in ``dtype`` over about ``seconds``."""
-    a = torch.randn(n, n, dtype=dtype)
-    b = torch.randn(n, n, dtype=dtype)
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
     a @ b  # warm-up
+    sync(device)
     best, t_end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < t_end:
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
@@ -63,8 +74,14 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def make_step(model, opt, x, precision: str):
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    ctx = autocast(precision, x.device)
 
     def step():
         with ctx:
@@ -76,14 +93,16 @@ def make_step(model, opt, x, precision: str):
     return step
 
 
-def time_it(fn, steps: int, warmup: int = 3) -> float:
-    """Median seconds per call after ``warmup`` calls."""
+def time_it(fn, steps: int, warmup: int = 3, device: torch.device = CPU) -> float:
+    """Median seconds per call after ``warmup`` calls (waiting for the device each call)."""
     for _ in range(warmup):
         fn()
+    sync(device)
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - t)
     return float(np.median(times))
 
@@ -129,6 +148,7 @@ def end_to_end(args, **changes) -> tuple[float, float]:
         batch_videos=args.batch_videos,
         log_every=5,
         checkpoint_every=10_000,
+        device=args.device.type,
         **{"data.frames": args.frames},
         **changes,
     )
@@ -145,7 +165,10 @@ def end_to_end(args, **changes) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch-videos", type=int, default=16)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument(
+        "--batch-videos", type=int, help="videos a step (default: 16 on a CPU, 64 on a GPU)"
+    )
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--configs", type=int, default=5, help="how many configurations to time")
@@ -155,22 +178,30 @@ def main() -> None:
         help="only print where a default (channels-last bf16) training step spends its time",
     )
     args = p.parse_args()
+    args.device = dev = torch.device(args.device)
+    if args.batch_videos is None:
+        args.batch_videos = 64 if dev.type == "cuda" else 16
     if args.profile:
         profile(args)
         return
     torch.manual_seed(0)
     frames = args.batch_videos * args.frames
+    where = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {frames} frames a step"
+        f"{where}, {frames} frames a step"
     )
 
-    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peak = {"fp32": matmul_peak(torch.float32, dev), "bf16": matmul_peak(torch.bfloat16, dev)}
     print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
 
     src = GeneratedSource(args.frames)
-    x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)))
-    base = VideoVAE(ModelConfig())
+    x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)), dev)
+    base = VideoVAE(ModelConfig()).to(dev)
     train_flops = count_flops(lambda: base(x)["loss"].backward())
     with torch.no_grad():
         enc_flops = count_flops(lambda: base.encode(x))
@@ -183,7 +214,7 @@ def main() -> None:
     print(f"{'configuration':32s} {'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}")
     naive = None
     for name, cl, precision, compiled in configurations(args):
-        model = VideoVAE(ModelConfig())
+        model = VideoVAE(ModelConfig()).to(dev)
         model.load_state_dict(base.state_dict())
         if cl:
             model = to_channels_last(model)
@@ -196,7 +227,7 @@ def main() -> None:
                 continue
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         try:
-            sec = time_it(make_step(run, opt, x, precision), args.steps)
+            sec = time_it(make_step(run, opt, x, precision), args.steps, device=dev)
         except Exception as e:  # noqa: BLE001 - a failed compile is a result too
             print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
             continue
@@ -207,16 +238,19 @@ def main() -> None:
             f"{naive / sec:8.2f}x"
         )
 
-    cpu_precision = resolve_precision(PRESETS["cpu"].precision, torch.device("cpu"))
-    for name, changes in (
+    default_precision = resolve_precision(PRESETS["cpu"].precision, dev)
+    variants = [
         ("stvae train (defaults: compiled)", {}),
         ("stvae train --no-compile", {"compile": False}),
-    ):
+    ]
+    if dev.type == "cuda":  # where worker processes are the default
+        variants.append(("stvae train --data-workers 0", {"data_workers": 0}))
+    for name, changes in variants:
         e2e, warmup_s = end_to_end(args, **changes)
         gflops = train_flops / frames * e2e / 1e9
         print(
             f"{name:32s} {e2e:9.0f} {gflops:8.0f} "
-            f"{gflops / peak[cpu_precision]:6.2f} {e2e * naive / frames:8.2f}x"
+            f"{gflops / peak[default_precision]:6.2f} {e2e * naive / frames:8.2f}x"
             f"   (first 5 steps: {warmup_s:.0f} s)"
         )
 
@@ -225,16 +259,16 @@ def main() -> None:
         ("eager NCHW fp32", False, "fp32"),
         ("channels-last bf16", True, "bf16"),
     ]:
-        model = VideoVAE(ModelConfig()).eval()
+        model = VideoVAE(ModelConfig()).to(dev).eval()
         if cl:
             model = to_channels_last(model)
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+        ctx = autocast(precision, dev)
 
         def enc(model=model, ctx=ctx):
             with torch.no_grad(), ctx:
                 model.encode(x)
 
-        sec = time_it(enc, args.steps)
+        sec = time_it(enc, args.steps, device=dev)
         gflops = enc_flops / sec / 1e9
         print(
             f"{name:32s} {frames / sec:9.0f} frames/s {gflops:6.0f} GFLOP/s "
@@ -244,22 +278,22 @@ def main() -> None:
     print("\nKL cost against N (B=16, F=4, forward + backward)")
     prev = None
     for n in (16, 160, 1600, 16000):
-        mu = torch.randn(16, n, 4, requires_grad=True)
-        lv = torch.randn(16, n, 4, requires_grad=True)
+        mu = torch.randn(16, n, 4, device=dev, requires_grad=True)
+        lv = torch.randn(16, n, 4, device=dev, requires_grad=True)
 
         def kl(mu=mu, lv=lv):
             (kl_static(mu, lv, 0.01) + kl_temporal(mu, lv, 0.01)).sum().backward()
 
-        sec = time_it(kl, 20)
+        sec = time_it(kl, 20, device=dev)
         growth = "" if prev is None else f"  x{sec / prev:.1f} for 10x N"
         print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
         prev = sec
 
     rng = np.random.default_rng(0)
     gen = time_it(lambda: src.batch(args.batch_videos, rng), 20)
-    model = to_channels_last(VideoVAE(ModelConfig()))
+    model = to_channels_last(VideoVAE(ModelConfig()).to(dev))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    step = time_it(make_step(model, opt, x, "bf16"), 4, 1)
+    step = time_it(make_step(model, opt, x, "bf16"), 4, 1, device=dev)
     print(
         f"\ndata generation: {frames / gen:.0f} frames/s, {step / gen:.0f}x what a "
         f"bf16 training step consumes"
