@@ -38,6 +38,7 @@ def run(argv):
         (["train", "--lr", "fast"], "expected a number"),
         (["train", "--model", "lstm"], "invalid choice"),
         (["train", "--device", "tpu"], "invalid choice"),
+        (["train", "--data-workers", "-2"], "data-workers must be -1 (auto) or more"),
         (["train", "--data", "nowhere.npz"], "nowhere.npz: no such file"),
         (["train", "--data", "clip.mp4"], "--data must be"),
         (["train", "--features", "4", "--static-features", "4"], "static_features must be between"),
