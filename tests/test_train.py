@@ -1,6 +1,11 @@
 """Training loop, run directory, checkpoints and resume."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +26,17 @@ TINY = TrainConfig(
     log_every=1,
     lr_decay_every=3,
 )
+
+
+CLI_TRAIN = [sys.executable, "-m", "stvae.cli", "train"]
+
+
+def tiny_argv(steps: int, checkpoint_every: int, log_every: int) -> list[str]:
+    """`stvae train` flags of a tiny, eager, fp32 run (for the tests that kill one)."""
+    return (
+        f"--steps {steps} --batch-videos 2 --frames 4 --checkpoint-every {checkpoint_every} "
+        f"--log-every {log_every} --no-check --precision fp32 --no-compile"
+    ).split()
 
 
 def metrics(run):
@@ -211,17 +227,7 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    argv = (
-        "--steps 80 --batch-videos 2 --frames 4 --checkpoint-every 3 --log-every 1 --no-check "
-        "--precision fp32 --no-compile"
-    ).split()
-    cmd = [sys.executable, "-m", "stvae.cli", "train"]
+    cmd, argv = CLI_TRAIN, tiny_argv(steps=80, checkpoint_every=3, log_every=1)
     subprocess.run(
         [*cmd, *argv, "--out", str(tmp_path / "straight")], check=True, capture_output=True
     )
@@ -272,17 +278,7 @@ def test_no_good_checkpoint_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_stops_with_a_checkpoint_of_that_step_and_resume_is_exact(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    argv = (
-        "--steps 40 --batch-videos 2 --frames 4 --checkpoint-every 1000 --log-every 7 "
-        "--no-check --precision fp32 --no-compile"
-    ).split()
-    cmd = [sys.executable, "-m", "stvae.cli", "train"]
+    cmd, argv = CLI_TRAIN, tiny_argv(steps=40, checkpoint_every=1000, log_every=7)
     run = tmp_path / "stopped"
     proc = subprocess.Popen(
         [*cmd, *argv, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
