@@ -318,10 +318,11 @@ def _train(config, out, resume, device, source, d) -> dict:
     t_start = time.perf_counter()
     row = None
     stop = _StopOnSigterm(d.world == 1)
+    halt = False
     try:
         stop.__enter__()  # left in the finally below
         model.train()
-        while step < config.steps and not stop.signalled:
+        while step < config.steps and not halt:
             t0 = time.perf_counter()
             videos = prefetch.get(step)  # made while the previous steps ran
             x = to_tensor(videos, device)  # [B/W, N, 1, 64, 64]
@@ -346,7 +347,8 @@ def _train(config, out, resume, device, source, d) -> dict:
             step += 1
             fps = config.frames_per_batch / (time.perf_counter() - t0)
             final = step == config.steps
-            logged = step % config.log_every == 0 or final or stop.signalled
+            halt = stop.signalled  # read once a step, so the last record and checkpoint agree
+            logged = step % config.log_every == 0 or final or halt
             if log is None:
                 continue
             log.tick(terms["loss"].item(), fps)
@@ -355,7 +357,7 @@ def _train(config, out, resume, device, source, d) -> dict:
                 row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
                 row.update(wall_s=time.perf_counter() - t_start, final=final)
                 log.record(row)
-            if step % config.checkpoint_every == 0 or final or stop.signalled:
+            if step % config.checkpoint_every == 0 or final or halt:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
     finally:
         stop.__exit__()
