@@ -50,7 +50,7 @@ class Prefetch:
     """
 
     def __init__(self, source, seed: int, videos: range, start: int, stop: int, workers: int):
-        self.seed, self.videos, self.stop = seed, videos, stop
+        self.stop = stop
         self.next = start  # the next step to submit
         self.pending: deque[tuple[int, Future]] = deque()
         if workers > 0:
