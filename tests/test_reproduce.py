@@ -105,3 +105,30 @@ def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, mon
     assert rows == [] and len(calls) == 1
     assert "stopped at step 1; the same command resumes" in lines[-1]
     assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()
+
+
+def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypatch):
+    def resumed_train(config, run_dir, resume):
+        run_dir.mkdir(parents=True)
+        return {"run_dir": str(run_dir), "step": 2400, "stopped": False, "earlier_wall_s": 500.0}
+
+    ev = {
+        "disentanglement": {
+            "d_score": 2.0,
+            "static_set": [0],
+            "temporal_set": [1],
+            "division": "model",
+            "temporal_chance": 0.5,
+            "ceiling": 4.47,
+            "ceiling_this_balance": 4.5,
+        },
+        "static_accuracy": 0.5,
+        "static_chance": 0.1,
+        "elbo": {"negative_elbo": 100.0},
+    }
+    monkeypatch.setattr(rep, "train", resumed_train)
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: ev)
+    rows = rep.reproduce(
+        out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None, limit=1
+    )
+    assert 500.0 <= rows[0]["wall_s"] < 560.0

@@ -74,9 +74,13 @@ def test_resume_continues_exactly(tmp_path):
     parted = tmp_path / "parted"
     train(TINY.replace(steps=4), parted)
     # resume to the full length; the rows and weights must be those of the straight run
-    train(TINY, parted, resume=True)
+    summary = train(TINY, parted, resume=True)
     a, b = metrics(straight), metrics(parted)
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    # the clock carries on from the first process's time, as the step count does
+    assert summary["earlier_wall_s"] == b[3]["wall_s"] > 0
+    walls = [r["wall_s"] for r in b]
+    assert walls == sorted(walls) and summary["wall_s"] >= walls[-1]
     for ra, rb in zip(a, b, strict=True):
         assert ra["loss"] == rb["loss"]
     ma, _ = load_run(straight)

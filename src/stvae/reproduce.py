@@ -203,10 +203,10 @@ def reproduce(
             resume = (run_dir / RUN_FILES["checkpoint"]).exists()
             t0 = time.perf_counter()
             summary = train(config, run_dir, resume=resume)
-            wall = time.perf_counter() - t0
             if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here
                 log(f"[{run.name}] stopped at step {summary['step']}; the same command resumes")
                 break
+            wall = time.perf_counter() - t0 + summary["earlier_wall_s"]  # all processes
             write_json(run_dir / "wall.json", {"wall_s": wall, "resumed": resume})
             ev = evaluate_run(run_dir)
             trained += 1

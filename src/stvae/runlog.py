@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stvae.checkpoint import atomic_write
 
-__all__ = ["MetricsLog", "truncate_metrics"]
+__all__ = ["MetricsLog", "logged_wall", "truncate_metrics"]
 
 
 class MetricsLog:
@@ -69,3 +69,16 @@ def truncate_metrics(path: Path, step: int) -> None:
         except (ValueError, KeyError):
             break  # a line cut short by a kill: everything after it is dropped too
     atomic_write(path, lambda p: p.write_text("".join(keep)))
+
+
+def logged_wall(path: Path) -> float:
+    """The ``wall_s`` of the last record in metrics.jsonl (0 without one): the seconds
+    spent in the training loop up to that step, which a resume carries on from."""
+    wall = 0.0
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                wall = float(json.loads(line).get("wall_s", wall))
+            except (ValueError, TypeError, AttributeError):
+                break  # a line cut short by a kill
+    return wall

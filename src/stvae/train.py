@@ -44,7 +44,7 @@ from stvae.errors import StvaeError
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.prefetch import Prefetch
-from stvae.runlog import MetricsLog, truncate_metrics
+from stvae.runlog import MetricsLog, logged_wall, truncate_metrics
 
 __all__ = [
     "TrainConfig",
@@ -240,7 +240,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     Under ``torchrun`` every rank calls this with the same arguments (see
     :mod:`stvae.distributed`). Returns a summary: the run directory, the step reached,
     whether SIGTERM stopped it early (then the checkpoint holds that step and no final
-    weights are written), the last loss terms and the wall time. Everything a user can
+    weights are written), the last loss terms and the seconds spent in the loop
+    (``wall_s``, over all processes of a resumed run, as in metrics.jsonl;
+    ``earlier_wall_s`` is the part before this call). Everything a user can
     get wrong is checked before ``out`` is created.
     """
     out = Path(out)
@@ -299,6 +301,8 @@ def _train(config, out, resume, device, source, d) -> dict:
         write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
         if resume:
             truncate_metrics(out / RUN_FILES["metrics"], step)
+    # wall_s counts the loop's time over all processes of a resumed run, as step does
+    earlier = logged_wall(out / RUN_FILES["metrics"]) if resume and d.main else 0.0
     log = MetricsLog(out / RUN_FILES["metrics"], config.steps, step) if d.main else None
     autocast = _autocast(config, device)
     eager = model
@@ -315,7 +319,7 @@ def _train(config, out, resume, device, source, d) -> dict:
     # and any number of ranks splits the same global batch.
     workers = data_workers(config, device)
     prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() - earlier
     row = None
     stop = _StopOnSigterm(d.world == 1)
     halt = False
@@ -380,6 +384,7 @@ def _train(config, out, resume, device, source, d) -> dict:
         "step": step,
         "stopped": stopped,
         "wall_s": time.perf_counter() - t_start,
+        "earlier_wall_s": earlier,
         "final": row,
     }
 
