@@ -63,6 +63,13 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     assert len(trained) == 5
     with pytest.raises(StvaeError, match="matches no run"):
         rep.reproduce(only=["lstm-*"], **kwargs)
+    # with nothing left to train (limit 0) the report is rendered again from its rows
+    md_path = tmp_path / "docs" / "bouncing-mnist-cpu.md"
+    md_path.write_text("stale")
+    assert rep.reproduce(limit=0, **kwargs) == rows and len(trained) == 5
+    md = md_path.read_text()
+    assert "Runs done: 5 of 18" in md
+    assert "Features the probe sees: Acc 4: hierarchical 4, slow 4, vae 4; Acc 2:" in md
 
 
 def test_chairs_report_shows_the_order_aware_score():

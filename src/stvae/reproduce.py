@@ -216,9 +216,16 @@ def reproduce(
             f"static accuracy {rows[run.name]['static_accuracy']:.3f}  ({wall:.0f} s)"
         )
         ordered = [rows[r.name] for r in grid(dataset, seeds) if r.name in rows]
-        write_json(stem.with_suffix(".json"), ordered)
-        stem.with_suffix(".md").write_text(report_markdown(ordered, dataset, preset, seeds))
-    return [rows[r.name] for r in grid(dataset, seeds) if r.name in rows]
+        _write_report(stem, ordered, dataset, preset, seeds)
+    ordered = [rows[r.name] for r in grid(dataset, seeds) if r.name in rows]
+    if ordered:  # also when nothing new ran: the report is rendered again from its rows
+        _write_report(stem, ordered, dataset, preset, seeds)
+    return ordered
+
+
+def _write_report(stem: Path, rows: list[dict], dataset: str, preset: str, seeds: int) -> None:
+    write_json(stem.with_suffix(".json"), rows)
+    stem.with_suffix(".md").write_text(report_markdown(rows, dataset, preset, seeds))
 
 
 def _mean_spread(values: list[float]) -> str:
@@ -282,8 +289,14 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
         "",
         f"## {spec.static_table}: static classification accuracy (linear SVM)",
         "",
-        "The hierarchical model is probed on its static factor only; baselines on all of "
-        "their features. Column headings give the number of features the probe sees.",
+        "The hierarchical model is probed on its static factor only (half of its "
+        "features); baselines on all of their features. Features the probe sees: "
+        + "; ".join(
+            f"{head}: "
+            + ", ".join(f"{m} {n // 2 if m == 'hierarchical' else n}" for m, n in sizes.items())
+            for head, sizes in spec.static_columns
+        )
+        + ".",
         "",
         "| model | beta | " + " | ".join(f"{h} | paper {h}" for h in heads) + " |",
         "|---|---|" + "---|---|" * len(heads),
