@@ -54,9 +54,14 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
         assert {"model", "beta", "features", "seed", "d_score", "static_accuracy", "wall_s"} <= set(
             row
         )
+        # how it trained, as train() reports it
+        assert row["device"] == "cpu" and row["precision"] in ("bf16", "fp32")
+        assert row["compiled"] is tiny.compile
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
     assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 18" in md
     assert "| slow | 4 | not run | 6.38 |" in md
+    how = f"cpu {saved[0]['precision']} {'compiled' if tiny.compile else 'eager'}"
+    assert f"| {saved[0]['name']} | {saved[0]['d_score']:.2f} |" in md and f" {how} |" in md
     # --only picks cells out of order; the report keeps the earlier rows
     rows = rep.reproduce(only=["vae-f4-beta4-*", "slow-f2-beta1-*"], **kwargs)
     assert [r["name"] for r in rows[3:]] == ["vae-f4-beta4-seed0", "slow-f2-beta1-seed0"]
@@ -117,7 +122,15 @@ def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, mon
 def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypatch):
     def resumed_train(config, run_dir, resume):
         run_dir.mkdir(parents=True)
-        return {"run_dir": str(run_dir), "step": 2400, "stopped": False, "earlier_wall_s": 500.0}
+        return {
+            "run_dir": str(run_dir),
+            "step": 2400,
+            "stopped": False,
+            "earlier_wall_s": 500.0,
+            "device": "cpu",
+            "precision": "fp32",
+            "compiled": False,
+        }
 
     ev = {
         "disentanglement": {

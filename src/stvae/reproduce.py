@@ -113,8 +113,12 @@ def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
     ]
 
 
-def result_row(run: GridRun, ev: dict, wall_s: float) -> dict:
-    """One report row: the grid cell ``run``, the scores of its ``eval.json`` and its wall time."""
+HOW = ("device", "precision", "compiled")  # how a run trained, from train()'s summary
+
+
+def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -> dict:
+    """One report row: the grid cell ``run``, the scores of its ``eval.json``, its wall
+    time and, where known, how it trained (``how``: the :data:`HOW` keys)."""
     d = ev["disentanglement"]
     return {
         "name": run.name,
@@ -134,6 +138,7 @@ def result_row(run: GridRun, ev: dict, wall_s: float) -> dict:
         "ceiling_this_balance": d["ceiling_this_balance"],
         "negative_elbo": ev["elbo"]["negative_elbo"],
         "wall_s": wall_s,
+        **{k: v for k, v in (how or {}).items() if k in HOW},
         **(
             {"d_score_order_between": ev["disentanglement_order_between"]["d_score"]}
             if "disentanglement_order_between" in ev
@@ -195,7 +200,8 @@ def reproduce(
         )
         if (run_dir / "eval.json").exists() and (run_dir / RUN_FILES["weights"]).exists():
             ev = read_json(run_dir / "eval.json")
-            wall = read_json(run_dir / "wall.json")["wall_s"]
+            how = read_json(run_dir / "wall.json")
+            wall = how["wall_s"]
         else:
             if limit is not None and trained >= limit:
                 break
@@ -207,10 +213,11 @@ def reproduce(
                 log(f"[{run.name}] stopped at step {summary['step']}; the same command resumes")
                 break
             wall = time.perf_counter() - t0 + summary["earlier_wall_s"]  # all processes
-            write_json(run_dir / "wall.json", {"wall_s": wall, "resumed": resume})
+            how = {"wall_s": wall, "resumed": resume, **{k: summary[k] for k in HOW}}
+            write_json(run_dir / "wall.json", how)
             ev = evaluate_run(run_dir)
             trained += 1
-        rows[run.name] = result_row(run, ev, wall)
+        rows[run.name] = result_row(run, ev, wall, how)
         log(
             f"[{run.name}] d-score {rows[run.name]['d_score']:.2f}  "
             f"static accuracy {rows[run.name]['static_accuracy']:.3f}  ({wall:.0f} s)"
@@ -226,6 +233,13 @@ def reproduce(
 def _write_report(stem: Path, rows: list[dict], dataset: str, preset: str, seeds: int) -> None:
     write_json(stem.with_suffix(".json"), rows)
     stem.with_suffix(".md").write_text(report_markdown(rows, dataset, preset, seeds))
+
+
+def _how(row: dict) -> str:
+    """How a row's run trained, e.g. cpu bf16 compiled; empty for older rows."""
+    if "device" not in row:
+        return ""
+    return f"{row['device']} {row['precision']} {'compiled' if row['compiled'] else 'eager'}"
 
 
 def _mean_spread(values: list[float]) -> str:
@@ -319,15 +333,25 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
         ]
     extra = " d-score, order-aware probe |" if between else ""
     lines += [
-        "| run | d-score | static acc | -ELBO (nats/frame) | wall (s) |" + extra,
-        "|---|---|---|---|---|" + ("---|" if between else ""),
+        "| run | d-score | static acc | -ELBO (nats/frame) | wall (s) |" + extra + " trained |",
+        "|---|---|---|---|---|" + ("---|" if between else "") + "---|",
     ]
     for r in rows:
         cell = f" {r.get('d_score_order_between', float('nan')):.2f} |" if between else ""
         lines.append(
             f"| {r['name']} | {r['d_score']:.2f} | {r['static_accuracy']:.3f} "
-            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |" + cell
+            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |" + cell + f" {_how(r)} |"
         )
     total_wall = sum(r["wall_s"] for r in rows)
-    lines += ["", f"Total training time of these runs: {total_wall / 3600:.2f} h.", ""]
+    lines += [
+        "",
+        "Trained: the device, precision and whether the step was compiled, as the run "
+        "recorded them (blank for runs from before stvae recorded them). Wall time is the "
+        "training call's (setup, loop, saving; not the evaluation), plus for a resumed run "
+        "its earlier processes' time in the loop; a resumed run with a blank 'trained' cell "
+        "counts only its last process.",
+        "",
+        f"Total training time of these runs: {total_wall / 3600:.2f} h.",
+        "",
+    ]
     return "\n".join(lines)

@@ -242,7 +242,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     whether SIGTERM stopped it early (then the checkpoint holds that step and no final
     weights are written), the last loss terms and the seconds spent in the loop
     (``wall_s``, over all processes of a resumed run, as in metrics.jsonl;
-    ``earlier_wall_s`` is the part before this call). Everything a user can
+    ``earlier_wall_s`` is the part before this call), and how it ran (``device``,
+    ``precision``, ``compiled``: false when compiling was off or fell back to eager).
+    Everything a user can
     get wrong is checked before ``out`` is created.
     """
     out = Path(out)
@@ -385,6 +387,9 @@ def _train(config, out, resume, device, source, d) -> dict:
         "stopped": stopped,
         "wall_s": time.perf_counter() - t_start,
         "earlier_wall_s": earlier,
+        "device": str(device),
+        "precision": resolve_precision(config.precision, device),
+        "compiled": forward is not eager,
         "final": row,
     }
 
