@@ -148,6 +148,7 @@ def test_evaluate_and_encode_commands(tmp_path, capsys):
     assert main(["evaluate", str(run_dir), "--data", str(data)]) == 0
     out = capsys.readouterr().out
     assert "d-score (eq 19)" in out and "static accuracy (Tables 2-3)" in out
+    assert "static target from the temporal features centred per video" in out
     assert (run_dir / "eval.json").is_file()
     feats = tmp_path / "f.npz"
     assert main(["encode", str(run_dir), "--data", str(data), "--out", str(feats)]) == 0

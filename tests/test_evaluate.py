@@ -15,6 +15,7 @@ from stvae.evaluate import (
     factor_probe,
     order_task,
     static_accuracy,
+    static_in_temporal,
     video_split,
 )
 
@@ -104,6 +105,20 @@ def test_static_accuracy_uses_the_static_half_or_everything(factors):
 
 
 @pytest.mark.slow
+def test_static_in_temporal_tells_a_per_video_offset_from_change_within_videos(factors):
+    digit, cell, static, temporal = factors
+    # the temporal set holds the digit as a constant per video (a static leak)
+    leaky = np.concatenate([temporal, static.mean(axis=1, keepdims=True).repeat(N, 1)], -1)
+    r = static_in_temporal(leaky, digit, [0, 1, 2, 3])
+    assert r["video_mean"] > 0.95 and r["centred"] < 0.25  # chance is about 0.1
+    # nothing of the digit in it: both near chance
+    r = static_in_temporal(temporal, digit, [0, 1])
+    assert r["video_mean"] < 0.25 and r["centred"] < 0.25
+    # a target that changes within videos lives in the centred part
+    r = static_in_temporal(temporal, cell, [0, 1])
+    assert r["centred"] > 0.5 and r["video_mean"] < 0.3
+
+
 def test_evaluate_run_writes_eval_json(tmp_path):
     from stvae.data import DataConfig, generate
     from stvae.model import ModelConfig
@@ -122,6 +137,7 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     assert on_disk["disentanglement"]["d_score"] == ev["disentanglement"]["d_score"]
     assert ev["disentanglement"]["division"] == "best of 6"
     assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev["elbo"])
+    assert set(ev["static_in_temporal"]) == {"centred", "video_mean"}
     unlabelled = {"videos": data["videos"]}
     ev = evaluate_run(tmp_path / "run", unlabelled)
     assert "disentanglement" not in ev and len(ev["skipped"]) == 2

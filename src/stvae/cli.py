@@ -301,6 +301,12 @@ def _describe_eval(ev: dict) -> str:
         lines.append(
             f"  chance             {d['static_chance']:>13.3f}   {d['temporal_chance']:>15.3f}"
         )
+    leak = ev.get("static_in_temporal")
+    if leak:
+        lines.append(
+            f"  static target from the temporal features centred per video "
+            f"{leak['centred']:.3f}, from their per-video means {leak['video_mean']:.3f}"
+        )
     b = ev.get("disentanglement_order_between")
     if b:
         lines.append(

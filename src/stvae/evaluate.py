@@ -33,6 +33,7 @@ __all__ = [
     "chance_accuracy",
     "factor_probe",
     "disentanglement",
+    "static_in_temporal",
     "order_task",
     "between_features",
     "feature_subsets",
@@ -256,6 +257,31 @@ def disentanglement(
     }
 
 
+def static_in_temporal(
+    features: np.ndarray, static_labels: np.ndarray, temporal_set: list[int], seed: int = 0
+) -> dict[str, float]:
+    """Where a temporal set's knowledge of the static target lives (a diagnostic beside
+    eq 19, not in the paper).
+
+    features: [V, N, F]; static_labels: [V] or [V, N]; temporal_set: feature indices.
+    The static probe of eq 19 is fitted again on the set split in two: ``centred``, each
+    video's features minus their mean over its N frames (only what changes within a
+    video), and ``video_mean``, that mean repeated over the frames (only what is constant
+    in a video). Static knowledge in ``video_mean`` alone is a per-video offset: static
+    information the temporal factor holds beside the static one.
+    """
+    x = features[..., list(temporal_set)]
+    mean = np.broadcast_to(x.mean(axis=1, keepdims=True), x.shape)
+    v, n = x.shape[:2]
+    train, test = video_split(v, seed)
+    task = frame_task(static_labels, n)
+    out = {}
+    for name, z in (("centred", x - mean), ("video_mean", mean)):
+        (x_train, y_train), (x_test, y_test) = task(z, train), task(z, test)
+        out[name] = linear_accuracy(x_train, y_train, x_test, y_test, seed)
+    return out
+
+
 def feature_subsets(features: int, static_features: int) -> dict[str, list[int]]:
     """The model's own factors: static and temporal for the hierarchical model, else all."""
     if static_features:
@@ -360,7 +386,8 @@ def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
     MNIST videos of held-out digits). Reports the negative ELBO terms always; with both
     label kinds, the score of eq 19 and the static accuracy of Tables 2-3, each with its
     chance level. On chairs (the order task) also ``disentanglement_order_between``: the
-    same score with the order-aware probe of :func:`order_task`.
+    same score with the order-aware probe of :func:`order_task`. With the score, also
+    ``static_in_temporal`` (:func:`static_in_temporal` on the score's temporal set).
     """
     model, config = load_run(run_dir)
     source = str(data) if isinstance(data, (str, Path)) else "given videos"
@@ -397,6 +424,9 @@ def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
             result["disentanglement_order_between"] = disentanglement(
                 mu, data["static_labels"], None, k, seed, "order", "between", memo
             )
+        result["static_in_temporal"] = static_in_temporal(
+            mu, data["static_labels"], result["disentanglement"]["temporal_set"], seed
+        )
     else:
         result["skipped"].append("disentanglement score: needs static_labels and temporal_labels")
     if "static_labels" in data:
