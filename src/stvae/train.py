@@ -244,8 +244,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     (``wall_s``, over all processes of a resumed run, as in metrics.jsonl;
     ``earlier_wall_s`` is the part before this call), and how it ran (``device``,
     ``precision``, ``compiled``: false when compiling was off or fell back to eager).
-    Everything a user can
-    get wrong is checked before ``out`` is created.
+    Everything a user can get wrong is checked before ``out`` is created.
     """
     out = Path(out)
     _check_out(out, resume)
