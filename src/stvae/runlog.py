@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stvae.checkpoint import atomic_write
 
-__all__ = ["MetricsLog", "logged_wall", "truncate_metrics"]
+__all__ = ["MetricsLog", "truncate_metrics"]
 
 
 class MetricsLog:
@@ -57,28 +57,20 @@ class MetricsLog:
             self.bar.close()
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drops records past ``step`` (written after the checkpoint a resume starts from)."""
+def truncate_metrics(path: Path, step: int) -> dict | None:
+    """Drops records past ``step`` (written after the checkpoint a resume starts from) and
+    returns the last record kept (None without one): its ``wall_s`` is the time in the
+    loop that the resumed run carries on from."""
     if not path.exists():
-        return
-    keep = []
+        return None
+    keep, last = [], None
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line)["step"] <= step:
+            record = json.loads(line)
+            if record["step"] <= step:
                 keep.append(line + "\n")
+                last = record
         except (ValueError, KeyError):
             break  # a line cut short by a kill: everything after it is dropped too
     atomic_write(path, lambda p: p.write_text("".join(keep)))
-
-
-def logged_wall(path: Path) -> float:
-    """The ``wall_s`` of the last record in metrics.jsonl (0 without one): the seconds
-    spent in the training loop up to that step, which a resume carries on from."""
-    wall = 0.0
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                wall = float(json.loads(line).get("wall_s", wall))
-            except (ValueError, TypeError, AttributeError):
-                break  # a line cut short by a kill
-    return wall
+    return last

@@ -44,7 +44,7 @@ from stvae.errors import StvaeError
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.prefetch import Prefetch
-from stvae.runlog import MetricsLog, logged_wall, truncate_metrics
+from stvae.runlog import MetricsLog, truncate_metrics
 
 __all__ = [
     "TrainConfig",
@@ -298,12 +298,12 @@ def _train(config, out, resume, device, source, d) -> dict:
     ckpt = out / RUN_FILES["checkpoint"]
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
+    earlier = 0.0  # wall_s counts the loop's time over all processes of a run, as step does
     if d.main:
         write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
         if resume:
-            truncate_metrics(out / RUN_FILES["metrics"], step)
-    # wall_s counts the loop's time over all processes of a resumed run, as step does
-    earlier = logged_wall(out / RUN_FILES["metrics"]) if resume and d.main else 0.0
+            last = truncate_metrics(out / RUN_FILES["metrics"], step)
+            earlier = last.get("wall_s", 0.0) if last else 0.0
     log = MetricsLog(out / RUN_FILES["metrics"], config.steps, step) if d.main else None
     autocast = _autocast(config, device)
     eager = model
