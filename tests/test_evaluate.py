@@ -104,7 +104,6 @@ def test_static_accuracy_uses_the_static_half_or_everything(factors):
     assert static_accuracy(feats, digit, static_features=0)["static_accuracy"] > 0.95
 
 
-@pytest.mark.slow
 def test_static_in_temporal_tells_a_per_video_offset_from_change_within_videos(factors):
     digit, cell, static, temporal = factors
     # the temporal set holds the digit as a constant per video (a static leak)
@@ -119,6 +118,7 @@ def test_static_in_temporal_tells_a_per_video_offset_from_change_within_videos(f
     assert r["centred"] > 0.5 and r["video_mean"] < 0.3
 
 
+@pytest.mark.slow
 def test_evaluate_run_writes_eval_json(tmp_path):
     from stvae.data import DataConfig, generate
     from stvae.model import ModelConfig
