@@ -8,6 +8,7 @@ import pytest
 
 from stvae import StvaeError
 from stvae.data import ClipSource, generate, load_dataset, save_dataset
+from stvae.data.bouncing_mnist import _bounce, location_class
 from stvae.data.digits import load_digits
 
 
@@ -45,22 +46,69 @@ def test_one_whole_digit_per_frame_at_the_labelled_position(data):
             assert crop.tobytes() in ink[int(data["static_labels"][v])]
 
 
-def test_temporal_label_is_the_3x3_cell_of_the_centre(data):
-    pos = data["positions"]
-    assert pos.min() >= 14 and pos.max() <= 50
-    cell = np.minimum((pos // (64 / 3)).astype(int), 2)
+def test_temporal_label_is_the_authors_cell_of_the_travel_range(data):
+    top_left = data["positions"] - 14
+    assert top_left.min() >= 0 and top_left.max() <= 36
+    x = top_left / 36  # the corner's position in [0, 1] over its travel range
+    cell = np.minimum((3 * x).astype(int), 2)  # int(3x), the far wall kept in the last third
     np.testing.assert_array_equal(data["temporal_labels"], cell[..., 0] * 3 + cell[..., 1])
-    assert set(np.unique(data["temporal_labels"])) <= set(range(9))
+    assert str(data["temporal_definition"]) == "travel-thirds"
 
 
-def test_motion_is_straight_with_bounces(data):
-    step = np.abs(np.diff(data["positions"], axis=1))  # [V, T-1, 2]
-    speed = np.hypot(step[..., 0], step[..., 1])
-    assert speed.max() <= 5 + 1.5  # at most the top speed, plus rounding
-    # the digit moves every video, and at least one bounces off a wall
-    assert (speed.sum(axis=1) > 0).all()
-    signs = np.sign(np.diff(data["positions"][..., 1], axis=1))
+@pytest.mark.parametrize(
+    ("row", "col", "cell"),
+    [(0, 0, 0), (0, 36, 2), (36, 0, 6), (36, 36, 8), (18, 18, 4), (11, 12, 1), (24, 23, 7)],
+)
+def test_a_digit_at_a_known_corner_lands_in_the_known_cell(row, col, cell):
+    """Pixels, not the formula: place a digit by its top-left corner and read the cell."""
+    frame = np.zeros((64, 64), np.uint8)
+    frame[row : row + 28, col : col + 28] = 255
+    rows, cols = np.nonzero(frame)
+    corner = np.array([rows.min(), cols.min()])
+    assert location_class(corner) == cell
+
+
+def test_location_classes_are_near_balanced():
+    d = generate("bouncing-mnist", 2000, 16, seed=5)
+    share = np.bincount(d["temporal_labels"].ravel(), minlength=9) / d["temporal_labels"].size
+    assert share.min() > 0.08 and share.max() < 0.15  # 1/9 = 0.111; frame thirds gave 1/3
+    # thirds of the 64-pixel frame by the centre put about a third of frames in one cell
+    centre_cell = np.minimum((d["positions"] * 3 // 64).astype(int), 2)
+    old = np.bincount((centre_cell[..., 0] * 3 + centre_cell[..., 1]).ravel(), minlength=9)
+    assert old.max() / old.sum() > 0.25
+
+
+def test_motion_is_constant_speed_with_bounces():
+    rng = np.random.default_rng(0)
+    start, angle = rng.uniform(0, 1, (200, 2)), rng.uniform(0, 2 * np.pi, 200)
+    velocity = 0.1 * np.stack([np.sin(angle), np.cos(angle)], 1)
+    path = _bounce(start, velocity, 30)  # [V, T, 2] in [0, 1]
+    assert path.min() >= 0 and path.max() <= 1
+    # per axis the distance moved a frame is |v| away from walls, and never more
+    moved = np.abs(np.diff(path, axis=1))
+    assert (moved <= np.abs(velocity)[:, None] + 1e-12).all()
+    straight = np.isclose(moved, np.abs(velocity)[:, None]).all(axis=2)
+    assert straight.mean() > 0.8
+    np.testing.assert_allclose(np.hypot(*np.diff(path, axis=1)[straight].T), 0.1)
+    # bounces happen: some axis reverses direction
+    signs = np.sign(np.diff(path[..., 1], axis=1))
     assert ((signs[:, 1:] * signs[:, :-1]) < 0).any()
+
+
+def test_rendered_motion_is_3_6_pixels_a_frame(data):
+    step = np.diff(data["positions"], axis=1)  # [V, T-1, 2] in pixels, rounded positions
+    speed = np.hypot(step[..., 0], step[..., 1])
+    assert speed.max() <= 3.6 + np.sqrt(2) + 1e-6  # the speed plus rounding
+    assert abs(np.median(speed) - 3.6) < 0.5
+    assert (speed.sum(axis=1) > 0).all()
+
+
+def test_other_speeds_by_flag():
+    slow = generate("bouncing-mnist", 50, 10, seed=1, speed=(0.0, 0.0))
+    assert (np.diff(slow["positions"], axis=1) == 0).all()
+    fast = generate("bouncing-mnist", 50, 10, seed=1, speed=(0.2, 0.3))
+    step = np.hypot(*np.diff(fast["positions"], axis=1).transpose(2, 0, 1))
+    assert np.median(step) > 6
 
 
 def test_digit_splits_are_disjoint_and_complete():
@@ -69,6 +117,18 @@ def test_digit_splits_are_disjoint_and_complete():
     assert set(np.unique(test.labels)) == set(range(10)) == set(np.unique(train.labels))
     train_set = {im.tobytes() for im in train.images}
     assert not any(im.tobytes() in train_set for im in test.images)
+
+
+def test_held_out_halves_share_no_image_and_hold_every_digit():
+    test = load_digits("test")
+    fit, score = load_digits("test-fit"), load_digits("test-score")
+    assert len(fit.ids) == len(score.ids) == 250
+    assert not set(fit.ids) & set(score.ids)
+    assert set(fit.ids) | set(score.ids) == set(test.ids)
+    assert (np.bincount(fit.labels) == 25).all() and (np.bincount(score.labels) == 25).all()
+    assert not set(load_digits("train").ids) & set(test.ids)
+    d = generate("bouncing-mnist", 30, 2, seed=0, split="test-score")
+    assert set(d["image_ids"]) <= set(score.ids)
 
 
 def test_test_split_videos_use_only_held_out_digits():
@@ -179,3 +239,20 @@ def test_clip_source_needs_enough_frames():
     assert clip.shape == (4, 5, 64, 64)
     first = clip[:, :, 0, 0]
     assert (np.diff(first, axis=1) == 1).all()  # consecutive frames of one video
+
+
+def test_speed_is_config_data_and_old_configs_keep_their_speed():
+    from stvae.data import DataConfig
+    from stvae.data.bouncing_mnist import LEGACY_SPEED, SPEED
+    from stvae.train import TrainConfig
+
+    assert DataConfig().speed == SPEED == (0.1, 0.1)
+    cfg = TrainConfig(data=DataConfig(speed=[0.05, 0.1]))
+    back = TrainConfig.from_dict(cfg.to_dict())
+    assert back == cfg and back.data.speed == (0.05, 0.1)
+    old = cfg.to_dict()
+    del old["data"]["speed"]  # a config.json written before 0.2
+    assert TrainConfig.from_dict(old).data.speed == LEGACY_SPEED
+    for bad in ([0.2, 0.1], [-0.1, 0.1], [0.1], "fast"):
+        with pytest.raises(StvaeError, match="speed"):
+            DataConfig(speed=bad)

@@ -47,6 +47,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _speed(text: str) -> tuple[float, float]:
+    """``0.1`` (constant) or ``0.05,0.14`` (uniform per video) -> (low, high)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}") from None
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}")
+    low, high = values[0], values[-1]
+    if not 0 <= low <= high <= 1:
+        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH <= 1, got {text!r}")
+    return (low, high)
+
+
 def _nonneg_int(text: str) -> int:
     value = _positive_int(text) if text.strip() != "0" else 0
     return value
@@ -63,6 +77,7 @@ TRAIN_FLAGS = {
     "frames": "data.frames",
     "mnist_dir": "data.mnist_dir",
     "clip_stride": "data.clip_stride",
+    "speed": "data.speed",
     "steps": "steps",
     "batch_videos": "batch_videos",
     "lr": "lr",
@@ -138,6 +153,13 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        help="bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a "
+        "frame: one number (constant; default 0.1, the authors' generator) or LOW,HIGH "
+        "(uniform per video)",
+    )
     p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
@@ -218,7 +240,7 @@ def _describe_probe(probe: dict) -> str:
 
 
 def _add_dataset(sub) -> None:
-    from stvae.data import GENERATED
+    from stvae.data import GENERATED, SPLITS
 
     p = sub.add_parser(
         "dataset",
@@ -231,11 +253,20 @@ def _add_dataset(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generator")
     p.add_argument(
         "--split",
-        choices=["train", "test"],
+        choices=SPLITS,
         default="train",
-        help="train, or the held-out digit images (bouncing-mnist) or 10 held-out chairs",
+        help="train, or the held-out digit images (bouncing-mnist) or 10 held-out chairs "
+        "(test), or one of two parts of those that share no image (test-fit, test-score)",
     )
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=(0.1, 0.1),
+        help="bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a "
+        "frame: one number (constant; default 0.1, the authors' generator) or LOW,HIGH "
+        "(uniform per video)",
+    )
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=_cmd_dataset)
 
@@ -245,7 +276,9 @@ def _cmd_dataset(args) -> None:
 
     if not args.out.endswith(".npz"):
         raise StvaeError(f"{args.out}: dataset files end in .npz")
-    data = generate(args.name, args.videos, args.frames, args.seed, args.split, args.mnist_dir)
+    data = generate(
+        args.name, args.videos, args.frames, args.seed, args.split, args.mnist_dir, args.speed
+    )
     path = save_dataset(data, args.out)
     print(
         f"wrote {path}: videos {list(data['videos'].shape)} uint8, "

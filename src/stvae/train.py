@@ -40,6 +40,7 @@ from stvae.checkpoint import (
     write_json,
 )
 from stvae.data import DataConfig, open_source, to_tensor
+from stvae.data.bouncing_mnist import LEGACY_SPEED
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
@@ -128,9 +129,11 @@ class TrainConfig:
             raise StvaeError(f"{where}: not a {cls.__name__} (class {d.get('class')!r})")
         body = {k: v for k, v in d.items() if k not in ("class", "version")}
         try:
+            data = dict(body.pop("data"))
+            data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
             return cls(
                 model=ModelConfig(**body.pop("model")),
-                data=DataConfig(**body.pop("data")),
+                data=DataConfig(**data),
                 **body,
             )
         except (TypeError, KeyError) as e:

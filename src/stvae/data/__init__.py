@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 GENERATED = ("bouncing-mnist", "chairs")
+SPLITS = ("train", "test", "test-fit", "test-score")
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,24 @@ class DataConfig:
     frames: int = 16  # frames per training clip (N); the paper uses 16
     mnist_dir: str | None = None  # full MNIST IDX files instead of the shipped subset
     clip_stride: int | None = None  # folder data: frames between clip starts (None: = frames)
+    speed: tuple[float, float] = bouncing_mnist.SPEED  # Bouncing MNIST: (low, high) fraction
+    # of the digit's travel range a frame; the authors' generator moves a constant 0.1
 
     def __post_init__(self) -> None:
         if self.frames < 1:
             raise StvaeError(f"frames must be at least 1; got {self.frames}")
         if self.clip_stride is not None and self.clip_stride < 1:
             raise StvaeError(f"clip-stride must be at least 1; got {self.clip_stride}")
+        try:
+            speed = tuple(float(s) for s in self.speed)
+        except (TypeError, ValueError):
+            raise StvaeError(f"speed must be two numbers (low, high); got {self.speed!r}") from None
+        if len(speed) != 2 or not 0 <= speed[0] <= speed[1] <= 1:
+            raise StvaeError(
+                f"speed must be low <= high within [0, 1] (of the travel range a frame); "
+                f"got {self.speed!r}"
+            )
+        object.__setattr__(self, "speed", speed)  # JSON gives a list; keep it a tuple
         path = Path(self.source)
         if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
             raise StvaeError(
@@ -60,7 +73,8 @@ class DataConfig:
 
 class GeneratedSource:
     """Fresh videos for every batch: Bouncing MNIST from one split's digit images, or
-    rotating chairs from one split's identities."""
+    rotating chairs from one split's identities (:data:`SPLITS`; ``test-fit`` and
+    ``test-score`` are two parts of ``test`` that share no image)."""
 
     def __init__(
         self,
@@ -68,16 +82,21 @@ class GeneratedSource:
         split: str = "train",
         mnist_dir: str | None = None,
         name: str = "bouncing-mnist",
+        speed: tuple[float, float] = bouncing_mnist.SPEED,
     ):
         if name not in GENERATED:
             raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(GENERATED)}")
-        self.frames, self.split, self.name = frames, split, name
+        if split not in SPLITS:
+            raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        self.frames, self.split, self.name, self.speed = frames, split, name, speed
         self.digits = load_digits(split, mnist_dir) if name == "bouncing-mnist" else None
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if self.name == "chairs":
             return chairs.render(videos, self.frames, rng, self.split)
-        return bouncing_mnist.render(self.digits, videos, self.frames, rng)
+        data = bouncing_mnist.render(self.digits, videos, self.frames, rng, self.speed)
+        data["temporal_definition"] = np.array(bouncing_mnist.TEMPORAL_DEFINITION)
+        return data
 
     def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
         return self.sample(videos, rng)["videos"]
@@ -105,7 +124,7 @@ class ClipSource:
 def open_source(config: DataConfig, split: str = "train") -> GeneratedSource | ClipSource:
     """The training (or held-out) source that ``config`` names; files are read once, here."""
     if config.generated:
-        return GeneratedSource(config.frames, split, config.mnist_dir, config.source)
+        return GeneratedSource(config.frames, split, config.mnist_dir, config.source, config.speed)
     data = load_dataset(config.source, config.frames, config.clip_stride)
     return ClipSource(data["videos"], config.frames, config.source)
 
@@ -117,11 +136,12 @@ def generate(
     seed: int,
     split: str = "train",
     mnist_dir: str | None = None,
+    speed: tuple[float, float] = bouncing_mnist.SPEED,
 ) -> dict[str, np.ndarray]:
     """A labelled dataset in the file format of :mod:`stvae.data.files`, from ``seed``."""
     if videos < 1 or frames < 1:
         raise StvaeError(f"videos and frames must be at least 1; got {videos} and {frames}")
-    source = GeneratedSource(frames, split, mnist_dir, name)
+    source = GeneratedSource(frames, split, mnist_dir, name, speed)
     return source.sample(videos, np.random.default_rng(seed))
 
 
@@ -145,6 +165,12 @@ def held_out(config: DataConfig, videos: int = 256, seed: int = 0) -> dict[str, 
     for a generated dataset, the file itself for a file (its labels, if any, included)."""
     if config.generated:
         return generate(
-            config.source, videos, config.frames, HELD_OUT_SEED + seed, "test", config.mnist_dir
+            config.source,
+            videos,
+            config.frames,
+            HELD_OUT_SEED + seed,
+            "test",
+            config.mnist_dir,
+            config.speed,
         )
     return load_dataset(config.source, config.frames, config.clip_stride)

@@ -13,9 +13,12 @@ orthographic camera 20 degrees above the horizon, with Lambertian shading (ambie
 one directional light) on a black background.
 
 Ground truth: ``static_labels`` = chair identity, ``temporal_labels`` = azimuth bin
-(8 bins of 45 degrees), ``angles`` = the azimuth in radians. Identities 0..9 are the
-held-out chairs of the paper's static task (section 4.1); training draws identities from
-``TRAIN_OFFSET`` on, so the two never meet.
+(8 bins of 45 degrees), ``angles`` = the azimuth in radians, ``image_ids`` [V, T] = which
+rendered view a frame is (chair and azimuth). Identities 0..9 are the held-out chairs of
+the paper's static task (section 4.1); training draws identities from ``TRAIN_OFFSET`` on,
+so the two never meet. The split ``test-score`` shows the held-out chairs from azimuths
+half a grid step (2.5 degrees) off the grid that ``test`` and ``test-fit`` use, so a probe
+fitted on one and scored on the other never sees the same image twice.
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["chair_boxes", "render_views", "render", "TRAIN_OFFSET", "HELD_OUT", "AZIMUTH_BINS"]
+from stvae.errors import StvaeError
+
+__all__ = [
+    "chair_boxes",
+    "render_views",
+    "render",
+    "TRAIN_OFFSET",
+    "HELD_OUT",
+    "AZIMUTH_BINS",
+    "SPLITS",
+]
 
 FRAME = 64
 HELD_OUT = 10  # identities 0..9: the test chairs
@@ -36,6 +49,7 @@ LIGHT = np.array([0.4, 0.8, 0.45])
 VIEWS = 72  # azimuth grid: 5 degrees a step
 MAX_STEP = 3  # up to 15 degrees a frame
 VIEW = 1.3  # the image plane spans [-VIEW, VIEW]^2 in chair units
+SPLITS = ("train", "test", "test-fit", "test-score")
 
 
 def _box(centre, size, tilt_x=0.0, tilt_z=0.0):
@@ -190,9 +204,10 @@ def render_views(identity: int, azimuths: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _view_bank(identity: int) -> np.ndarray:
-    """All VIEWS azimuths of one chair, uint8 [VIEWS, 64, 64], rendered once per process."""
-    views = render_views(identity, np.arange(VIEWS) * (2 * math.pi / VIEWS))
+def _view_bank(identity: int, phase: float = 0.0) -> np.ndarray:
+    """All VIEWS azimuths of one chair, shifted by ``phase`` grid steps, uint8 [VIEWS, 64, 64],
+    rendered once per process."""
+    views = render_views(identity, (np.arange(VIEWS) + phase) * (2 * math.pi / VIEWS))
     return np.rint(views * 255).astype(np.uint8)
 
 
@@ -202,22 +217,28 @@ def render(
     """``videos`` rotating-chair videos -> uint8 videos [V, T, 64, 64] and labels.
 
     ``split`` "train" draws identities from TRAIN_OFFSET .. TRAIN_OFFSET + identities - 1;
-    "test" from the HELD_OUT chairs 0..9. Azimuths lie on a grid of VIEWS steps (5 degrees,
-    like the paper's fixed renderings), so each chair is rendered once per process and
-    then served from memory: start on the grid, 1-3 steps a frame, either direction.
+    "test" and "test-fit" from the HELD_OUT chairs 0..9, "test-score" from the same chairs
+    half a grid step off the grid. Azimuths lie on a grid of VIEWS steps (5 degrees, like
+    the paper's fixed renderings), so each chair is rendered once per process and then
+    served from memory: start on the grid, 1-3 steps a frame, either direction.
     """
-    if split == "test":
-        ids = rng.integers(0, HELD_OUT, size=videos)
-    else:
+    if split not in SPLITS:
+        raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    if split == "train":
         ids = TRAIN_OFFSET + rng.integers(0, identities, size=videos)
+    else:
+        ids = rng.integers(0, HELD_OUT, size=videos)
+    phase = 0.5 if split == "test-score" else 0.0
     start = rng.integers(0, VIEWS, size=videos)
     speed = rng.integers(1, MAX_STEP + 1, size=videos) * rng.choice([-1, 1], size=videos)
     steps = np.mod(start[:, None] + speed[:, None] * np.arange(frames), VIEWS)  # [V, T]
-    out = np.stack([_view_bank(int(i))[s] for i, s in zip(ids, steps, strict=True)])
-    angles = steps * (2 * math.pi / VIEWS)
+    out = np.stack([_view_bank(int(i), phase)[s] for i, s in zip(ids, steps, strict=True)])
+    angles = (steps + phase) * (2 * math.pi / VIEWS)
     return {
         "videos": out,
         "static_labels": ids.astype(np.int64),
         "temporal_labels": (steps * AZIMUTH_BINS // VIEWS).astype(np.int64),
         "angles": angles.astype(np.float32),
+        # a rendered view: chair, then azimuth in half grid steps
+        "image_ids": ids[:, None] * (2 * VIEWS) + 2 * steps + int(2 * phase),
     }

