@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, LinearSVC
 
 from stvae import StvaeError
+from stvae.data.digits import load_digits
 from stvae.evaluate import (
     disentanglement,
     evaluate_run,
@@ -134,23 +135,117 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     data = generate("bouncing-mnist", 12, 4, seed=0, split="test")
     ev = evaluate_run(tmp_path / "run", data)
     on_disk = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert on_disk["disentanglement"]["d_score"] == ev["disentanglement"]["d_score"]
+    assert on_disk["disentanglement"]["d_score"] == ev["d_score"]
+    assert on_disk["disentanglement_rbf"]["d_score"] == ev["d_score_rbf"]
     assert ev["disentanglement"]["division"] == "best of 6"
+    assert ev["disentanglement_rbf"]["probe"] == "rbf"
     assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev["elbo"])
     assert set(ev["static_in_temporal"]) == {"centred", "video_mean"}
+    assert ev["probe_sets"]["linear"]["image_overlap"] is None  # halves of one given set
+    assert ev["temporal_definition"] == "travel-thirds"
     unlabelled = {"videos": data["videos"]}
-    ev = evaluate_run(tmp_path / "run", unlabelled)
-    assert "disentanglement" not in ev and len(ev["skipped"]) == 2
+    ev = evaluate_run(tmp_path / "run", unlabelled, probe="rbf")
+    assert "disentanglement_rbf" not in ev and len(ev["skipped"]) == 2
+    assert "linear" not in ev["probe_sets"]
+
+    # the default: the probe sets, fitted and scored on disjoint images
+    ev = evaluate_run(tmp_path / "run")
+    for name in ("linear", "rbf"):
+        sets = ev["probe_sets"][name]
+        assert sets["image_overlap"] == 0.0
+        assert sets["fit_videos"] == sets["score_videos"] == 256
+    assert "training digit images" in ev["probe_sets"]["rbf"]["fit"]
+    chosen = ev["disentanglement"]["chosen_on_fit"]
+    assert chosen["d_score"] <= ev["d_score"] + 1e-12  # the headline maximises on scored data
+    with pytest.raises(StvaeError, match="probe must be one of"):
+        evaluate_run(tmp_path / "run", probe="kernel")
+
+
+def test_probe_sets_share_no_image_and_use_the_authors_fitting_digits():
+    from stvae.data import DataConfig
+    from stvae.evaluate import image_overlap, probe_sets
+
+    sets = probe_sets(DataConfig(frames=4), videos=300, seed=1)
+    score = sets["score"]
+    for fit in sets["fit"].values():
+        assert image_overlap(fit, score) == 0.0
+    assert image_overlap(score, score) == 1.0
+    train_ids = set(load_digits("train").ids)
+    assert set(sets["fit"]["rbf"]["image_ids"]) <= train_ids
+    assert not set(sets["fit"]["linear"]["image_ids"]) & train_ids
+    # half of the old protocol's scoring videos showed an image some fitting video showed
+    from stvae.data import generate
+
+    old = generate("bouncing-mnist", 256, 4, seed=0, split="test")
+    a, b = video_split(256, 0)
+    halves = [{k: v[i] for k, v in old.items() if k != "temporal_definition"} for i in (a, b)]
+    assert image_overlap(*halves) > 0.1
+    chairs = probe_sets(DataConfig(source="chairs", frames=4), videos=40)
+    assert chairs["fit"]["rbf"] is chairs["fit"]["linear"]  # the classes are the chairs
+    assert image_overlap(chairs["fit"]["linear"], chairs["score"]) == 0.0
+
+
+def test_rbf_probe_equals_a_direct_scikit_learn_svc(factors):
+    digit, cell, static, temporal = factors
+    feats = np.concatenate([static, temporal], -1)
+    probe = factor_probe(feats, {"cell": cell}, {"mine": [1, 2]}, seed=5, probe="rbf")
+    fit, score = video_split(V, 5)
+    clf = SVC().fit(feats[fit][..., [1, 2]].reshape(-1, 2), cell[fit].reshape(-1))
+    direct = np.mean(clf.predict(feats[score][..., [1, 2]].reshape(-1, 2)) == cell[score].ravel())
+    assert probe["cell_from_mine"] == direct
+
+
+def test_a_ring_code_is_read_by_the_kernel_probe_and_not_by_the_linear_one():
+    """Known answer: the static class held only as the radius of a ring (every class
+    surrounds the origin, so no hyperplane separates an inner class from the rest);
+    location held linearly. Four rings: with ten, SVC's default width (gamma 'scale', from
+    the features' overall variance) blurs neighbouring rings."""
+    rng = np.random.default_rng(3)
+    v, n = 200, 8
+    digit = rng.integers(0, 4, size=v)
+    cell = rng.integers(0, 9, size=(v, n))
+    angle = rng.uniform(0, 2 * np.pi, size=(v, n))
+    radius = 1.0 + digit[:, None] + 0.05 * rng.standard_normal((v, n))
+    ring = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)  # [V, N, 2]
+    temporal = circle(cell, 9, rng)
+    feats = np.concatenate([ring, temporal], -1)
+    linear = disentanglement(feats, digit, cell, static_features=2)
+    kernel = disentanglement(feats, digit, cell, static_features=2, probe="rbf")
+    assert kernel["static_acc_from_static"] > 0.95
+    assert linear["static_acc_from_static"] < 0.45  # chance is about 0.25
+    assert (
+        kernel["temporal_acc_from_temporal"] > 0.95 and linear["temporal_acc_from_temporal"] > 0.95
+    )
+    assert kernel["d_score"] > 1.5 * linear["d_score"]
+    acc = static_accuracy(feats, digit, 2, probe="rbf")["static_accuracy"]
+    assert acc == kernel["static_acc_from_static"]
+
+
+def test_baselines_report_the_division_chosen_without_the_scored_videos(factors):
+    digit, cell, static, temporal = factors
+    noise = np.random.default_rng(4).standard_normal((V, N, 1))
+    feats = np.concatenate([temporal, noise, static], -1)
+    r = disentanglement(feats, digit, cell, static_features=0)
+    chosen = r["chosen_on_fit"]
+    assert set(chosen["static_set"]) >= {3, 4} and set(chosen["temporal_set"]) >= {0, 1}
+    assert chosen["d_score"] <= r["d_score"]
+    assert "chosen_on_fit" not in disentanglement(feats, digit, cell, static_features=2)
 
 
 def test_order_task_shows_ordered_and_shuffled_triplets():
     v, n = 30, 16
     frame_index = np.broadcast_to(np.arange(n, dtype=float)[None, :, None], (v, n, 1))
-    x, y = order_task(v, n, seed=0)(frame_index, np.arange(v))
-    assert x.shape == (v * 8, 3) and set(np.unique(y)) == {0, 1}
-    monotone = ((np.diff(x, axis=1) > 0).all(1)) | ((np.diff(x, axis=1) < 0).all(1))
-    np.testing.assert_array_equal(monotone, y == 1)
-    assert abs(y.mean() - 0.5) < 0.1
+    for picks in ("any", "spaced"):
+        x, y = order_task(v, n, seed=0, picks=picks)(frame_index, np.arange(v))
+        assert x.shape == (v * 8, 3) and set(np.unique(y)) == {0, 1}
+        monotone = ((np.diff(x, axis=1) > 0).all(1)) | ((np.diff(x, axis=1) < 0).all(1))
+        np.testing.assert_array_equal(monotone, y == 1)
+        assert abs(y.mean() - 0.5) < 0.1
+    # the authors' triplets: frames s, s + 2, s + 4, shown in one of the four arrangements
+    ordered = np.sort(x, axis=1)
+    np.testing.assert_array_equal(np.diff(ordered, axis=1), 2)
+    with pytest.raises(StvaeError, match="at least 5 frames"):
+        order_task(v, 4, seed=0, picks="spaced")
 
 
 def test_chairs_score_uses_the_order_task(factors):

@@ -1,299 +1,138 @@
-"""Linear probes of learned features: the disentanglement score of eq 19 and Tables 2-3.
+"""Scoring a run: the ELBO, the disentanglement score of eq 19 and the static accuracy of
+Tables 2-3 under two protocols, written to ``eval.json``.
 
-The core functions take arrays (features [V, N, F], labels, seed) and return dicts of
-named numbers. Every frame is one sample. Classifiers are L2-regularised linear SVMs
-(scikit-learn's LinearSVC, squared hinge) on standardised features, trained on half of
-the videos and scored on the other half, so no video is both seen and scored.
+The cores are pure functions of arrays in :mod:`stvae.probes` (re-exported here); this
+module makes the labelled videos they are fitted and scored on, encodes them with a
+run's model and calls them.
+
+Protocols (``probe``):
+
+* ``linear``, the paper's text: linear SVMs fitted on videos of one half of the held-out
+  digit images and scored on videos of the other half (chairs: the 10 held-out chairs
+  on the 5-degree view grid, scored on views half a step off it);
+* ``rbf``, the authors' code, which made the paper's numbers: ``SVC()`` (RBF kernel)
+  fitted on videos of the *training* digit images and scored on the same held-out
+  videos as ``linear``; for chairs (whose classes are the held-out chairs themselves)
+  fitted on the same videos as ``linear``, with the authors' order triplets (frames s,
+  s + 2, s + 4).
+
+Fitting and scoring sets share no image (``image_overlap`` in eval.json, 0 for
+generated data). With a data file (``data=``), both probes are fitted on a random half
+of its videos and scored on the other half; whether images repeat across the halves is
+then unknown.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
 from stvae.checkpoint import write_json
-from stvae.data import held_out, load_dataset, to_tensor
+from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.model import encode_videos
+from stvae.probes import (
+    PROBES,
+    chance_accuracy,
+    disentanglement,
+    factor_probe,
+    feature_subsets,
+    linear_accuracy,
+    order_task,
+    rbf_accuracy,
+    static_accuracy,
+    static_in_temporal,
+    video_split,
+)
 from stvae.train import load_run
 
 __all__ = [
-    "video_split",
-    "linear_accuracy",
-    "chance_accuracy",
-    "factor_probe",
-    "disentanglement",
-    "static_in_temporal",
-    "order_task",
-    "between_features",
-    "feature_subsets",
+    "EVAL_VERSION",
+    "PROBE_CHOICES",
+    "probe_sets",
+    "image_overlap",
     "probe_model",
     "probe_run",
-    "static_accuracy",
     "encode_run",
     "evaluate_run",
     "elbo_terms",
+    # the cores, from stvae.probes
+    "PROBES",
+    "chance_accuracy",
+    "disentanglement",
+    "factor_probe",
+    "feature_subsets",
+    "linear_accuracy",
+    "order_task",
+    "rbf_accuracy",
+    "static_accuracy",
+    "static_in_temporal",
+    "video_split",
 ]
 
-
-def video_split(videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint halves of the video indices (train, test) from ``seed``."""
-    if videos < 2:
-        raise StvaeError(f"linear probes need at least 2 labelled videos; got {videos}")
-    order = np.random.default_rng(seed).permutation(videos)
-    half = videos // 2
-    return np.sort(order[:half]), np.sort(order[half:])
+EVAL_VERSION = 2  # 2: both probes, disjoint fit/score images, the travel-range grid
+PROBE_CHOICES = ("linear", "rbf", "both")
+SUFFIX = {"linear": "", "rbf": "_rbf"}  # eval.json keys: d_score, d_score_rbf, ...
+PROBE_SEED = 2_000_003  # probe sets never share a stream with training or held_out()
 
 
-def _frames(a: np.ndarray, videos: np.ndarray) -> np.ndarray:
-    """Per-frame samples of the chosen videos: [V, N, ...] -> [len(videos) * N, ...]."""
-    sel = a[videos]
-    return sel.reshape(sel.shape[0] * sel.shape[1], *sel.shape[2:])
+def probe_sets(config: DataConfig, videos: int = 256, seed: int = 0) -> dict:
+    """The labelled videos each protocol is fitted and scored on, for a generated dataset.
 
-
-def linear_accuracy(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int = 0
-) -> float:
-    """Test accuracy of an L2 linear SVM fitted on (x_train, y_train): [M, D], [M] -> float."""
-    if len(np.unique(y_train)) < 2:
-        return float(np.mean(y_test == y_train[0]))
-    clf = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=5000, random_state=seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(x_train, y_train)
-    return float(np.mean(clf.predict(x_test) == y_test))
-
-
-def chance_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
-    """Accuracy of always answering the most frequent training label (the best blind guess)."""
-    values, counts = np.unique(y_train, return_counts=True)
-    return float(np.mean(y_test == values[np.argmax(counts)]))
-
-
-def _per_frame(labels: np.ndarray, frames: int) -> np.ndarray:
-    """Video labels [V] or frame labels [V, N] -> [V, N]."""
-    return np.repeat(labels[:, None], frames, axis=1) if labels.ndim == 1 else labels
-
-
-def factor_probe(
-    features: np.ndarray,
-    targets: dict[str, np.ndarray],
-    subsets: dict[str, list[int]],
-    seed: int = 0,
-) -> dict[str, float]:
-    """Accuracy of every (feature subset, target) pair on held-out videos.
-
-    features: [V, N, F]; targets: name -> [V] or [V, N] labels; subsets: name -> feature
-    indices. Returns ``"<target>_from_<subset>"`` accuracies and ``"<target>_chance"``.
+    Returns ``{"score": data, "fit": {"linear": data, "rbf": data}, "describe": {...}}``,
+    each ``data`` a dataset dict of ``videos`` videos (file format, with ``image_ids``);
+    the score set is shared. See the module doc for which images each set shows.
     """
-    v, n = features.shape[:2]
-    train, test = video_split(v, seed)
-    out = {}
-    for t_name, labels in targets.items():
-        y = _per_frame(labels, n)
-        y_train, y_test = _frames(y, train), _frames(y, test)
-        out[f"{t_name}_chance"] = chance_accuracy(y_train, y_test)
-        for s_name, idx in subsets.items():
-            x = features[..., idx]
-            out[f"{t_name}_from_{s_name}"] = linear_accuracy(
-                _frames(x, train), y_train, _frames(x, test), y_test, seed
-            )
-    return out
+    if not config.generated:
+        raise StvaeError(f"{config.source}: probe sets are made for generated data only")
 
+    def make(split: str, k: int) -> dict:
+        return generate(
+            config.source,
+            videos,
+            config.frames,
+            [PROBE_SEED, seed, k],
+            split,
+            config.mnist_dir,
+            config.speed,
+        )
 
-Task = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def frame_task(labels: np.ndarray, frames: int) -> Task:
-    """Every frame is a sample: (x [V, N, k], videos) -> ([len(videos) * N, k], labels)."""
-    y = _per_frame(labels, frames)
-    return lambda x, videos: (_frames(x, videos), _frames(y, videos))
-
-
-ORDERS = ((0, 1, 2), (2, 1, 0), (0, 2, 1), (1, 0, 2))  # the first two are "in order"
-
-
-ORDER_PROBES = ("concat", "between")
-
-
-def between_features(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Features of a triplet shown as (a, b, c), each [M, k], from which a *linear* probe can
-    read order: per feature, (b - a)(c - b) (> 0 when b lies between a and c) and
-    |c - a| - |b - a| - |c - b| (0 when it does, negative otherwise) -> [M, 2k]."""
-    return np.concatenate([(b - a) * (c - b), np.abs(c - a) - np.abs(b - a) - np.abs(c - b)], 1)
-
-
-def order_task(
-    videos: int, frames: int, seed: int, per_video: int = 8, probe: str = "concat"
-) -> Task:
-    """Section 4.1's temporal task for chairs: are 3 frames, given in this order, temporally
-    ordered? Frames i < j < k of one video shown as (i, j, k) or (k, j, i) are (label 1),
-    as (i, k, j) or (j, i, k) are not (label 0). ``per_video`` triplets per video, balanced
-    by construction. The sample is the three frames' features side by side [3k]
-    (``probe="concat"``, the paper's wording), or :func:`between_features` [2k]
-    (``probe="between"``): ordered means (z2 - z1)(z3 - z2) > 0 for a monotone feature, a
-    product that no linear function of the concatenation expresses."""
-    if frames < 3:
-        raise StvaeError(f"the temporal-order task needs at least 3 frames a video; got {frames}")
-    if probe not in ORDER_PROBES:
-        raise StvaeError(f"order probe must be one of {', '.join(ORDER_PROBES)}; got {probe!r}")
-    rng = np.random.default_rng([seed, 3])
-    picks = np.sort(
-        np.stack([rng.choice(frames, 3, replace=False) for _ in range(videos * per_video)]), axis=1
+    fit_linear = make("test-fit", 1)
+    mnist = config.source == "bouncing-mnist"
+    fit_rbf = make("train", 2) if mnist else fit_linear
+    images = "digit images" if mnist else "chairs"
+    held = (
+        "held-out digit images, half {} (25 of each class)"
+        if mnist
+        else "the 10 held-out chairs, {}"
     )
-    arrangement = rng.integers(0, len(ORDERS), size=videos * per_video)
-    shown = np.take_along_axis(picks, np.asarray(ORDERS)[arrangement], axis=1)
-    shown = shown.reshape(videos, per_video, 3)
-    labels = (arrangement < 2).astype(np.int64).reshape(videos, per_video)
-
-    def make(x: np.ndarray, vids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        trip = x[vids[:, None, None], shown[vids]]  # [len(vids), per_video, 3, k]
-        trip = trip.reshape(len(vids) * per_video, 3, -1)
-        if probe == "between":
-            return between_features(trip[:, 0], trip[:, 1], trip[:, 2]), labels[vids].reshape(-1)
-        return trip.reshape(len(trip), -1), labels[vids].reshape(-1)
-
-    return make
-
-
-def disentanglement(
-    features: np.ndarray,
-    static_labels: np.ndarray,
-    temporal_labels: np.ndarray | None = None,
-    static_features: int = 0,
-    seed: int = 0,
-    temporal_task: str = "labels",
-    order_probe: str = "concat",
-    memo: dict | None = None,
-) -> dict:
-    """The disentanglement score of eq 19.
-
-    features: [V, N, F]; static_labels: [V] or [V, N] (the digit, the chair).
-    The temporal target is ``temporal_labels`` [V, N] per frame (the 3x3 location) with
-    ``temporal_task="labels"``, or the triplet order task of :func:`order_task` (chairs)
-    with ``temporal_task="order"``, its samples made as ``order_probe`` says. With
-    ``static_features`` = k > 0 the division is the model's own (first k features static,
-    the rest temporal); with 0 (baselines) the score is the maximum over every division of
-    the features into two non-empty sets. ``memo`` (a dict, empty at first) keeps the
-    probes' accuracies between calls on the same features, labels and seed, so scoring
-    with another ``order_probe`` refits only the temporal probes.
-
-    a_s(S) = acc(S, y_s) / acc(S, y_t), a_t(S) = acc(S, y_t) / acc(S, y_s),
-    score = sqrt(a_s(H_s) a_t(H_t)).
-    """
-    v, n, f = features.shape
-    if f < 2:
-        raise StvaeError("the disentanglement score needs at least 2 features")
-    train, test = video_split(v, seed)
-    if temporal_task == "order":
-        temporal = order_task(v, n, seed, probe=order_probe)
-    elif temporal_labels is not None:
-        temporal = frame_task(temporal_labels, n)
-    else:
-        raise StvaeError("the disentanglement score needs temporal labels or the order task")
-    tasks = {"static": frame_task(static_labels, n), "temporal": temporal}
-    cache = {} if memo is None else memo
-    probe = {"static": "", "temporal": order_probe if temporal_task == "order" else ""}
-
-    def acc(idx: tuple[int, ...], target: str) -> float:
-        key = (idx, target, probe[target])
-        if key not in cache:
-            x = features[..., list(idx)]
-            x_train, y_train = tasks[target](x, train)
-            x_test, y_test = tasks[target](x, test)
-            cache[key] = linear_accuracy(x_train, y_train, x_test, y_test, seed)
-        return cache[key]
-
-    if static_features:
-        if not 0 < static_features < f:
-            raise StvaeError(f"static_features must be in 1..{f - 1}; got {static_features}")
-        divisions = [tuple(range(static_features))]
-    else:
-        divisions = [
-            c for k in range(1, f) for c in itertools.combinations(range(f), k)
-        ]  # every ordered split: S is the static set, its complement the temporal one
-    best = None
-    for s_idx in divisions:
-        t_idx = tuple(i for i in range(f) if i not in s_idx)
-        a_s = acc(s_idx, "static") / max(acc(s_idx, "temporal"), 1e-12)
-        a_t = acc(t_idx, "temporal") / max(acc(t_idx, "static"), 1e-12)
-        score = math.sqrt(a_s * a_t)
-        if best is None or score > best["d_score"]:
-            best = {
-                "d_score": score,
-                "static_set": list(s_idx),
-                "temporal_set": list(t_idx),
-                "static_acc_from_static": acc(s_idx, "static"),
-                "temporal_acc_from_static": acc(s_idx, "temporal"),
-                "temporal_acc_from_temporal": acc(t_idx, "temporal"),
-                "static_acc_from_temporal": acc(t_idx, "static"),
-            }
-    chance, classes = {}, {}
-    for name, task in tasks.items():
-        (_, y_train), (_, y_test) = task(features, train), task(features, test)
-        chance[name] = chance_accuracy(y_train, y_test)
-        classes[name] = len(np.unique(np.concatenate([y_train, y_test])))
     return {
-        **best,
-        "division": "model" if static_features else f"best of {len(divisions)}",
-        "temporal_task": temporal_task,
-        **({"order_probe": order_probe} if temporal_task == "order" else {}),
-        "static_chance": chance["static"],
-        "temporal_chance": chance["temporal"],
-        # Perfect probes with balanced classes: sqrt(K_t * K_s); with the class balance
-        # of this data, a blind probe does better than 1/K, so the reachable top is lower.
-        "ceiling": math.sqrt(classes["static"] * classes["temporal"]),
-        "ceiling_this_balance": math.sqrt(1.0 / chance["static"] * 1.0 / chance["temporal"]),
+        "score": make("test-score", 3),
+        "fit": {"linear": fit_linear, "rbf": fit_rbf},
+        "describe": {
+            "score": held.format("B" if mnist else "views 2.5 degrees off the 5-degree grid"),
+            "linear": held.format("A" if mnist else "views on the 5-degree grid"),
+            "rbf": f"training {images}" if mnist else held.format("views on the 5-degree grid"),
+        },
     }
 
 
-def static_in_temporal(
-    features: np.ndarray, static_labels: np.ndarray, temporal_set: list[int], seed: int = 0
-) -> dict[str, float]:
-    """Where a temporal set's knowledge of the static target lives (a diagnostic beside
-    eq 19, not in the paper).
-
-    features: [V, N, F]; static_labels: [V] or [V, N]; temporal_set: feature indices.
-    The static probe of eq 19 is fitted again on the set split in two: ``centred``, each
-    video's features minus their mean over its N frames (only what changes within a
-    video), and ``video_mean``, that mean repeated over the frames (only what is constant
-    in a video). Static knowledge in ``video_mean`` alone is a per-video offset: static
-    information the temporal factor holds beside the static one.
-    """
-    x = features[..., list(temporal_set)]
-    mean = np.broadcast_to(x.mean(axis=1, keepdims=True), x.shape)
-    v, n = x.shape[:2]
-    train, test = video_split(v, seed)
-    task = frame_task(static_labels, n)
-    out = {}
-    for name, z in (("centred", x - mean), ("video_mean", mean)):
-        (x_train, y_train), (x_test, y_test) = task(z, train), task(z, test)
-        out[name] = linear_accuracy(x_train, y_train, x_test, y_test, seed)
-    return out
-
-
-def feature_subsets(features: int, static_features: int) -> dict[str, list[int]]:
-    """The model's own factors: static and temporal for the hierarchical model, else all."""
-    if static_features:
-        return {
-            "static": list(range(static_features)),
-            "temporal": list(range(static_features, features)),
-        }
-    return {"all": list(range(features))}
+def image_overlap(fit: dict, score: dict) -> float | None:
+    """Share of the scoring frames whose image (digit image, or chair view) some fitting
+    frame also shows; None without ``image_ids``. ids: [V] per video or [V, N] per frame."""
+    if "image_ids" not in fit or "image_ids" not in score:
+        return None
+    frames = score["videos"].shape[1]
+    ids = score["image_ids"]
+    ids = np.repeat(ids[:, None], frames, 1) if ids.ndim == 1 else ids
+    return float(np.isin(ids, fit["image_ids"]).mean())
 
 
 def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, float]:
-    """Accuracy of predicting each label of ``data`` from each factor of ``model``.
+    """Linear accuracy of predicting each label of ``data`` from each factor of ``model``,
+    fitted and scored on halves of its videos.
 
     ``data`` is a dataset in the file format (``videos`` and labels); the digit/identity
     target is ``static_labels``, the location/pose target ``temporal_labels``.
@@ -306,39 +145,53 @@ def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, 
     return factor_probe(mu, targets, feature_subsets(cfg.features, cfg.n_static), seed)
 
 
-def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
-    """The quick check after training: :func:`probe_model` on the run's held-out data.
+def _labels(data: dict) -> dict[str, np.ndarray]:
+    return {k: data[k] for k in ("static_labels", "temporal_labels") if k in data}
 
-    For a generated dataset, ``videos`` fresh videos of held-out digit images; for a file,
-    the file itself (so not held out) when it carries labels.
+
+def _probe_inputs(model, fit: dict, score: dict, cache: dict, seed: int):
+    """What a probe is fitted and scored on: (mu [V, N, F], labels, (fit, score) videos).
+
+    With ``fit is score`` one set is halved at random (:func:`video_split`); else the two
+    sets' encodings are stacked, fitting videos first. ``cache`` keeps encodings by set.
     """
+    for d in (fit, score):
+        if id(d) not in cache:
+            cache[id(d)] = encode_videos(model, d["videos"])[0]
+    if fit is score:
+        return cache[id(fit)], _labels(fit), video_split(len(fit["videos"]), seed)
+    vf, vs = len(fit["videos"]), len(score["videos"])
+    mu = np.concatenate([cache[id(fit)], cache[id(score)]])
+    scored = _labels(score)
+    labels = {k: np.concatenate([v, scored[k]]) for k, v in _labels(fit).items() if k in scored}
+    return mu, labels, (np.arange(vf), np.arange(vf, vf + vs))
 
+
+def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
+    """The quick check after training: each label from each factor, with both probes.
+
+    For a generated dataset, fitted and scored on the probe sets of :func:`probe_sets`
+    (``videos`` videos each); for a file, on halves of the file itself (so not held out)
+    when it carries labels. Returns ``{"accuracies": {probe: {...}}, ...}``.
+    """
     model, config = load_run(run_dir)
-    data = held_out(config.data, videos, seed)
-    where = (
-        "held-out digits" if config.data.generated else f"{config.data.source}, seen in training"
-    )
-    if "static_labels" not in data and "temporal_labels" not in data:
-        return {"accuracies": {}, "skipped": f"{config.data.source} carries no labels"}
-    return {
-        "accuracies": probe_model(model, data, seed),
-        "videos": len(data["videos"]),
-        "data": where,
-    }
-
-
-def static_accuracy(
-    features: np.ndarray, static_labels: np.ndarray, static_features: int, seed: int = 0
-) -> dict[str, float]:
-    """Tables 2-3: the static label from the static features of the hierarchical model
-    (``static_features`` > 0), or from all features of a baseline (0). features: [V, N, F]."""
-    f = features.shape[-1]
-    idx = list(range(static_features)) if static_features else list(range(f))
-    probe = factor_probe(features, {"static": static_labels}, {"features": idx}, seed)
-    return {
-        "static_accuracy": probe["static_from_features"],
-        "static_chance": probe["static_chance"],
-    }
+    if config.data.generated:
+        sets = probe_sets(config.data, videos, seed)
+        pairs = {p: (sets["fit"][p], sets["score"]) for p in PROBES}
+        where = "held-out " + ("digits" if config.data.source == "bouncing-mnist" else "chairs")
+    else:
+        data = held_out(config.data, videos, seed)
+        if not _labels(data):
+            return {"accuracies": {}, "skipped": f"{config.data.source} carries no labels"}
+        pairs = {p: (data, data) for p in PROBES}
+        where = f"{config.data.source}, seen in training"
+    cache: dict = {}
+    subsets = feature_subsets(config.model.features, config.model.n_static)
+    accuracies = {}
+    for p, (fit, score) in pairs.items():
+        mu, labels, split = _probe_inputs(model, fit, score, cache, seed)
+        accuracies[p] = factor_probe(mu, labels, subsets, seed, p, split)
+    return {"accuracies": accuracies, "videos": len(pairs["linear"][1]["videos"]), "data": where}
 
 
 def _as_data(data, config) -> dict[str, np.ndarray]:
@@ -379,59 +232,111 @@ def elbo_terms(
     return terms
 
 
-def evaluate_run(run_dir, data=None, seed: int = 0) -> dict:
+def _temporal_definition(data: dict) -> str:
+    """What the location labels mean, as eval.json records it."""
+    if "temporal_definition" in data:
+        return str(data["temporal_definition"])
+    if "positions" in data:  # an stvae Bouncing MNIST file from before the definition was kept
+        return "unrecorded (Bouncing MNIST files of stvae < 0.2 used thirds of the frame)"
+    return "the data's own"
+
+
+def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict:
     """Scores a run and writes ``eval.json`` into it.
 
-    ``data`` (a dataset dict or a path) defaults to the run's held-out set (fresh Bouncing
-    MNIST videos of held-out digits). Reports the negative ELBO terms always; with both
-    label kinds, the score of eq 19 and the static accuracy of Tables 2-3, each with its
-    chance level. On chairs (the order task) also ``disentanglement_order_between``: the
-    same score with the order-aware probe of :func:`order_task`. With the score, also
-    ``static_in_temporal`` (:func:`static_in_temporal` on the score's temporal set).
+    ``data`` (a dataset dict or a path) defaults to the run's probe sets
+    (:func:`probe_sets`) for generated data, else the run's data file. ``probe``:
+    ``linear``, ``rbf`` or ``both`` (see the module doc). Reports the negative ELBO terms
+    on the scoring videos always; with both label kinds, for each probe the score of
+    eq 19 (``disentanglement``, ``disentanglement_rbf``, and ``d_score``,
+    ``d_score_rbf``) and the static accuracy of Tables 2-3 (``static_accuracy``,
+    ``static_accuracy_rbf``), each with chance levels, division and the fitting and
+    scoring sets behind it. On chairs also ``disentanglement_order_between`` (linear,
+    the order-aware triplet features of :func:`order_task`), and with the linear score
+    ``static_in_temporal`` on its temporal set.
     """
+    if probe not in PROBE_CHOICES:
+        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
+    probes = list(PROBES) if probe == "both" else [probe]
     model, config = load_run(run_dir)
-    source = str(data) if isinstance(data, (str, Path)) else "given videos"
-    data = _as_data(data, config)
-    if data is None:
-        data = held_out(config.data, seed=seed)
-        source = f"held-out {config.data.source}" if config.data.generated else config.data.source
-    mu, _ = encode_videos(model, data["videos"])
-    k = config.model.n_static
+    cache: dict = {}
+    if data is None and config.data.generated:
+        sets = probe_sets(config.data, seed=seed)
+        score = sets["score"]
+        pairs = {p: (sets["fit"][p], score) for p in probes}
+        named = {p: (sets["describe"][p], sets["describe"]["score"]) for p in probes}
+        source = f"held-out {config.data.source}"
+    else:
+        source = str(data) if isinstance(data, (str, Path)) else "given videos"
+        score = _as_data(data, config)
+        if score is None:
+            score, source = held_out(config.data, seed=seed), config.data.source
+        pairs = {p: (score, score) for p in probes}
+        halves = "a random half of the videos"
+        named = {p: (halves, "the other half") for p in probes}
     result: dict = {
+        "eval_version": EVAL_VERSION,
         "model": config.model.kind,
         "features": config.model.features,
-        "static_features": k,
+        "static_features": config.model.n_static,
         "beta": config.model.beta,
         "seed": config.seed,
         "data": source,
-        "videos": int(len(data["videos"])),
-        "elbo": elbo_terms(model, data["videos"], seed=seed),
+        "videos": int(len(score["videos"])),
+        "temporal_definition": _temporal_definition(score),
+        "elbo": elbo_terms(model, score["videos"], seed=seed),
+        "probe_sets": {},
         "skipped": [],
     }
+    k = config.model.n_static
     order = config.data.source == "chairs"  # section 4.1: the chairs' temporal target
-    if "static_labels" in data and ("temporal_labels" in data or order):
-        memo: dict = {}  # the static probes are fitted once for both order probes
-        result["disentanglement"] = disentanglement(
-            mu,
-            data["static_labels"],
-            data.get("temporal_labels"),
-            k,
-            seed,
-            temporal_task="order" if order else "labels",
-            memo=memo,
-        )
-        if order:  # the same score with a probe that can read order (see order_task)
-            result["disentanglement_order_between"] = disentanglement(
-                mu, data["static_labels"], None, k, seed, "order", "between", memo
+    for p, (fit, scored) in pairs.items():
+        mu, labels, split = _probe_inputs(model, fit, scored, cache, seed)
+        result["probe_sets"][p] = {
+            "fit": named[p][0],
+            "score": named[p][1],
+            "fit_videos": len(split[0]),
+            "score_videos": len(split[1]),
+            "image_overlap": None if fit is scored else image_overlap(fit, scored),
+        }
+        sfx = SUFFIX[p]
+        if "static_labels" in labels and ("temporal_labels" in labels or order):
+            memo: dict = {}  # the static probes are fitted once for both order probes
+            common = dict(seed=seed, memo=memo, probe=p, split=split)
+            d = disentanglement(
+                mu,
+                labels["static_labels"],
+                labels.get("temporal_labels"),
+                k,
+                temporal_task="order" if order else "labels",
+                order_picks="spaced" if p == "rbf" else "any",
+                **common,
             )
-        result["static_in_temporal"] = static_in_temporal(
-            mu, data["static_labels"], result["disentanglement"]["temporal_set"], seed
-        )
-    else:
-        result["skipped"].append("disentanglement score: needs static_labels and temporal_labels")
-    if "static_labels" in data:
-        result.update(static_accuracy(mu, data["static_labels"], k, seed))
-    else:
-        result["skipped"].append("static accuracy: needs static_labels")
+            result[f"disentanglement{sfx}"] = d
+            result[f"d_score{sfx}"] = d["d_score"]
+            if p == "linear":
+                if order:  # the same score with a probe that can read order (order_task)
+                    result["disentanglement_order_between"] = disentanglement(
+                        mu,
+                        labels["static_labels"],
+                        None,
+                        k,
+                        temporal_task="order",
+                        order_probe="between",
+                        **common,
+                    )
+                result["static_in_temporal"] = static_in_temporal(
+                    mu, labels["static_labels"], d["temporal_set"], seed, split
+                )
+        else:
+            result["skipped"].append(
+                f"disentanglement score ({p}): needs static_labels and temporal_labels"
+            )
+        if "static_labels" in labels:
+            acc = static_accuracy(mu, labels["static_labels"], k, seed, p, split)
+            result[f"static_accuracy{sfx}"] = acc["static_accuracy"]
+            result[f"static_chance{sfx}"] = acc["static_chance"]
+        else:
+            result["skipped"].append(f"static accuracy ({p}): needs static_labels")
     write_json(Path(run_dir) / "eval.json", result)
     return result
