@@ -20,6 +20,8 @@ def test_grid_covers_tables_1_and_2():
     assert {r.features for r in runs if r.model != "hierarchical"} == {2, 4}
     assert [r.features for r in runs[:9]] == [4] * 9  # Table 1 first
     assert len(rep.grid(seeds=3)) == 54
+    two = rep.grid(seeds=2)  # Table 1 of every seed before the other sizes
+    assert [r.features for r in two[:18]] == [4] * 18 and [r.seed for r in two[:18:9]] == [0, 1]
 
 
 def test_chairs_grid_covers_table_1_and_3():
@@ -59,9 +61,16 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
         assert row["compiled"] is tiny.compile
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
     assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 18" in md
-    assert "| slow | 4 | not run | 6.38 |" in md
+    assert "| slow | 4 | not run | 6.38 | not run | not run | 0 |" in md
     how = f"cpu {saved[0]['precision']} {'compiled' if tiny.compile else 'eager'}"
-    assert f"| {saved[0]['name']} | {saved[0]['d_score']:.2f} |" in md and f" {how} |" in md
+    first = saved[0]
+    assert (
+        f"| {first['name']} | {first['d_score_rbf']:.2f} | {first['d_score']:.2f} |" in md
+        and f" {how} (stvae " in md
+    )
+    assert first["image_overlap_rbf"] == first["image_overlap"] == 0.0
+    assert first["eval_version"] == rep.EVAL_VERSION
+    assert (tmp_path / "runs" / "bouncing-mnist-cpu" / first["name"]).is_dir()
     # --only picks cells out of order; the report keeps the earlier rows
     rows = rep.reproduce(only=["vae-f4-beta4-*", "slow-f2-beta1-*"], **kwargs)
     assert [r["name"] for r in rows[3:]] == ["vae-f4-beta4-seed0", "slow-f2-beta1-seed0"]
@@ -77,30 +86,94 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     assert "Features the probe sees: Acc 4: hierarchical 4, slow 4, vae 4; Acc 2:" in md
 
 
-def test_chairs_report_shows_the_order_aware_score():
-    row = {
-        "name": "slow-f8-beta1-seed0",
-        "model": "slow",
-        "beta": 1.0,
-        "features": 8,
-        "seed": 0,
-        "d_score": 2.47,
+@pytest.mark.slow
+def test_older_rows_are_scored_again_and_other_configs_refused(tmp_path, monkeypatch):
+    tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
+    monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
+    trained, scored = [], []
+    real_train, real_eval = rep.train, rep.evaluate_run
+    monkeypatch.setattr(
+        rep, "train", lambda c, d, resume: trained.append(d) or real_train(c, d, resume)
+    )
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: scored.append(d) or real_eval(d))
+    kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None)
+    rows = rep.reproduce(limit=1, **kwargs)
+    assert len(trained) == len(scored) == 1
+    report = tmp_path / "docs" / "bouncing-mnist-cpu.json"
+    old = [{**rows[0], "eval_version": 1}]  # a row of the earlier evaluation
+    report.write_text(json.dumps(old))
+    run_dir = tmp_path / "runs" / "bouncing-mnist-cpu" / rows[0]["name"]
+    (run_dir / "eval.json").write_text(json.dumps({"eval_version": 1}))
+    again = rep.reproduce(limit=0, **kwargs)
+    assert len(trained) == 1 and len(scored) == 2  # scored again, not trained again
+    assert again[0]["eval_version"] == rep.EVAL_VERSION
+    assert again[0]["d_score_rbf"] == rows[0]["d_score_rbf"]  # the same weights, same score
+    # a run directory of another configuration is refused, not reused or overwritten
+    config = json.loads((run_dir / "config.json").read_text())
+    config["model"]["beta"] = 3.0
+    (run_dir / "config.json").write_text(json.dumps(config))
+    report.write_text(json.dumps(old))
+    with pytest.raises(StvaeError, match=r"another configuration .*\(model.beta differ\)"):
+        rep.reproduce(limit=0, **kwargs)
+
+
+def _row(name="slow-f8-beta1-seed0", d=2.47, rbf=2.9, **more):
+    model, features, beta, seed = name.split("-")
+    accs = {
+        "static_acc_from_static": 0.9,
+        "static_acc_from_temporal": 0.1,
+        "temporal_acc_from_static": 0.5,
+        "temporal_acc_from_temporal": 0.6,
+    }
+    return {
+        "name": name,
+        "model": model,
+        "beta": float(beta[4:]),
+        "features": int(features[1:]),
+        "seed": int(seed[4:]),
+        "eval_version": rep.EVAL_VERSION,
+        "d_score": d,
+        "d_score_rbf": rbf,
+        "accuracies": accs,
+        "accuracies_rbf": accs,
+        "chosen_on_fit_rbf": {"d_score": rbf - 0.5, "static_set": [0]},
         "static_set": [0],
         "division": "best of 254",
         "static_accuracy": 0.9,
+        "static_accuracy_rbf": 0.95,
         "static_chance": 0.086,
+        "static_chance_rbf": 0.086,
         "temporal_chance": 0.508,
+        "temporal_chance_rbf": 0.508,
         "ceiling": 4.47,
         "ceiling_this_balance": 4.79,
         "negative_elbo": 530.0,
         "wall_s": 800.0,
-        "d_score_order_between": 3.21,
+        **more,
     }
+
+
+def test_chairs_report_shows_the_order_aware_score():
+    row = _row(d_score_order_between=3.21)
     md = rep.report_markdown([row], "chairs", "cpu", 1)
-    assert "d-score, order-aware probe |" in md
-    assert "| slow-f8-beta1-seed0 | 2.47 | 0.900 | 530.0 | 800 | 3.21 |" in md
+    assert "d-score, order-aware linear probe |" in md
+    assert "| slow-f8-beta1-seed0 | 2.90 | 2.47 | 0.950 | 0.900 | 530.0 | 800 | 3.21 |" in md
+    assert "| slow | 1 | 2.90 | 1.19 | 2.47 | 2.40 | 1 | 3.21 |" in md
     without = {k: v for k, v in row.items() if k != "d_score_order_between"}
     assert "order-aware" not in rep.report_markdown([without], "chairs", "cpu", 1)
+
+
+def test_report_cells_are_means_and_spreads_over_seeds():
+    rows = [_row("vae-f4-beta2-seed0", 1.0, 2.0), _row("vae-f4-beta2-seed1", 2.0, 4.0)]
+    tables = rep.report_tables(rows, "bouncing-mnist")
+    assert "| vae | 2 | 3.00 ± 1.41 | 1.70 | 1.50 ± 0.71 | 2.50 ± 1.41 | 2 |" in tables["table1"]
+    assert "| vae | 2 | linear | 0.900 ± 0.000 |" in "\n".join(tables["accuracies"])
+    # Table 2's "Acc 4" baseline column probes the same 4-feature runs
+    assert tables["static"][0].startswith("| model | beta | Acc 4, RBF | paper Acc 4 | Acc 4,")
+    assert (
+        "| vae | 2 | 0.950 ± 0.000 | 0.52 | 0.900 ± 0.000 | not run | 0.12 | not run |"
+        in (tables["static"])
+    )
 
 
 def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, monkeypatch):
@@ -133,6 +206,7 @@ def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypat
         }
 
     ev = {
+        "eval_version": rep.EVAL_VERSION,
         "disentanglement": {
             "d_score": 2.0,
             "static_set": [0],
@@ -146,6 +220,8 @@ def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypat
         "static_chance": 0.1,
         "elbo": {"negative_elbo": 100.0},
     }
+    ev["disentanglement_rbf"] = ev["disentanglement"]
+    ev["static_accuracy_rbf"], ev["static_chance_rbf"] = 0.5, 0.1
     monkeypatch.setattr(rep, "train", resumed_train)
     monkeypatch.setattr(rep, "evaluate_run", lambda d: ev)
     rows = rep.reproduce(

@@ -1,0 +1,243 @@
+"""The report of a grid: Tables 1-3 under both probes, as markdown (section 4.4).
+
+Rows are what :func:`stvae.reproduce.result_row` makes of a run's eval.json; keys without
+a suffix are the linear probe's (the paper's text), ``_rbf`` the authors' protocol.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+
+import numpy as np
+import torch
+
+from stvae import __version__
+from stvae.grids import BETAS, GRIDS, grid
+from stvae.train import PRESETS
+
+__all__ = ["report_tables", "report_markdown"]
+
+
+def _how(row: dict) -> str:
+    """How a row's run trained, e.g. cpu bf16 compiled (stvae 0.2.0); empty for older rows."""
+    if "device" not in row:
+        return ""
+    how = f"{row['device']} {row['precision']} {'compiled' if row['compiled'] else 'eager'}"
+    return how + (f" (stvae {row['version']})" if row.get("version") else "")
+
+
+def _mean_spread(values: list[float], digits: int = 2) -> str:
+    """One seed: the value; several: mean ± sample standard deviation; none: not run."""
+    if not values:
+        return "not run"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def report_tables(rows: list[dict], dataset: str) -> dict[str, list[str]]:
+    """The report's tables, by name, each as markdown lines (header, rule, body); cells
+    are means ± standard deviations over the seeds run. The README copies some of them
+    verbatim (tests/test_docs.py checks it)."""
+    spec = GRIDS[dataset]
+    by: dict[tuple[str, float, int], list[dict]] = {}
+    for r in rows:
+        by.setdefault((r["model"], r["beta"], r["features"]), []).append(r)
+
+    def cell(model, beta, features, key, digits=2, sub=None):
+        got = [
+            r
+            for r in by.get((model, beta, features), [])
+            if key in r and (not sub or sub in r[key])
+        ]
+        return _mean_spread([r[key][sub] if sub else r[key] for r in got], digits)
+
+    f1, (st, tt) = spec.table1_features, spec.targets
+    order_aware = any("d_score_order_between" in r for r in rows)
+    head = (
+        "| model | beta | d-score, authors' protocol (RBF) | paper | d-score, paper's text "
+        "(linear) | RBF, division chosen on fitting videos | seeds |"
+        + (" d-score, order-aware linear probe |" if order_aware else "")
+    )
+    table1 = [head, "|---" * (head.count("|") - 1) + "|"]
+    for (model, beta), paper in spec.paper_table1.items():
+        cell_rows = by.get((model, beta, f1), [])
+        chosen = [r["chosen_on_fit_rbf"]["d_score"] for r in cell_rows if "chosen_on_fit_rbf" in r]
+        table1.append(
+            f"| {model} | {beta:g} | {cell(model, beta, f1, 'd_score_rbf')} | {paper:.2f} "
+            f"| {cell(model, beta, f1, 'd_score')} "
+            f"| {_mean_spread(chosen) if model != 'hierarchical' else 'own division'} "
+            f"| {len(cell_rows)} |"
+            + (f" {cell(model, beta, f1, 'd_score_order_between')} |" if order_aware else "")
+        )
+    acc_head = (
+        f"| model | beta | probe | {st} from static | {st} from temporal | {tt} from static "
+        f"| {tt} from temporal |"
+    )
+    accuracies = [acc_head, "|---" * 7 + "|"]
+    for model, beta in spec.paper_table1:
+        for sfx in ("_rbf", ""):
+            key = f"accuracies{sfx}"
+            accuracies.append(
+                f"| {model} | {beta:g} | {'RBF' if sfx else 'linear'} | "
+                + " | ".join(
+                    cell(model, beta, f1, key, 3, sub)
+                    for sub in (
+                        "static_acc_from_static",
+                        "static_acc_from_temporal",
+                        "temporal_acc_from_static",
+                        "temporal_acc_from_temporal",
+                    )
+                )
+                + " |"
+            )
+    heads = [h for h, _ in spec.static_columns]
+    static_head = (
+        "| model | beta | "
+        + " | ".join(f"{h}, RBF | paper {h} | {h}, linear" for h in heads)
+        + " |"
+    )
+    static = [static_head, "|---|---|" + "---|---|---|" * len(heads)]
+    for (model, beta), paper in spec.paper_static.items():
+        cells = []
+        for (_, column), p in zip(spec.static_columns, paper, strict=True):
+            n = column[model]
+            cells.append(
+                f"{cell(model, beta, n, 'static_accuracy_rbf', 3)} | {p:.2f} "
+                f"| {cell(model, beta, n, 'static_accuracy', 3)}"
+            )
+        static.append(f"| {model} | {beta:g} | " + " | ".join(cells) + " |")
+    leak_head = (
+        f"| model | beta | {st} from temporal (linear) | from its per-video means "
+        "| from it centred per video |"
+    )
+    leak = [leak_head, "|---" * 5 + "|"]
+    for beta in BETAS:
+        leak.append(
+            f"| hierarchical | {beta:g} "
+            f"| {cell('hierarchical', beta, f1, 'accuracies', 3, 'static_acc_from_temporal')} "
+            f"| {cell('hierarchical', beta, f1, 'static_in_temporal', 3, 'video_mean')} "
+            f"| {cell('hierarchical', beta, f1, 'static_in_temporal', 3, 'centred')} |"
+        )
+    return {"table1": table1, "accuracies": accuracies, "static": static, "leak": leak}
+
+
+def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> str:
+    """Table 1 and the static-accuracy table as measured under both probes, with the
+    paper's numbers beside the authors' protocol, and every run."""
+    spec, cfg = GRIDS[dataset], PRESETS[preset]
+    tables = report_tables(rows, dataset)
+    total = len(grid(dataset, seeds))
+    mnist = dataset == "bouncing-mnist"
+    sets = (
+        "256 videos of training digit images (RBF) or of one half of the held-out digit "
+        "images (linear), scored on 256 videos of the other half"
+        if mnist
+        else "256 videos of the 10 held-out chairs on the 5-degree view grid, scored on 256 "
+        "videos of the same chairs seen from views half a step (2.5 degrees) off that grid"
+    )
+    lines = [
+        f"# {dataset}: Table 1 and {spec.static_table}, `{preset}` preset",
+        "",
+        f"Made by `stvae reproduce --dataset {dataset} --preset {preset} --seeds {seeds}`; "
+        f"rendered by stvae {__version__}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"Python {platform.python_version()}, {platform.machine()} "
+        f"({torch.get_num_threads()} threads). What each run was trained with is in the "
+        "last table.",
+        "",
+        f"Schedule: {cfg.steps} steps of {cfg.batch_videos} videos x {cfg.data.frames} frames, "
+        f"Adam {cfg.lr:g} x {cfg.lr_decay:g} every {cfg.lr_decay_every} steps, "
+        f"beta warm-up {cfg.beta_warmup} steps, precision {cfg.precision}, "
+        f"sigma2 {cfg.model.sigma2:g}.",
+        "",
+        "Two probes score every run (`stvae evaluate`): the **authors' protocol**, which made "
+        "the paper's numbers (scikit-learn's `SVC()` with its defaults, an RBF kernel"
+        + (", and the authors' order triplets: frames s, s + 2, s + 4" if not mnist else "")
+        + "), and the **paper's text** (linear SVMs). Probes are fitted on "
+        + sets
+        + "; no image is both fitted and scored (`image_overlap` 0 in the JSON). The paper's "
+        "numbers stand beside the authors' protocol.",
+        "",
+        f"Runs done: {len(rows)} of {total}. Cells show mean ± standard deviation over seeds "
+        "where there is more than one.",
+        "",
+        f"## Table 1: disentanglement score (eq 19), {spec.table1_features} features in total",
+        "",
+        *tables["table1"],
+        "",
+        "Baselines: the paper's rule takes the best of every division of their features on "
+        "the scored accuracies; 'division chosen on fitting videos' picks it on two halves "
+        "of the fitting videos alone and then scores it as the headline is, with no "
+        "selection on scored data.",
+    ]
+    if rows:
+        rbf = [r for r in rows if "temporal_chance_rbf" in r]
+        lines += [
+            "",
+            f"The score's ceiling with balanced classes is {rows[0]['ceiling']:.2f}. A blind "
+            "probe (the most frequent fitting label) scores "
+            + (
+                f"{statistics.mean(r['temporal_chance_rbf'] for r in rbf):.3f} on the temporal "
+                f"target and {statistics.mean(r['static_chance_rbf'] for r in rbf):.3f} on the "
+                "static one (authors' protocol, mean over runs)."
+                if rbf
+                else "(no run scored yet)."
+            ),
+        ]
+    lines += [
+        "",
+        "Accuracies behind Table 1 (the hierarchical model's own division; the baselines' "
+        "best division under each probe):",
+        "",
+        *tables["accuracies"],
+        "",
+        f"## {spec.static_table}: static classification accuracy",
+        "",
+        "The hierarchical model is probed on its static factor only (half of its "
+        "features); baselines on all of their features. Features the probe sees: "
+        + "; ".join(
+            f"{head}: "
+            + ", ".join(f"{m} {n // 2 if m == 'hierarchical' else n}" for m, n in sizes.items())
+            for head, sizes in spec.static_columns
+        )
+        + ".",
+        "",
+        *tables["static"],
+        "",
+        "## Static information in the hierarchical temporal factor",
+        "",
+        f"The linear {spec.targets[0]} probe refitted on the temporal features' per-video means "
+        "(a constant offset per video) and on the features with those means taken out "
+        "(`static_in_temporal` in eval.json).",
+        "",
+        *tables["leak"],
+        "",
+        "## Every run",
+        "",
+    ]
+    between = any("d_score_order_between" in r for r in rows)
+    extra = " d-score, order-aware linear probe |" if between else ""
+    lines += [
+        "| run | d-score RBF | d-score linear | static acc RBF | static acc linear "
+        "| -ELBO (nats/frame) | wall (s) |" + extra + " trained |",
+        "|---|---|---|---|---|---|---|" + ("---|" if between else "") + "---|",
+    ]
+    for r in rows:
+        cell = f" {r.get('d_score_order_between', float('nan')):.2f} |" if between else ""
+        lines.append(
+            f"| {r['name']} | {r.get('d_score_rbf', float('nan')):.2f} | {r['d_score']:.2f} "
+            f"| {r.get('static_accuracy_rbf', float('nan')):.3f} | {r['static_accuracy']:.3f} "
+            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |" + cell + f" {_how(r)} |"
+        )
+    total_wall = sum(r["wall_s"] for r in rows)
+    lines += [
+        "",
+        "Trained: the device, precision, whether the step was compiled and the stvae "
+        "version, as the run recorded them. Wall time is the training call's (setup, loop, "
+        "saving; not the evaluation), for a resumed run summed over its processes.",
+        "",
+        f"Total training time of these runs: {total_wall / 3600:.2f} h.",
+        "",
+    ]
+    return "\n".join(lines)
