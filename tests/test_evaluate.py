@@ -143,6 +143,12 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     assert set(ev["static_in_temporal"]) == {"centred", "video_mean"}
     assert ev["probe_sets"]["linear"]["image_overlap"] is None  # halves of one given set
     assert ev["temporal_definition"] == "travel-thirds"
+    # a Bouncing MNIST file of stvae 0.1 (frame-thirds labels) is told apart, not mixed in
+    old_file = tmp_path / "old.npz"
+    np.savez(old_file, **{k: v for k, v in data.items() if k != "temporal_definition"})
+    ev_old = evaluate_run(tmp_path / "run", old_file)
+    assert ev_old["temporal_definition"].startswith("unrecorded")
+    assert "thirds of the frame" in ev_old["temporal_definition"]
     unlabelled = {"videos": data["videos"]}
     ev = evaluate_run(tmp_path / "run", unlabelled, probe="rbf")
     assert "disentanglement_rbf" not in ev and len(ev["skipped"]) == 2
