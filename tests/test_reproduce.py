@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stvae import StvaeError
+from stvae import StvaeError, __version__
 from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.model import ModelConfig
@@ -70,6 +70,7 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     )
     assert first["image_overlap_rbf"] == first["image_overlap"] == 0.0
     assert first["eval_version"] == rep.EVAL_VERSION
+    assert first["version"] == rep.code_version() and first["version"].startswith(__version__)
     assert (tmp_path / "runs" / "bouncing-mnist-cpu" / first["name"]).is_dir()
     # --only picks cells out of order; the report keeps the earlier rows
     rows = rep.reproduce(only=["vae-f4-beta4-*", "slow-f2-beta1-*"], **kwargs)

@@ -12,7 +12,9 @@ restarted and re-scored.
 from __future__ import annotations
 
 import fnmatch
+import subprocess
 import time
+from functools import cache
 from pathlib import Path
 
 from stvae import __version__
@@ -33,6 +35,7 @@ __all__ = [
     "report_markdown",
     "report_tables",
     "result_row",
+    "code_version",
 ]
 
 # fields that do not change what a run learns (where and how fast it trained)
@@ -54,6 +57,31 @@ def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
 
 
 HOW = ("device", "precision", "compiled", "version")  # how a run trained
+
+
+@cache
+def code_version() -> str:
+    """stvae's version, with the git commit when it runs from a checkout (``+dirty`` when
+    the checkout has uncommitted changes), e.g. ``0.2.0+g1a2b3c4``."""
+    root = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=7", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit}" + (".dirty" if dirty else "")
 
 
 def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -> dict:
@@ -143,6 +171,7 @@ def reproduce(
         raise StvaeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
+    version = code_version()  # of the code this process loaded
     runs = grid(dataset, seeds)
     if only:
         for pattern in only:
@@ -196,7 +225,7 @@ def reproduce(
             how = {
                 "wall_s": wall,
                 "resumed": resume,
-                "version": __version__,
+                "version": version,
                 **{k: summary[k] for k in HOW if k in summary},
             }
             write_json(run_dir / "wall.json", how)
