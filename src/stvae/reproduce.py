@@ -61,8 +61,8 @@ HOW = ("device", "precision", "compiled", "version")  # how a run trained
 
 @cache
 def code_version() -> str:
-    """stvae's version, with the git commit when it runs from a checkout (``+dirty`` when
-    the checkout has uncommitted changes), e.g. ``0.2.0+g1a2b3c4``."""
+    """stvae's version, with the git commit when it runs from a checkout (``.dirty`` when
+    the package's source has uncommitted changes), e.g. ``0.2.0+g1a2b3c4``."""
     root = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -73,7 +73,7 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "."],
             capture_output=True,
             text=True,
             timeout=10,
