@@ -16,7 +16,7 @@ from stvae import __version__
 from stvae.grids import BETAS, GRIDS, grid
 from stvae.train import PRESETS
 
-__all__ = ["report_tables", "report_markdown"]
+__all__ = ["report_tables", "report_markdown", "earlier_table"]
 
 
 def _how(row: dict) -> str:
@@ -36,10 +36,13 @@ def _mean_spread(values: list[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def report_tables(rows: list[dict], dataset: str) -> dict[str, list[str]]:
+def report_tables(
+    rows: list[dict], dataset: str, earlier: list[dict] | None = None
+) -> dict[str, list[str]]:
     """The report's tables, by name, each as markdown lines (header, rule, body); cells
-    are means ± standard deviations over the seeds run. The README copies some of them
-    verbatim (tests/test_docs.py checks it)."""
+    are means ± standard deviations over the seeds run; with ``earlier`` (stvae 0.1's
+    rows) also :func:`earlier_table`. The README copies some of them verbatim
+    (tests/test_docs.py checks it)."""
     spec = GRIDS[dataset]
     by: dict[tuple[str, float, int], list[dict]] = {}
     for r in rows:
@@ -120,14 +123,49 @@ def report_tables(rows: list[dict], dataset: str) -> dict[str, list[str]]:
             f"| {cell('hierarchical', beta, f1, 'static_in_temporal', 3, 'video_mean')} "
             f"| {cell('hierarchical', beta, f1, 'static_in_temporal', 3, 'centred')} |"
         )
-    return {"table1": table1, "accuracies": accuracies, "static": static, "leak": leak}
+    tables = {"table1": table1, "accuracies": accuracies, "static": static, "leak": leak}
+    if earlier:
+        tables["earlier"] = earlier_table(rows, earlier, dataset)
+    return tables
 
 
-def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> str:
+def earlier_table(rows: list[dict], earlier: list[dict], dataset: str) -> list[str]:
+    """Table 1's d-scores now (both probes) beside those of stvae 0.1's rows (``earlier``:
+    thirds of the frame, 2-5 px motion, linear probes fitted and scored on halves of one
+    held-out set), as markdown lines."""
+    spec = GRIDS[dataset]
+    f1 = spec.table1_features
+
+    def cell(source, model, beta, key):
+        got = [
+            r[key]
+            for r in source
+            if (r["model"], r["beta"], r["features"]) == (model, beta, f1) and key in r
+        ]
+        return _mean_spread(got)
+
+    head = (
+        "| model | beta | stvae 0.1: linear, shared images | now: linear | now: RBF "
+        "(authors' protocol) | paper |"
+    )
+    lines = [head, "|---" * 6 + "|"]
+    for (model, beta), paper in spec.paper_table1.items():
+        lines.append(
+            f"| {model} | {beta:g} | {cell(earlier, model, beta, 'd_score')} "
+            f"| {cell(rows, model, beta, 'd_score')} | {cell(rows, model, beta, 'd_score_rbf')} "
+            f"| {paper:.2f} |"
+        )
+    return lines
+
+
+def report_markdown(
+    rows: list[dict], dataset: str, preset: str, seeds: int, earlier: list[dict] | None = None
+) -> str:
     """Table 1 and the static-accuracy table as measured under both probes, with the
-    paper's numbers beside the authors' protocol, and every run."""
+    paper's numbers beside the authors' protocol, every run, and with ``earlier`` (the
+    rows of stvae 0.1's report) Table 1 then and now."""
     spec, cfg = GRIDS[dataset], PRESETS[preset]
-    tables = report_tables(rows, dataset)
+    tables = report_tables(rows, dataset, earlier)
     total = len(grid(dataset, seeds))
     mnist = dataset == "bouncing-mnist"
     sets = (
@@ -213,6 +251,25 @@ def report_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> 
         "",
         *tables["leak"],
         "",
+    ]
+    if earlier:
+        what = (
+            "location classes of thirds of the frame, motion of 2-5 px a frame, "
+            if dataset == "bouncing-mnist"
+            else ""
+        )
+        lines += [
+            "## Table 1 then and now",
+            "",
+            f"stvae 0.1 scored with {what}linear probes fitted on half of 256 held-out videos "
+            "and scored on the other half, whose images overlapped (`"
+            f"{dataset}-{preset}-0.1.md`); its runs were trained on that data. Now: the "
+            "authors' data and both probes, as above.",
+            "",
+            *tables["earlier"],
+            "",
+        ]
+    lines += [
         "## Every run",
         "",
     ]

@@ -251,6 +251,11 @@ def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
     return [rows[n] for n in names if n in rows]
 
 
+EARLIER = "0.1"  # the report of stvae 0.1's protocol, kept beside the current one
+
+
 def _write_report(stem: Path, rows: list[dict], dataset: str, preset: str, seeds: int) -> None:
     write_json(stem.with_suffix(".json"), rows)
-    stem.with_suffix(".md").write_text(report_markdown(rows, dataset, preset, seeds))
+    earlier = stem.with_name(f"{stem.name}-{EARLIER}.json")
+    old = read_json(earlier) if earlier.exists() else None
+    stem.with_suffix(".md").write_text(report_markdown(rows, dataset, preset, seeds, old))
