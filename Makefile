@@ -1,5 +1,6 @@
 # Two commands, each setting up first (see README):
 #   make demo   install into .venv, then train the hierarchical model with the cpu preset
+#               for about ten minutes (--time-budget 10m: the steps fit this machine's speed)
 #   make test   install into .venv (with test tools), then run the test suite
 #
 # TORCH is installed before the package so that pip keeps it: the default pin is the
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --time-budget 10m --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -206,8 +206,11 @@ def test_compiled_step_equals_eager_step(tmp_path, capsys):
     assert tc == pytest.approx(te, rel=1e-4)
     assert (gc - ge).norm() <= 1e-3 * ge.norm()
     train(TINY, tmp_path / "eager")
+    assert "compiling" not in capsys.readouterr().err
     train(TINY.replace(compile=True), tmp_path / "compiled")
-    assert "training eagerly" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training eagerly" not in err
+    assert err.count("stvae: compiling the model") == 1  # a silent minute is explained
     first_e, first_c = metrics(tmp_path / "eager")[0], metrics(tmp_path / "compiled")[0]
     for key in ("loss", "reconstruction", "kl_static", "kl_temporal"):
         assert first_c[key] == pytest.approx(first_e[key], rel=1e-4), key

@@ -61,6 +61,15 @@ def _speed(text: str) -> tuple[float, float]:
     return (low, high)
 
 
+def _duration(text: str) -> float:
+    from stvae.budget import parse_duration
+
+    try:
+        return parse_duration(text)
+    except StvaeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _nonneg_int(text: str) -> int:
     value = _positive_int(text) if text.strip() != "0" else 0
     return value
@@ -91,6 +100,7 @@ TRAIN_FLAGS = {
     "data_workers": "data_workers",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
+    "time_budget": "time_budget",
 }
 RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile", "data_workers"}
 
@@ -152,6 +162,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
+    p.add_argument(
+        "--time-budget",
+        type=_duration,
+        help="train for about this long (10m, 90s, 1.5h): the run measures its speed, then "
+        "fixes the steps and the learning-rate schedule to fit; config.json records them",
+    )
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
     p.add_argument(
         "--speed",
@@ -202,6 +218,7 @@ def _cmd_train(args) -> int | None:
     if not args.no_check:
         probe = probe_run(summary["run_dir"])
         print(_describe_probe(probe))
+    print(f"figures: stvae figures {summary['run_dir']}")
 
 
 def _describe_run(summary: dict) -> str:

@@ -23,7 +23,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["Dist", "setup", "SyncBatchNorm", "convert_sync_batchnorm", "mean_over_ranks"]
+__all__ = [
+    "Dist",
+    "setup",
+    "SyncBatchNorm",
+    "convert_sync_batchnorm",
+    "mean_over_ranks",
+    "min_over_ranks",
+]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,15 @@ def mean_over_ranks(values: dict[str, Tensor], d: Dist) -> dict[str, Tensor]:
     stacked = torch.stack([values[k].detach().float() for k in keys])
     dist.all_reduce(stacked)
     return {k: v / d.world for k, v in zip(keys, stacked, strict=True)}
+
+
+def min_over_ranks(value: int, d: Dist, device: torch.device) -> int:
+    """The least of every rank's ``value`` (so that all ranks agree on a count)."""
+    if d.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
 
 
 class _SyncBN(torch.autograd.Function):

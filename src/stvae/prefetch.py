@@ -73,6 +73,11 @@ class Prefetch:
             self.pending.append((self.next, self.submit(self.next)))
             self.next += 1
 
+    def extend(self, stop: int) -> None:
+        """Makes batches up to ``stop`` (exclusive) from now on (a time budget's choice)."""
+        self.stop = stop
+        self._fill()
+
     def get(self, step: int) -> np.ndarray:
         s, future = self.pending.popleft()
         if s != step:

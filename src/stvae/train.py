@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from stvae import __version__, distributed
+from stvae import __version__, budget, distributed
 from stvae.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -86,6 +86,8 @@ class TrainConfig:
     # (CUDA with generated data: up to 8 processes; else one thread)
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
+    time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
+    # schedule) to fit; config.json then records the steps chosen and no budget
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_videos", "lr_decay_every", "checkpoint_every", "log_every"):
@@ -99,6 +101,10 @@ class TrainConfig:
             raise StvaeError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
         if self.data_workers < -1:
             raise StvaeError(f"data-workers must be -1 (auto) or more; got {self.data_workers}")
+        if self.time_budget is not None and not (
+            self.time_budget > 0 and math.isfinite(self.time_budget)
+        ):
+            raise StvaeError(f"time-budget must be a positive duration; got {self.time_budget}")
         if self.beta_warmup < 0:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
         if self.device not in DEVICES:
@@ -249,6 +255,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     ``precision``, ``compiled``: false when compiling was off or fell back to eager).
     Everything a user can get wrong is checked before ``out`` is created.
     """
+    t_call = time.perf_counter()  # a time budget counts from here
     out = Path(out)
     _check_out(out, resume)
     device = resolve_device(config.device)
@@ -264,7 +271,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(config, out, resume, device, source, d)
+        return _train(config, out, resume, device, source, d, t_call)
     except BaseException:
         if d.main and created and not (out / RUN_FILES["checkpoint"]).exists():
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
@@ -293,7 +300,16 @@ class _StopOnSigterm:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _train(config, out, resume, device, source, d) -> dict:
+def _announce_compiling(device: torch.device) -> None:
+    print(
+        f"stvae: compiling the model for {device.type} (typically 30-90 s on a CPU with a cold "
+        "cache, seconds with a warm one); training starts after",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _train(config, out, resume, device, source, d, t_call) -> dict:
     model = build_model(config, device)
     # fused: one kernel for the whole update instead of a dozen element-wise ops per tensor
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
@@ -307,7 +323,16 @@ def _train(config, out, resume, device, source, d) -> dict:
         if resume:
             last = truncate_metrics(out / RUN_FILES["metrics"], step)
             earlier = last.get("wall_s", 0.0) if last else 0.0
-    log = MetricsLog(out / RUN_FILES["metrics"], config.steps, step) if d.main else None
+    planned = config  # what the caller asked for; a time budget rescales its schedule
+    timing_from = None  # with a time budget: the step after which the rate is timed
+    if config.time_budget is not None and not resume:
+        timing_from = step + budget.WARMUP_STEPS
+        config = config.replace(steps=UNTIL_CHOSEN)
+    log = (
+        MetricsLog(out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch)
+        if d.main
+        else None
+    )
     autocast = _autocast(config, device)
     eager = model
     if d.world > 1:
@@ -316,6 +341,8 @@ def _train(config, out, resume, device, source, d) -> dict:
             model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
         )
     forward = _compiled(eager) if config.compile else eager
+    if forward is not eager and d.main:
+        _announce_compiling(device)
     mine = d.shard(config.batch_videos)
     noise_shape = (config.batch_videos, config.data.frames, config.model.features)
 
@@ -324,6 +351,8 @@ def _train(config, out, resume, device, source, d) -> dict:
     workers = data_workers(config, device)
     prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
     t_start = time.perf_counter() - earlier
+    t_timing = None  # when the timed steps began (a time budget)
+    choice = None
     row = None
     stop = _StopOnSigterm(d.world == 1)
     halt = False
@@ -353,7 +382,25 @@ def _train(config, out, resume, device, source, d) -> dict:
                 terms = _forward_backward(forward, *args)
             optimizer.step()
             step += 1
-            fps = config.frames_per_batch / (time.perf_counter() - t0)
+            now = time.perf_counter()
+            fps = config.frames_per_batch / (now - t0)
+            if step == timing_from:
+                t_timing = now
+            timed = step - (timing_from or step)
+            if (
+                choice is None
+                and t_timing is not None
+                and budget.measured(planned.time_budget, timed, now - t_timing)
+            ):
+                choice = _fit_budget(planned, step, timed / (now - t_timing), t_call, d, device)
+                config = planned.replace(
+                    steps=choice.steps, lr_decay_every=choice.lr_decay_every, time_budget=None
+                )
+                if d.main:
+                    write_json(out / RUN_FILES["config"], config.to_dict())
+                    log.set_total(config.steps)
+                    _say_budget(planned, choice)
+                prefetch.extend(config.steps)
             final = step == config.steps
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
             logged = step % config.log_every == 0 or final or halt
@@ -393,7 +440,45 @@ def _train(config, out, resume, device, source, d) -> dict:
         "precision": resolve_precision(config.precision, device),
         "compiled": forward is not eager,
         "final": row,
+        "budget": None if choice is None else dataclasses.asdict(choice),
     }
+
+
+UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
+
+
+def _fit_budget(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, device):
+    """The steps that fit ``planned.time_budget`` (the same on every rank: the least)."""
+    choice = budget.choose_steps(
+        planned.time_budget,
+        time.perf_counter() - t_call,
+        done,
+        steps_per_s,
+        planned.steps,
+        planned.lr_decay_every,
+    )
+    steps = distributed.min_over_ranks(choice.steps, d, device)
+    if steps != choice.steps:
+        every = max(done + 1, round(steps * planned.lr_decay_every / planned.steps), 1)
+        choice = dataclasses.replace(choice, steps=steps, lr_decay_every=every)
+    return choice
+
+
+def _say_budget(planned: TrainConfig, choice) -> None:
+    minutes = planned.time_budget / 60
+    if not choice.fits:
+        print(
+            f"stvae: the time budget ({minutes:.1f} min) was spent before training could be "
+            f"measured; stopping after {choice.steps} steps",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"stvae: time budget {minutes:.1f} min: {choice.steps_per_s:.2f} steps/s here, so "
+        f"{choice.steps} steps in all (learning rate x{planned.lr_decay:g} every "
+        f"{choice.lr_decay_every}); config.json records them",
+        flush=True,
+    )
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d) -> dict:

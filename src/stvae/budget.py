@@ -1,0 +1,67 @@
+"""Training to a time budget: how many steps fit, measured on this machine.
+
+``stvae train --time-budget 10m`` runs its first steps (compiling included), measures
+the loop's rate over the next ones (at least ``MEASURE_STEPS`` steps and 5% of the
+budget, at most 30 s of it), and fixes the number of steps so that the whole
+run (setup, compiling, loop) ends about when the budget does. The learning-rate schedule
+scales with the steps as the preset's does (the ``cpu`` preset decays every third of
+its run), never moving a decay before a step already taken, so the chosen config, which
+config.json records, reproduces the run exactly on ``--resume`` or a rerun.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from stvae.errors import StvaeError
+
+__all__ = ["parse_duration", "measured", "Choice", "choose_steps"]
+
+WARMUP_STEPS = 3  # steps not timed: the first compiles, the next few warm caches up
+MEASURE_STEPS = 20  # at least this many steps are timed ...
+MEASURE_SHARE = 0.05  # ... and at least this share of the budget (at most MEASURE_MAX_S)
+MEASURE_MAX_S = 30.0
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"10m"``, ``"90s"``, ``"1.5h"`` or plain seconds ``"600"`` -> seconds (> 0)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", text)
+    if not match:
+        raise StvaeError(f"a time budget looks like 10m, 90s, 1.5h or 600; got {text!r}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or ""]
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise StvaeError(f"a time budget must be positive; got {text!r}")
+    return seconds
+
+
+def measured(budget_s: float, steps_timed: int, seconds: float) -> bool:
+    """Whether ``steps_timed`` steps over ``seconds`` are enough to measure the rate."""
+    return steps_timed >= MEASURE_STEPS and seconds >= min(MEASURE_MAX_S, MEASURE_SHARE * budget_s)
+
+
+@dataclass(frozen=True)
+class Choice:
+    steps: int  # optimiser steps in all
+    lr_decay_every: int  # the schedule scaled to them
+    steps_per_s: float  # the measured rate of the loop
+    fits: bool  # False when the budget was spent before it could be measured
+
+
+def choose_steps(
+    budget_s: float,
+    elapsed_s: float,
+    done: int,
+    steps_per_s: float,
+    steps: int,
+    lr_decay_every: int,
+) -> Choice:
+    """Steps that fill ``budget_s`` seconds, ``elapsed_s`` of which are spent with ``done``
+    steps taken, at ``steps_per_s``; ``steps`` and ``lr_decay_every`` are the config's,
+    whose ratio the chosen schedule keeps (at least one step past ``done``)."""
+    more = max(0, math.floor((budget_s - elapsed_s) * steps_per_s))
+    total = max(done, done + more, 1)
+    every = max(done + 1, round(total * lr_decay_every / steps), 1)
+    return Choice(total, every, steps_per_s, fits=more > 0)
