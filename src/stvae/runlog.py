@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from stvae.checkpoint import atomic_write
@@ -14,7 +15,7 @@ __all__ = ["MetricsLog", "truncate_metrics"]
 class MetricsLog:
     """metrics.jsonl, TensorBoard when installed, and a progress bar or plain lines."""
 
-    def __init__(self, path: Path, steps: int, start: int):
+    def __init__(self, path: Path, steps: int, start: int, frames_per_step: int = 1):
         self.file = open(path, "a")  # noqa: SIM115
         self.tb = None
         try:
@@ -28,7 +29,29 @@ class MetricsLog:
             from tqdm import tqdm
 
             self.bar = tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True)
-        self.plain_every = max(1, steps // 20)
+        self.steps, self.frames_per_step = steps, frames_per_step
+        self.printed: int | None = None  # off a terminal: the first record prints, then ~5%
+        self.first: tuple[int, float] | None = None  # (step, time) of the first record
+
+    def set_total(self, steps: int) -> None:
+        """The run's length changed (a time budget chose it)."""
+        self.steps = steps
+        if self.bar is not None:
+            self.bar.total = steps
+            self.bar.refresh()
+
+    def _left(self, row: dict) -> str:
+        """Time left at the loop's mean rate since the first record (its rate at first)."""
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (row["step"], now)
+        step0, t0 = self.first
+        if row["step"] > step0:
+            per_step = (now - t0) / (row["step"] - step0)
+        else:
+            per_step = self.frames_per_step / max(row["frames_per_s"], 1e-9)
+        left = max(0, self.steps - row["step"]) * per_step
+        return f"{left / 60:.1f} min left" if left >= 60 else f"{left:.0f} s left"
 
     def record(self, row: dict) -> None:
         self.file.write(json.dumps(row) + "\n")
@@ -37,12 +60,16 @@ class MetricsLog:
             for key, value in row.items():
                 if key != "step":
                     self.tb.add_scalar(key, value, row["step"])
-        if self.bar is None and (row["step"] % self.plain_every == 0 or row["final"]):
+        left = self._left(row)
+        due = self.printed is None or row["step"] >= self.printed + max(1, self.steps // 20)
+        if self.bar is None and (due or row["final"]):
             print(
-                f"step {row['step']:>6}  loss {row['loss']:.2f}  recon {row['reconstruction']:.2f}"
-                f"  kl {row['kl']:.2f}  {row['frames_per_s']:.0f} frames/s",
+                f"step {row['step']:>6}/{self.steps}  loss {row['loss']:.2f}  "
+                f"recon {row['reconstruction']:.2f}  kl {row['kl']:.2f}  "
+                f"{row['frames_per_s']:.0f} frames/s  {left}",
                 flush=True,
             )
+            self.printed = row["step"]
 
     def tick(self, loss: float, fps: float) -> None:
         if self.bar is not None:
