@@ -234,3 +234,36 @@ def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypat
         out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None, limit=1
     )
     assert 500.0 <= rows[0]["wall_s"] < 560.0
+
+
+@pytest.mark.slow
+def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, monkeypatch):
+    tiny = TrainConfig(
+        model=ModelConfig(), data=DataConfig(frames=3), steps=4, batch_videos=2, checkpoint_every=2
+    )
+    monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
+    calls = []
+    real_train = rep.train
+    monkeypatch.setattr(
+        rep, "train", lambda c, d, resume: calls.append(resume) or real_train(c, d, resume)
+    )
+    folder = tmp_path / "runs" / "bouncing-mnist-cpu"
+    first, second = (folder / r.name for r in rep.grid()[:2])
+    cell = rep.cell_config("bouncing-mnist", "cpu", rep.grid()[0])
+    real_train(cell.replace(steps=2), first)  # then killed between the two renames:
+    ckpt = first / "checkpoint.safetensors"
+    ckpt.replace(first / "checkpoint.prev.safetensors")
+    (first / "model.safetensors").unlink()
+    (first / "config.json").write_text(json.dumps(cell.to_dict()))
+    second.mkdir(parents=True)  # killed before its first checkpoint: only its config
+    (second / "config.json").write_text(
+        json.dumps(rep.cell_config("bouncing-mnist", "cpu", rep.grid()[1]).to_dict())
+    )
+    kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None)
+    rows = rep.reproduce(limit=2, **kwargs)
+    assert [r["name"] for r in rows] == [first.name, second.name] and calls == [True, True]
+    steps = [json.loads(x)["step"] for x in (first / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 4
+    # a second grid process on the same folder is refused, the first named
+    with rep.RunLock(folder), pytest.raises(StvaeError, match="in use by process"):
+        rep.reproduce(limit=0, **kwargs)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,10 +13,11 @@ import pytest
 import torch
 
 from stvae import StvaeError
-from stvae.checkpoint import load_checkpoint, read_json
+from stvae import train as train_module
+from stvae.checkpoint import RunLock, load_checkpoint, previous, read_json
 from stvae.data import DataConfig
 from stvae.model import ModelConfig, VideoVAE
-from stvae.train import PRESETS, RUN_FILES, TrainConfig, load_run, train
+from stvae.train import PRESETS, RUN_FILES, TrainConfig, build_model, load_run, train
 
 TINY = TrainConfig(
     model=ModelConfig(features=4),
@@ -139,6 +141,31 @@ def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
         train(TINY, run)
     model, _ = load_run(run)  # the checkpoint is intact and finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_non_finite_gradient_from_a_finite_loss_stops_before_the_update(tmp_path, monkeypatch):
+    """bf16 overflow in backward, or a bad batch: the loss is finite, a gradient is not."""
+    real_build = build_model
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        return grad * float("inf") if calls["n"] == 3 else grad  # the backward of step 3
+
+    def build(config, device):
+        model = real_build(config, device)
+        next(model.parameters()).register_hook(poison)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", build)
+    run = tmp_path / "run"
+    with pytest.raises(StvaeError, match="the gradient became .* at step 2; the last good check"):
+        train(TINY, run)  # steps count from 0: the third backward is step 2
+    model, _ = load_run(run)  # the step-2 checkpoint (after 2 steps) is intact and finite
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not (run / RUN_FILES["weights"]).exists()
+    step = load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(TINY.model))
+    assert step == 2
 
 
 def test_failure_before_any_checkpoint_removes_the_run(tmp_path, monkeypatch):
@@ -272,6 +299,34 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
     assert "checkpoint.safetensors: corrupt or truncated" in err
     assert "resuming from checkpoint.prev.safetensors" in err
     assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
+
+
+def test_a_kill_between_the_two_renames_resumes_from_the_previous_checkpoint(tmp_path, capsys):
+    straight = tmp_path / "straight"
+    train(TINY, straight)
+    run = tmp_path / "run"
+    train(TINY.replace(steps=4), run)
+    ckpt = run / RUN_FILES["checkpoint"]
+    ckpt.replace(previous(ckpt))  # the newest moved aside, the next not yet in place
+    (run / RUN_FILES["weights"]).unlink()
+    train(TINY, run, resume=True)
+    assert "resuming from checkpoint.prev.safetensors" in capsys.readouterr().err
+    assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=2), run)
+    assert not (run / RunLock.NAME).exists()  # released at the end
+    with RunLock(run), pytest.raises(StvaeError, match=f"in use by process {os.getpid()} on "):
+        train(TINY, run, resume=True)  # as a second process resuming a training run would be
+    assert (run / RUN_FILES["config"]).exists()  # refused without touching the run
+    # a lock left by a process that died is taken over
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run / RunLock.NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    train(TINY.replace(steps=4), run, resume=True)
+    assert metrics(run)[-1]["step"] == 4 and not (run / RunLock.NAME).exists()
 
 
 def test_no_good_checkpoint_says_so(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,6 +34,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "CHECKPOINT_FORMAT",
+    "RunLock",
 ]
 
 CHECKPOINT_FORMAT = "stvae-checkpoint-1"
@@ -185,3 +187,67 @@ def load_checkpoint(
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
     return int(metadata["step"])
+
+
+class RunLock:
+    """One writer per folder: ``<folder>/.lock`` holds the owner's pid and host.
+
+    Taken with an exclusive create, so of two processes only one gets it; the other is
+    refused with the owner named. A lock whose owner is gone (same host, no such pid) is
+    taken over. Released (the file removed) on exit.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / self.NAME
+        self.held = False
+
+    def _owner(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, owned by someone else
+            return True
+        return True
+
+    def acquire(self) -> RunLock:
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                pid, host = owner.get("pid"), owner.get("host")
+                if host == me["host"] and isinstance(pid, int) and not self._alive(pid):
+                    self.path.unlink(missing_ok=True)  # its owner died: take it over
+                    continue
+                who = f"process {pid} on {host}" if pid else "another process"
+                raise StvaeError(
+                    f"{self.path.parent}: in use by {who} ({self.path} since it started); "
+                    "wait for it, or stop it"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+            self.held = True
+            return self
+        raise StvaeError(f"{self.path}: could not be taken over")
+
+    def release(self) -> None:
+        if self.held and self._owner().get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

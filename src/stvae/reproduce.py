@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from stvae import __version__
-from stvae.checkpoint import read_json, write_json
+from stvae.checkpoint import RunLock, read_json, write_json
 from stvae.errors import StvaeError
 from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
 from stvae.grids import GRIDS, GridRun, GridSpec, cell_config, grid
@@ -26,6 +26,7 @@ from stvae.report import report_markdown, report_tables
 from stvae.train import PRESETS, RUN_FILES, TrainConfig, train
 
 __all__ = [
+    "RunLock",
     "GridRun",
     "GridSpec",
     "GRIDS",
@@ -171,7 +172,6 @@ def reproduce(
         raise StvaeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
-    version = code_version()  # of the code this process loaded
     runs = grid(dataset, seeds)
     if only:
         for pattern in only:
@@ -186,6 +186,13 @@ def reproduce(
     stem = report_dir / f"{dataset}-{preset}"
     done = read_json(stem.with_suffix(".json")) if stem.with_suffix(".json").exists() else []
     rows = {r["name"]: r for r in done}
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # one grid process per folder: a second one is refused
+        return _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log)
+
+
+def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list[dict]:
+    version = code_version()  # of the code this process loaded
     trained = 0
     for run in runs:
         if rows.get(run.name, {}).get("eval_version") == EVAL_VERSION:
@@ -215,7 +222,10 @@ def reproduce(
             if run.name in rows:
                 log(f"[{run.name}] its row predates this evaluation and its run is gone")
             log(f"[{run.name}] training ({preset} preset)")
-            resume = (run_dir / RUN_FILES["checkpoint"]).exists()
+            # a run directory of this cell with no final weights is continued, from its
+            # checkpoint or the one before (a kill between the two renames leaves only
+            # that), or from the start when it was killed before its first checkpoint
+            resume = config_path.exists()
             t0 = time.perf_counter()
             summary = train(config, run_dir, resume=resume)
             if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here

@@ -31,6 +31,7 @@ import torch
 
 from stvae import __version__, budget, distributed
 from stvae.checkpoint import (
+    RunLock,
     load_checkpoint,
     load_weights,
     previous,
@@ -268,14 +269,20 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     created = not out.exists()
     if d.world > 1:
         torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
+    lock = RunLock(out)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()  # one writer per run directory: a second process is refused here
     try:
         return _train(config, out, resume, device, source, d, t_call)
     except BaseException:
-        if d.main and created and not (out / RUN_FILES["checkpoint"]).exists():
+        ckpt = out / RUN_FILES["checkpoint"]
+        if d.main and created and not (ckpt.exists() or previous(ckpt).exists()):
+            lock.release()
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
         raise
+    finally:
+        lock.release()
 
 
 class _StopOnSigterm:
@@ -487,17 +494,22 @@ def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d)
     with autocast:
         terms = forward(x, beta=beta, eps=eps)
     means = distributed.mean_over_ranks(terms, d)  # the terms themselves in one process
-    _check_finite(means["loss"], step, ckpt)
+    _check_finite(means["loss"], "loss", step, ckpt)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
+    # A finite loss can still give a non-finite gradient (bf16 overflow in backward): one
+    # norm over all gradients is non-finite exactly when some gradient is (DDP: they are
+    # already averaged, so every rank stops at the same step).
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    _check_finite(torch.nn.utils.get_total_norm(grads), "the gradient", step, ckpt)
     return means
 
 
-def _check_finite(loss: torch.Tensor, step: int, ckpt: Path) -> None:
-    """Stops before a non-finite loss can reach the weights or a checkpoint."""
-    if not torch.isfinite(loss):
+def _check_finite(value: torch.Tensor, what: str, step: int, ckpt: Path) -> None:
+    """Stops before a non-finite loss or gradient can reach the weights or a checkpoint."""
+    if not torch.isfinite(value):
         where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "before any checkpoint"
-        raise StvaeError(f"loss became {loss.item()} at step {step}; {where}")
+        raise StvaeError(f"{what} became {value.item()} at step {step}; {where}")
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[VideoVAE, TrainConfig]:
