@@ -1,5 +1,6 @@
 """Training loop, run directory, checkpoints and resume."""
 
+import errno
 import json
 import os
 import signal
@@ -13,10 +14,12 @@ import pytest
 import torch
 
 from stvae import StvaeError
+from stvae import checkpoint as checkpoint_module
 from stvae import train as train_module
 from stvae.checkpoint import RunLock, load_checkpoint, previous, read_json
 from stvae.data import DataConfig
 from stvae.model import ModelConfig, VideoVAE
+from stvae.runlog import MetricsLog
 from stvae.train import PRESETS, RUN_FILES, TrainConfig, build_model, load_run, train
 
 TINY = TrainConfig(
@@ -327,6 +330,47 @@ def test_one_writer_per_run_directory(tmp_path):
     (run / RunLock.NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
     train(TINY.replace(steps=4), run, resume=True)
     assert metrics(run)[-1]["step"] == 4 and not (run / RunLock.NAME).exists()
+
+
+def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train(TINY, straight)
+    real_save = checkpoint_module.save_file
+    writes = {"n": 0}
+
+    def full_disk(tensors, path, metadata=None):
+        writes["n"] += 1
+        if writes["n"] == 2:  # the step-4 checkpoint
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint_module, "save_file", full_disk)
+    run = tmp_path / "run"
+    with pytest.raises(StvaeError, match=r"checkpoint.safetensors: could not be written \(No sp"):
+        train(TINY, run)
+    assert not list(run.glob(".*.tmp"))  # no half-written file left behind
+    assert load_checkpoint(previous(run / RUN_FILES["checkpoint"]), VideoVAE(TINY.model)) == 2
+    monkeypatch.setattr(checkpoint_module, "save_file", real_save)  # space again
+    train(TINY, run, resume=True)
+    assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
+    # the metrics log too: one clear error, the records so far kept
+    log = MetricsLog(tmp_path / "m.jsonl", 10, 0)
+    log.file = _FullFile(log.file)
+    with pytest.raises(StvaeError, match=r"m.jsonl: could not be written \(No space left"):
+        log.record({"step": 1, "loss": 1.0, "reconstruction": 1.0, "kl": 0.0})
+
+
+class _FullFile:
+    """A file on a full disk: every write fails as the OS says it."""
+
+    def __init__(self, f):
+        self.name, self._f = f.name, f
+
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        pass
 
 
 def test_no_good_checkpoint_says_so(tmp_path):

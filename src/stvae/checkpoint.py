@@ -41,18 +41,33 @@ CHECKPOINT_FORMAT = "stvae-checkpoint-1"
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it into place.
+
+    A write that fails (a full disk, a read-only folder) leaves ``path`` as it was and
+    raises :class:`StvaeError` naming the file and the reason.
+    """
+    path = Path(path)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         write(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) or _io_error(e):
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise StvaeError(f"{path}: could not be written ({reason}); it is unchanged") from None
         raise
+
+
+def _io_error(e: BaseException) -> bool:
+    """safetensors reports a failed write as its own error, carrying the OS's message."""
+    return type(e).__name__ == "SafetensorError" and "os error" in str(e).lower()
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from stvae import __version__
-from stvae.checkpoint import RunLock, read_json, write_json
+from stvae.checkpoint import RunLock, atomic_write, read_json, write_json
 from stvae.errors import StvaeError
 from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
 from stvae.grids import GRIDS, GridRun, GridSpec, cell_config, grid
@@ -268,4 +268,5 @@ def _write_report(stem: Path, rows: list[dict], dataset: str, preset: str, seeds
     write_json(stem.with_suffix(".json"), rows)
     earlier = stem.with_name(f"{stem.name}-{EARLIER}.json")
     old = read_json(earlier) if earlier.exists() else None
-    stem.with_suffix(".md").write_text(report_markdown(rows, dataset, preset, seeds, old))
+    md = report_markdown(rows, dataset, preset, seeds, old)
+    atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(md))

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from stvae.checkpoint import atomic_write
+from stvae.errors import StvaeError
 
 __all__ = ["MetricsLog", "truncate_metrics"]
 
@@ -54,8 +55,11 @@ class MetricsLog:
         return f"{left / 60:.1f} min left" if left >= 60 else f"{left:.0f} s left"
 
     def record(self, row: dict) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        except OSError as e:  # a full disk: the records so far stay, resume truncates to them
+            raise StvaeError(f"{self.file.name}: could not be written ({e.strerror})") from None
         if self.tb is not None:
             for key, value in row.items():
                 if key != "step":
