@@ -262,16 +262,22 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
     ]
 
 
+DEFAULT_PATH = "compiled, precision auto, fused Adam, data thread"
+
+
 @pytest.mark.slow
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("path", ["eager fp32", pytest.param(DEFAULT_PATH, marks=pytest.mark.slow)])
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, path):
     cmd, argv = CLI_TRAIN, tiny_argv(steps=80, checkpoint_every=3, log_every=1)
+    if path == DEFAULT_PATH:  # the presets' path: every flag left at its default
+        argv = [a for a in argv if a not in ("--precision", "fp32", "--no-compile")]
     subprocess.run(
         [*cmd, *argv, "--out", str(tmp_path / "straight")], check=True, capture_output=True
     )
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, *argv, "--out", str(killed)], stdout=subprocess.DEVNULL)
     rng = np.random.default_rng()
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # compiling first, on the default path
     while not (killed / RUN_FILES["checkpoint"]).exists() and time.time() < deadline:
         time.sleep(0.02)
     time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the middle, maybe during a write
