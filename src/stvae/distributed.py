@@ -12,12 +12,16 @@ the arithmetic of a single process with the same global batch:
   update is the one of the mean over all frames.
 
 Only rank 0 writes the run directory; every rank loads the same checkpoint on resume.
+A rank that dies ends the others: a collective on a closed connection fails at once,
+one that waits on a stuck rank fails after ``TIMEOUT``, and :func:`lost_peer` lets the
+training loop turn either into one line (:class:`StvaeError`) naming the rank.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -30,7 +34,13 @@ __all__ = [
     "convert_sync_batchnorm",
     "mean_over_ranks",
     "min_over_ranks",
+    "lost_peer",
+    "TIMEOUT",
 ]
+
+# Longer than any legitimate wait between two collectives (compiling the first step,
+# rank 0 writing a checkpoint), far shorter than the 30 minutes gloo waits by default.
+TIMEOUT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def setup(device: torch.device) -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return Dist(dist.get_rank(), dist.get_world_size())
@@ -68,6 +78,18 @@ def mean_over_ranks(values: dict[str, Tensor], d: Dist) -> dict[str, Tensor]:
     stacked = torch.stack([values[k].detach().float() for k in keys])
     dist.all_reduce(stacked)
     return {k: v / d.world for k, v in zip(keys, stacked, strict=True)}
+
+
+def lost_peer(e: BaseException, d: Dist) -> str | None:
+    """The first line of a collective's error when another rank is gone (closed
+    connection, timeout), else None."""
+    if d.world == 1 or not isinstance(e, RuntimeError):
+        return None
+    text = str(e)
+    signs = ("Connection reset", "Connection closed", "timed out", "Timeout", "gloo", "NCCL")
+    if isinstance(e, dist.DistError) or any(s in text for s in signs):
+        return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return None
 
 
 def min_over_ranks(value: int, d: Dist, device: torch.device) -> int:

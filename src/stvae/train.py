@@ -274,7 +274,18 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire()  # one writer per run directory: a second process is refused here
     try:
-        return _train(config, out, resume, device, source, d, t_call)
+        try:
+            return _train(config, out, resume, device, source, d, t_call)
+        except RuntimeError as e:
+            lost = distributed.lost_peer(e, d)
+            if lost is None:
+                raise
+            ckpt = out / RUN_FILES["checkpoint"]
+            where = f"the last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint yet"
+            raise StvaeError(
+                f"rank {d.rank}: lost contact with another process of the run ({lost[:160]}); "
+                f"{where}"
+            ) from None
     except BaseException:
         ckpt = out / RUN_FILES["checkpoint"]
         if d.main and created and not (ckpt.exists() or previous(ckpt).exists()):
