@@ -3,12 +3,13 @@
 import json
 
 import pytest
+import torch
 
 from stvae import StvaeError, __version__
 from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.model import ModelConfig
-from stvae.train import TrainConfig
+from stvae.train import TrainConfig, load_run
 
 
 def test_grid_covers_tables_1_and_2():
@@ -264,6 +265,19 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, m
     assert [r["name"] for r in rows] == [first.name, second.name] and calls == [True, True]
     steps = [json.loads(x)["step"] for x in (first / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 4
+    # and the continued runs equal a grid that was never interrupted, to the last bit
+    straight = rep.reproduce(
+        limit=2, out=tmp_path / "straight", report_dir=tmp_path / "docs2", log=lambda s: None
+    )
+    for a, b in zip(rows, straight, strict=True):
+        assert (a["d_score"], a["d_score_rbf"], a["negative_elbo"]) == (
+            b["d_score"],
+            b["d_score_rbf"],
+            b["negative_elbo"],
+        )
+        wa = load_run(folder / a["name"])[0].state_dict()
+        wb = load_run(tmp_path / "straight" / "bouncing-mnist-cpu" / b["name"])[0].state_dict()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # a second grid process on the same folder is refused, the first named
     with rep.RunLock(folder), pytest.raises(StvaeError, match="in use by process"):
         rep.reproduce(limit=0, **kwargs)
