@@ -74,7 +74,10 @@ def test_static_split_defaults_to_half_and_can_change():
         ({"beta": -1.0}, "beta must be positive"),
         ({"sigma2": 0.0}, "sigma2"),
         ({"features": 4, "static_features": 4}, "between 1 and"),
-        ({"kind": "vae", "static_features": 1}, "hierarchical model only"),
+        ({"kind": "vae", "static_features": 1}, "hierarchical and dsvae models"),
+        ({"kind": "slow", "posterior": "full"}, "posterior applies to the dsvae model only"),
+        ({"kind": "dsvae", "posterior": "lstm"}, "posterior must be one of factorized, full"),
+        ({"kind": "dsvae", "features": 1}, "the dsvae model needs at least 2 features"),
         ({"features": 1}, "at least 2 features"),
     ],
 )

@@ -17,7 +17,7 @@ import numpy as np
 
 from stvae import __version__
 from stvae.errors import StvaeError
-from stvae.model import MODEL_KINDS
+from stvae.model import MODEL_KINDS, POSTERIORS
 
 PROG = "stvae"
 
@@ -82,6 +82,7 @@ TRAIN_FLAGS = {
     "static_features": "model.static_features",
     "beta": "model.beta",
     "sigma2": "model.sigma2",
+    "posterior": "model.posterior",
     "data": "data.source",
     "frames": "data.frames",
     "mnist_dir": "data.mnist_dir",
@@ -120,7 +121,17 @@ def _add_train(sub) -> None:
         default="cpu",
         help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
     )
-    p.add_argument("--model", choices=MODEL_KINDS, help="hierarchical (the paper's), slow or vae")
+    p.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        help="hierarchical (the paper's), slow or vae (its baselines), or dsvae (Li & Mandt 2018)",
+    )
+    p.add_argument(
+        "--posterior",
+        choices=POSTERIORS,
+        help="dsvae: the dynamic posterior from each frame alone (factorized, default) or from "
+        "the whole video and the static latent (full)",
+    )
     p.add_argument(
         "--data",
         help="bouncing-mnist (generated on the fly), a .npz/.npy file, or a folder of video "
@@ -130,7 +141,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--static-features",
         type=_positive_int,
-        help="hierarchical: how many leading features are static (default: half)",
+        help="hierarchical, dsvae: how many leading features are static (default: half)",
     )
     p.add_argument("--beta", type=_positive_float, help="KL weight of eq 5")
     p.add_argument("--sigma2", type=_positive_float, help="prior variance sigma_s^2 = sigma_t^2")

@@ -6,6 +6,10 @@ The three model kinds differ only in which prior each block of latent features g
   the rest the random walk (eq 8) -- the paper's model;
 * ``slow``: every feature gets the random walk (the probabilistic slow-feature baseline);
 * ``vae``: every feature gets N(0, I) per frame (the VAE baseline).
+
+A fourth kind, ``dsvae``, is the Disentangled Sequential Autoencoder of Li & Mandt (2018),
+with posteriors and a learned prior of its own (:mod:`stvae.dsvae`); :func:`make_model`
+builds whichever kind a config names.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ from stvae.data import to_tensor
 from stvae.errors import StvaeError
 from stvae.nets import FRAME_SIZE, Decoder, Encoder
 
-__all__ = ["ModelConfig", "VideoVAE", "MODEL_KINDS", "encode_videos"]
+__all__ = ["ModelConfig", "VideoVAE", "MODEL_KINDS", "POSTERIORS", "encode_videos", "make_model"]
 
-MODEL_KINDS = ("hierarchical", "slow", "vae")
+MODEL_KINDS = ("hierarchical", "slow", "vae", "dsvae")
+POSTERIORS = ("factorized", "full")  # dsvae's dynamic posterior (Li & Mandt's two)
+SPLIT_KINDS = ("hierarchical", "dsvae")  # kinds with a static/temporal division of their own
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "hierarchical"  # which prior blocks the latent features get (see module doc)
     features: int = 4  # latent features per frame in total (Table 1: 4 for Bouncing MNIST)
-    static_features: int | None = None  # hierarchical only; None means half of `features`
+    static_features: int | None = None  # hierarchical, dsvae; None means half of `features`
     beta: float = 1.0  # KL weight of eq 5
     sigma2: float = 0.01  # sigma_s^2 = sigma_t^2, the paper's only value (section 4.2)
+    posterior: str = "factorized"  # dsvae: q(z_t | x_t) alone, or "full" (whole video and f)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -46,21 +53,28 @@ class ModelConfig:
             raise StvaeError(f"beta must be positive; got {self.beta}")
         if not self.sigma2 > 0:
             raise StvaeError(f"sigma2 must be positive; got {self.sigma2}")
+        if self.posterior not in POSTERIORS:
+            raise StvaeError(
+                f"posterior must be one of {', '.join(POSTERIORS)}; got {self.posterior!r}"
+            )
+        if self.posterior != "factorized" and self.kind != "dsvae":
+            raise StvaeError("posterior applies to the dsvae model only")
         if self.static_features is not None:
-            if self.kind != "hierarchical":
-                raise StvaeError("static_features applies to the hierarchical model only")
+            if self.kind not in SPLIT_KINDS:
+                raise StvaeError("static_features applies to the hierarchical and dsvae models")
             if not 0 < self.static_features < self.features:
                 raise StvaeError(
                     f"static_features must be between 1 and features - 1 = {self.features - 1}; "
                     f"got {self.static_features}"
                 )
-        elif self.kind == "hierarchical" and self.features < 2:
-            raise StvaeError("the hierarchical model needs at least 2 features")
+        elif self.kind in SPLIT_KINDS and self.features < 2:
+            raise StvaeError(f"the {self.kind} model needs at least 2 features")
 
     @property
     def n_static(self) -> int:
-        """Number of leading latent features under the static prior (0 for the baselines)."""
-        if self.kind != "hierarchical":
+        """Number of leading static latent features (0 for the baselines); for dsvae the
+        size of f."""
+        if self.kind not in SPLIT_KINDS:
             return 0
         return self.static_features if self.static_features is not None else self.features // 2
 
@@ -140,6 +154,15 @@ class VideoVAE(nn.Module):
         beta = self.config.beta if beta is None else beta
         out["loss"] = out["reconstruction"] + beta * out["kl"]
         return out
+
+
+def make_model(config: ModelConfig) -> nn.Module:
+    """The model a config names: :class:`VideoVAE` or :class:`stvae.dsvae.DSVAE`."""
+    if config.kind == "dsvae":
+        from stvae.dsvae import DSVAE
+
+        return DSVAE(config)
+    return VideoVAE(config)
 
 
 @torch.no_grad()

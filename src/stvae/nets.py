@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Encoder", "Decoder", "FRAME_SIZE"]
+__all__ = ["Encoder", "Decoder", "FRAME_SIZE", "HIDDEN"]
 
 FRAME_SIZE = 64
 # (out channels, stride) of the conv layers of Table 4; Table 5 mirrors them.
@@ -42,7 +42,7 @@ class Encoder(nn.Module):
     M is any number of frames (the model passes B*N); logvar is log sigma^2 of eq 12.
     """
 
-    def __init__(self, features: int):
+    def __init__(self, features: int, heads: bool = True):
         super().__init__()
         layers, c_in = [], 1
         for c_out, stride in ENCODER_CONVS:
@@ -50,12 +50,17 @@ class Encoder(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         self.hidden = _linear_block(c_in * 4 * 4, HIDDEN)  # Linear 5
-        self.mu = nn.Linear(HIDDEN, features)
-        self.logvar = nn.Linear(HIDDEN, features)
+        if heads:  # out mu, out sigma; a model with posteriors of its own leaves them out
+            self.mu = nn.Linear(HIDDEN, features)
+            self.logvar = nn.Linear(HIDDEN, features)
+
+    def trunk(self, x: Tensor) -> Tensor:
+        """Table 4 up to its last hidden layer: [M, 1, 64, 64] -> [M, 256]."""
+        h = self.convs(x)  # [M, 128, 4, 4]
+        return self.hidden(h.flatten(1))  # [M, 256]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.convs(x)  # [M, 128, 4, 4]
-        h = self.hidden(h.flatten(1))  # [M, 256]
+        h = self.trunk(x)  # [M, 256]
         return self.mu(h), self.logvar(h)  # [M, F] each
 
 

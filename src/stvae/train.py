@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from stvae import __version__, budget, distributed
 from stvae.checkpoint import (
@@ -43,7 +44,7 @@ from stvae.checkpoint import (
 from stvae.data import DataConfig, open_source, to_tensor
 from stvae.data.bouncing_mnist import LEGACY_SPEED
 from stvae.errors import StvaeError
-from stvae.model import ModelConfig, VideoVAE
+from stvae.model import ModelConfig, make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import Prefetch
 from stvae.runlog import MetricsLog, truncate_metrics
@@ -204,7 +205,7 @@ def _autocast(config: TrainConfig, device: torch.device):
     return nullcontext()
 
 
-def _compiled(model: VideoVAE):
+def _compiled(model: nn.Module):
     # A fresh dynamo cache per run: several runs in one process (a reproduce grid) would
     # otherwise pile up recompilations of VideoVAE.forward until dynamo's recompile limit
     # silently turns them eager. Compiled kernels stay in inductor's on-disk cache.
@@ -230,9 +231,9 @@ def data_workers(config: TrainConfig, device: torch.device) -> int:
     return 0
 
 
-def build_model(config: TrainConfig, device: torch.device) -> VideoVAE:
+def build_model(config: TrainConfig, device: torch.device) -> nn.Module:
     torch.manual_seed(config.seed)
-    return to_channels_last(VideoVAE(config.model)).to(device)
+    return to_channels_last(make_model(config.model)).to(device)
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -523,14 +524,14 @@ def _check_finite(value: torch.Tensor, what: str, step: int, ckpt: Path) -> None
         raise StvaeError(f"{what} became {value.item()} at step {step}; {where}")
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[VideoVAE, TrainConfig]:
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
     """The trained model of a run directory (final weights, else the last checkpoint)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise StvaeError(f"{run_dir}: no such run directory")
     cfg_path = run_dir / RUN_FILES["config"]
     config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
-    model = VideoVAE(config.model)
+    model = make_model(config.model)
     weights = run_dir / RUN_FILES["weights"]
     if weights.exists():
         load_weights(weights, model)

@@ -1,0 +1,164 @@
+"""The Disentangled Sequential Autoencoder (Li & Mandt, ICML 2018), in stvae's harness.
+
+One static latent f per video and one dynamic latent z_t per frame:
+
+* encoder: Table 4 up to its last hidden layer (256 per frame), shared by both posteriors;
+* q(f | x_1:T): a bidirectional LSTM over the frames' encodings, its last states -> one
+  Gaussian per video; prior N(0, I);
+* q(z_t | .): ``factorized``, from frame t alone (a linear head on its encoding), or
+  ``full``, a bidirectional LSTM over the encodings with f, then a forward RNN over its
+  outputs, so z_t depends on the whole video and on f (Li & Mandt's two variants);
+* p(z_t | z_<t): an LSTM over z_1..z_{t-1} (z_0 = 0) emitting a Gaussian per step; the
+  KL is the analytic Gaussian KL per step at the posterior sample z_<t, summed, as in the
+  paper;
+* decoder: Table 5 fed [f, z_t] per frame; Bernoulli likelihood as for the other kinds.
+
+Its interface is :class:`stvae.model.VideoVAE`'s: ``encode`` gives [B, N, F] with f
+(repeated over the frames) as the first ``static_features`` features and z_t the rest,
+so probes, figures and reproduce treat it like the hierarchical model; ``forward`` gives
+the loss terms per frame (``kl_static`` for f, ``kl_dynamic`` for z).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stvae.nets import FRAME_SIZE, HIDDEN, Decoder, Encoder
+
+__all__ = ["DSVAE", "POSTERIORS", "RNN_HIDDEN", "gaussian_kl"]
+
+POSTERIORS = ("factorized", "full")
+RNN_HIDDEN = 256  # LSTM/RNN state size (Li & Mandt use 256-512)
+
+
+def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) per element, diagonal Gaussians."""
+    return 0.5 * (
+        logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0
+    )
+
+
+def _full(t: Tensor) -> Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+class DSVAE(nn.Module):
+    """Videos [B, N, 1, 64, 64] in [0, 1] -> loss terms; see the module doc."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        s, d = config.n_static, config.features - config.n_static
+        self.static_size, self.dynamic_size = s, d
+        self.encoder = Encoder(config.features, heads=False)  # Table 4 up to Linear 5
+        self.static_rnn = nn.LSTM(HIDDEN, RNN_HIDDEN, batch_first=True, bidirectional=True)
+        self.static_head = nn.Linear(2 * RNN_HIDDEN, 2 * s)
+        if config.posterior == "full":
+            self.dynamic_rnn = nn.LSTM(HIDDEN + s, RNN_HIDDEN, batch_first=True, bidirectional=True)
+            self.dynamic_fwd = nn.RNN(2 * RNN_HIDDEN, RNN_HIDDEN, batch_first=True)
+            self.dynamic_head = nn.Linear(RNN_HIDDEN, 2 * d)
+        else:
+            self.dynamic_head = nn.Linear(HIDDEN, 2 * d)
+        self.prior_rnn = nn.LSTMCell(d, RNN_HIDDEN)
+        self.prior_head = nn.Linear(RNN_HIDDEN, 2 * d)
+        self.decoder = Decoder(config.features)
+
+    def _posteriors(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """x [B, N, 1, 64, 64] -> (mu_f, logvar_f) [B, S] and (mu_z, logvar_z) [B, N, D]."""
+        b, n = x.shape[:2]
+        e = self.encoder.trunk(x.reshape(b * n, *x.shape[2:])).view(b, n, -1)  # [B, N, 256]
+        _, (last, _) = self.static_rnn(e)  # last: [2, B, H], forward and backward
+        mu_f, logvar_f = self.static_head(torch.cat([last[0], last[1]], -1)).chunk(2, -1)
+        if self.config.posterior == "full":
+            with_f = torch.cat([e, mu_f[:, None].expand(b, n, -1)], -1)  # [B, N, 256 + S]
+            both, _ = self.dynamic_rnn(with_f)  # [B, N, 2H]
+            fwd, _ = self.dynamic_fwd(both)  # [B, N, H]
+            mu_z, logvar_z = self.dynamic_head(fwd).chunk(2, -1)
+        else:
+            mu_z, logvar_z = self.dynamic_head(e).chunk(2, -1)  # [B, N, D] each
+        return mu_f, logvar_f, mu_z, logvar_z
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x [B, N, 1, 64, 64] -> (mu, logvar) [B, N, F]: f repeated over frames, then z_t."""
+        mu_f, logvar_f, mu_z, logvar_z = self._posteriors(x)
+        n = x.shape[1]
+        mu = torch.cat([mu_f[:, None].expand(-1, n, -1), mu_z], -1)
+        logvar = torch.cat([logvar_f[:, None].expand(-1, n, -1), logvar_z], -1)
+        return mu, logvar
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Latents h [..., F] ([f, z_t]) -> Bernoulli logits [..., 1, 64, 64]."""
+        lead = h.shape[:-1]
+        logits = self.decoder(h.reshape(-1, h.shape[-1]))
+        return logits.view(*lead, 1, FRAME_SIZE, FRAME_SIZE)
+
+    def prior(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """p(z_t | z_<t) for every t given z [B, N, D] -> (mu, logvar) [B, N, D].
+
+        Step t sees z_1..z_{t-1} (z_0 = 0): the LSTM runs over [0, z_1, ..., z_{N-1}].
+        """
+        b, n, _ = z.shape
+        shifted = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
+        h = c = z.new_zeros(b, RNN_HIDDEN)
+        outs = []
+        for t in range(n):
+            h, c = self.prior_rnn(shifted[:, t], (h, c))
+            outs.append(self.prior_head(h))
+        return torch.stack(outs, 1).chunk(2, -1)
+
+    @torch.no_grad()
+    def sample_prior(self, videos: int, frames: int, generator=None) -> Tensor:
+        """Dynamics from the learned prior: z [videos, frames, D], step by step."""
+        device = self.prior_head.weight.device
+        z_prev = torch.zeros(videos, self.dynamic_size, device=device)
+        h = c = torch.zeros(videos, RNN_HIDDEN, device=device)
+        out = []
+        for _ in range(frames):
+            h, c = self.prior_rnn(z_prev, (h, c))
+            mu, logvar = self.prior_head(h).chunk(2, -1)
+            noise = torch.randn(mu.shape, generator=generator, device=device)
+            z_prev = mu + noise * (0.5 * logvar).exp()
+            out.append(z_prev)
+        return torch.stack(out, 1)
+
+    def kl_terms(
+        self, mu_f: Tensor, logvar_f: Tensor, mu_z: Tensor, logvar_z: Tensor, z: Tensor
+    ) -> dict[str, Tensor]:
+        """KL of f to N(0, I) per video [B], and of z to the LSTM prior at the sample z,
+        summed over steps [B]."""
+        mu_f, logvar_f, mu_z, logvar_z, z = (
+            _full(t) for t in (mu_f, logvar_f, mu_z, logvar_z, z)
+        )  # the closed forms want at least float32 (bf16 autocast elsewhere)
+        kl_f = gaussian_kl(mu_f, logvar_f, torch.zeros_like(mu_f), torch.zeros_like(mu_f))
+        mu_p, logvar_p = self.prior(z)
+        kl_z = gaussian_kl(mu_z, logvar_z, _full(mu_p), _full(logvar_p))
+        return {"kl_static": kl_f.sum(-1), "kl_dynamic": kl_z.sum((1, 2))}
+
+    def forward(
+        self, x: Tensor, beta: float | None = None, eps: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Negative beta-ELBO per frame, one reparameterised sample, as VideoVAE.forward.
+
+        ``eps`` [B, N, F]: f takes eps[:, 0, :S] (one draw per video), z_t eps[:, t, S:].
+        """
+        b, n = x.shape[:2]
+        s = self.static_size
+        mu_f, logvar_f, mu_z, logvar_z = self._posteriors(x)
+        if eps is None:
+            eps = torch.randn(b, n, self.config.features, device=x.device)
+        eps = eps.to(mu_f.dtype)
+        f = mu_f + eps[:, 0, :s] * (0.5 * logvar_f).exp()  # [B, S]
+        z = mu_z + eps[..., s:] * (0.5 * logvar_z).exp()  # [B, N, D]
+        h = torch.cat([f[:, None].expand(-1, n, -1), z], -1)  # [B, N, F]
+        logits = self.decode(h)
+        recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
+        frames = b * n
+        out = {"reconstruction": recon / frames}
+        for name, kl in self.kl_terms(mu_f, logvar_f, mu_z, logvar_z, z).items():
+            out[name] = kl.sum() / frames
+        out["kl"] = out["kl_static"] + out["kl_dynamic"]
+        beta = self.config.beta if beta is None else beta
+        out["loss"] = out["reconstruction"] + beta * out["kl"]
+        return out
