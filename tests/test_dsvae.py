@@ -145,3 +145,4 @@ def test_encode_evaluate_and_figures_run_on_it(tmp_path):
     assert {"d_score", "d_score_rbf", "static_accuracy_rbf"} <= set(ev)
     made = make_figures(run, out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").exists()
+    assert (tmp_path / "figs" / "prior_sequences.png").exists()  # sampled from its prior

@@ -14,24 +14,27 @@ from stvae.train import TrainConfig, load_run
 
 def test_grid_covers_tables_1_and_2():
     runs = rep.grid()
-    assert len(runs) == 18
+    assert len(runs) == 21
     table1 = {(r.model, r.beta) for r in runs if r.features == 4}
-    assert table1 == set(rep.GRIDS["bouncing-mnist"].paper_table1)
+    paper = set(rep.GRIDS["bouncing-mnist"].paper_table1)
+    assert table1 == paper | {("dsvae", b) for b in rep.BETAS}  # the successor beside them
     assert {r.features for r in runs if r.model == "hierarchical"} == {4, 8}
-    assert {r.features for r in runs if r.model != "hierarchical"} == {2, 4}
-    assert [r.features for r in runs[:9]] == [4] * 9  # Table 1 first
-    assert len(rep.grid(seeds=3)) == 54
+    assert {r.features for r in runs if r.model in ("slow", "vae")} == {2, 4}
+    assert {r.features for r in runs if r.model == "dsvae"} == {4}
+    assert [r.features for r in runs[:12]] == [4] * 12  # Table 1 first
+    assert len(rep.grid(seeds=3)) == 63
     two = rep.grid(seeds=2)  # Table 1 of every seed before the other sizes
-    assert [r.features for r in two[:18]] == [4] * 18 and [r.seed for r in two[:18:9]] == [0, 1]
+    assert [r.features for r in two[:24]] == [4] * 24 and [r.seed for r in two[:24:12]] == [0, 1]
 
 
 def test_chairs_grid_covers_table_1_and_3():
     runs = rep.grid("chairs")
-    assert len(runs) == 15
+    assert len(runs) == 18
     assert {(r.model, r.features) for r in runs} == {
         ("hierarchical", 8),
         ("slow", 8),
         ("vae", 8),
+        ("dsvae", 8),
         ("slow", 4),
         ("vae", 4),
     }
@@ -61,8 +64,9 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
         assert row["device"] == "cpu" and row["precision"] in ("bf16", "fp32")
         assert row["compiled"] is tiny.compile
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
-    assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 18" in md
+    assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 21" in md
     assert "| slow | 4 | not run | 6.38 | not run | not run | 0 |" in md
+    assert "| dsvae | 1 | not run | — | not run | own division | 0 |" in md
     how = f"cpu {saved[0]['precision']} {'compiled' if tiny.compile else 'eager'}"
     first = saved[0]
     assert (
@@ -84,7 +88,7 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     md_path.write_text("stale")
     assert rep.reproduce(limit=0, **kwargs) == rows and len(trained) == 5
     md = md_path.read_text()
-    assert "Runs done: 5 of 18" in md
+    assert "Runs done: 5 of 21" in md
     assert "Features the probe sees: Acc 4: hierarchical 4, slow 4, vae 4; Acc 2:" in md
 
 

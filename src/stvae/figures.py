@@ -257,6 +257,23 @@ def make_figures(
     made["original.gif"] = "A test video."
     made["reconstruction.gif"] = "Its reconstruction."
     made["swapped.gif"] = "Its temporal codes with another video's static code."
+    if hasattr(model, "sample_prior"):  # dsvae: new dynamics from its learned prior
+        z = model.sample_prior(1, n, torch.Generator().manual_seed(seed)).numpy()[0]  # [N, D]
+        rows = np.stack(
+            [
+                _decode(model, np.concatenate([mu[o, 0, s_idx][None].repeat(n, 0), z], -1))
+                for o in others
+            ]
+        )
+        _grid(
+            rows[:, :: max(1, n // 8)],
+            out / "prior_sequences.png",
+            "Dynamics sampled from the learned prior p(z_t | z_<t), under several static codes",
+        )
+        made["prior_sequences.png"] = (
+            "One sequence of dynamic codes drawn from the model's learned prior, decoded "
+            "under the static codes of several test videos (rows)."
+        )
     if _curves(run_dir, out / "curves.png"):
         made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
 

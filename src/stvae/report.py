@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from stvae import __version__
-from stvae.grids import BETAS, GRIDS, grid
+from stvae.grids import BETAS, GRIDS, grid, table1_cells
 from stvae.train import PRESETS
 
 __all__ = ["report_tables", "report_markdown", "earlier_table"]
@@ -25,6 +25,10 @@ def _how(row: dict) -> str:
         return ""
     how = f"{row['device']} {row['precision']} {'compiled' if row['compiled'] else 'eager'}"
     return how + (f" (stvae {row['version']})" if row.get("version") else "")
+
+
+def _paper(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _mean_spread(values: list[float], digits: int = 2) -> str:
@@ -64,13 +68,13 @@ def report_tables(
         + (" d-score, order-aware linear probe |" if order_aware else "")
     )
     table1 = [head, "|---" * (head.count("|") - 1) + "|"]
-    for (model, beta), paper in spec.paper_table1.items():
+    for model, beta, paper in table1_cells(dataset):
         cell_rows = by.get((model, beta, f1), [])
         chosen = [r["chosen_on_fit_rbf"]["d_score"] for r in cell_rows if "chosen_on_fit_rbf" in r]
         table1.append(
-            f"| {model} | {beta:g} | {cell(model, beta, f1, 'd_score_rbf')} | {paper:.2f} "
+            f"| {model} | {beta:g} | {cell(model, beta, f1, 'd_score_rbf')} | {_paper(paper)} "
             f"| {cell(model, beta, f1, 'd_score')} "
-            f"| {_mean_spread(chosen) if model != 'hierarchical' else 'own division'} "
+            f"| {_mean_spread(chosen) if model in ('slow', 'vae') else 'own division'} "
             f"| {len(cell_rows)} |"
             + (f" {cell(model, beta, f1, 'd_score_order_between')} |" if order_aware else "")
         )
@@ -79,7 +83,7 @@ def report_tables(
         f"| {tt} from temporal |"
     )
     accuracies = [acc_head, "|---" * 7 + "|"]
-    for model, beta in spec.paper_table1:
+    for model, beta, _ in table1_cells(dataset):
         for sfx in ("_rbf", ""):
             key = f"accuracies{sfx}"
             accuracies.append(
@@ -149,11 +153,11 @@ def earlier_table(rows: list[dict], earlier: list[dict], dataset: str) -> list[s
         "(authors' protocol) | paper |"
     )
     lines = [head, "|---" * 6 + "|"]
-    for (model, beta), paper in spec.paper_table1.items():
+    for model, beta, paper in table1_cells(dataset):
         lines.append(
             f"| {model} | {beta:g} | {cell(earlier, model, beta, 'd_score')} "
             f"| {cell(rows, model, beta, 'd_score')} | {cell(rows, model, beta, 'd_score_rbf')} "
-            f"| {paper:.2f} |"
+            f"| {_paper(paper)} |"
         )
     return lines
 
