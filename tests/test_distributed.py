@@ -1,5 +1,6 @@
 """Data-parallel training with torchrun equals one process with the same global batch."""
 
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,12 @@ def test_a_killed_rank_ends_the_other_with_one_line(tmp_path):
     assert ranks[1].returncode == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "rank 1: lost contact with another process of the run" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_time_budget_is_chosen_at_the_same_step_on_every_rank(tmp_path):
+    # each rank times itself; they must still choose together (or one would wait forever)
+    _run(_torchrun(*ARGS, "--steps", "400", "--time-budget", "12s", "--out", str(tmp_path / "b")))
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    rows = metrics(tmp_path / "b")
+    assert config["time_budget"] is None and rows[-1]["step"] == config["steps"] >= 23

@@ -409,7 +409,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             if (
                 choice is None
                 and t_timing is not None
-                and budget.measured(planned.time_budget, timed, now - t_timing)
+                and _measured(planned, timed, now - t_timing, d, device)
             ):
                 choice = _fit_budget(planned, step, timed / (now - t_timing), t_call, d, device)
                 config = planned.replace(
@@ -464,6 +464,13 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
 
 
 UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
+
+
+def _measured(planned: TrainConfig, timed: int, seconds: float, d, device) -> bool:
+    """Whether the rate is measured; under DDP as soon as one rank says so, so that every
+    rank chooses at the same step (the ranks' clocks differ)."""
+    ready = budget.measured(planned.time_budget, timed, seconds)
+    return distributed.min_over_ranks(0 if ready else 1, d, device) == 0
 
 
 def _fit_budget(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, device):
