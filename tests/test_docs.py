@@ -51,44 +51,15 @@ def _name(model: str, features: int, beta: float) -> str:
     return GridRun(model, beta, features, seed=0).name
 
 
-def _four(m):
-    return 4
-
-
 def _eight(m):
     return 8
 
 
 # the runs each static-accuracy column probes: {model: features in total}
-_static_big = GRIDS["bouncing-mnist"].static_columns[0][1].__getitem__
-_static_small = GRIDS["bouncing-mnist"].static_columns[1][1].__getitem__
 _chairs_static = GRIDS["chairs"].static_columns[0][1].__getitem__
 
 
 TABLES = {
-    "| model | beta | d-score (eq 19) | paper | digit from static | digit from temporal "
-    "| location from static | location from temporal |": (
-        "bouncing-mnist-cpu-0.1.json",
-        [
-            _field("d_score", _four),
-            _paper("bouncing-mnist"),
-            _acc("static_acc_from_static", _four),
-            _acc("static_acc_from_temporal", _four),
-            _acc("temporal_acc_from_static", _four),
-            _acc("temporal_acc_from_temporal", _four),
-        ],
-    ),
-    "| model | beta | static acc, 4 features | paper | static acc, 2 features | paper "
-    "| d-score, hierarchical 4 + 4 |": (
-        "bouncing-mnist-cpu-0.1.json",
-        [
-            _field("static_accuracy", _static_big),
-            _paper("bouncing-mnist", 0),
-            _field("static_accuracy", _static_small),
-            _paper("bouncing-mnist", 1),
-            _field("d_score", _eight, models=("hierarchical",)),
-        ],
-    ),
     "| model | beta | d-score (eq 19) | paper | chair from static | chair from temporal "
     "| order from static | order from temporal | d-score, order-aware probe |": (
         "chairs-cpu-0.1.json",
