@@ -11,13 +11,27 @@ config.json records, reproduces the run exactly on ``--resume`` or a rerun.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import sys
+import time
 from dataclasses import dataclass
 
+from stvae import distributed
+from stvae.config import TrainConfig
 from stvae.errors import StvaeError
 
-__all__ = ["parse_duration", "measured", "Choice", "choose_steps"]
+__all__ = [
+    "parse_duration",
+    "measured",
+    "Choice",
+    "choose_steps",
+    "measured_on_every_rank",
+    "fit",
+    "say",
+    "UNTIL_CHOSEN",
+]
 
 WARMUP_STEPS = 3  # steps not timed: the first compiles, the next few warm caches up
 MEASURE_STEPS = 20  # at least this many steps are timed ...
@@ -65,3 +79,47 @@ def choose_steps(
     total = max(done, done + more, 1)
     every = max(done + 1, round(total * lr_decay_every / steps), 1)
     return Choice(total, every, steps_per_s, fits=more > 0)
+
+
+UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
+
+
+def measured_on_every_rank(planned: TrainConfig, timed: int, seconds: float, d, device) -> bool:
+    """Whether the rate is measured; under DDP as soon as one rank says so, so that every
+    rank chooses at the same step (the ranks' clocks differ)."""
+    ready = measured(planned.time_budget, timed, seconds)
+    return distributed.min_over_ranks(0 if ready else 1, d, device) == 0
+
+
+def fit(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, device):
+    """The steps that fit ``planned.time_budget`` (the same on every rank: the least)."""
+    choice = choose_steps(
+        planned.time_budget,
+        time.perf_counter() - t_call,
+        done,
+        steps_per_s,
+        planned.steps,
+        planned.lr_decay_every,
+    )
+    steps = distributed.min_over_ranks(choice.steps, d, device)
+    if steps != choice.steps:
+        every = max(done + 1, round(steps * planned.lr_decay_every / planned.steps), 1)
+        choice = dataclasses.replace(choice, steps=steps, lr_decay_every=every)
+    return choice
+
+
+def say(planned: TrainConfig, choice) -> None:
+    minutes = planned.time_budget / 60
+    if not choice.fits:
+        print(
+            f"stvae: the time budget ({minutes:.1f} min) was spent before training could be "
+            f"measured; stopping after {choice.steps} steps",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"stvae: time budget {minutes:.1f} min: {choice.steps_per_s:.2f} steps/s here, so "
+        f"{choice.steps} steps in all (learning rate x{planned.lr_decay:g} every "
+        f"{choice.lr_decay_every}); config.json records them",
+        flush=True,
+    )

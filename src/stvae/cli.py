@@ -107,7 +107,7 @@ RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile", "dat
 
 
 def _add_train(sub) -> None:
-    from stvae.train import DEVICES, PRECISIONS, PRESETS
+    from stvae.config import DEVICES, PRECISIONS, PRESETS
 
     p = sub.add_parser(
         "train",
@@ -199,8 +199,9 @@ def _add_train(sub) -> None:
 
 def _cmd_train(args) -> int | None:
     from stvae.checkpoint import read_json
+    from stvae.config import PRESETS, RUN_FILES, TrainConfig
     from stvae.evaluate import probe_run
-    from stvae.train import PRESETS, RUN_FILES, TrainConfig, train
+    from stvae.train import train
 
     given = {
         field: getattr(args, flag)
@@ -451,8 +452,8 @@ def _cmd_encode(args) -> None:
 
 
 def _add_reproduce(sub) -> None:
+    from stvae.config import PRESETS
     from stvae.reproduce import GRIDS
-    from stvae.train import PRESETS
 
     p = sub.add_parser(
         "reproduce",

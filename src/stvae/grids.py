@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stvae.train import PRESETS, TrainConfig
+from stvae.config import PRESETS, TrainConfig
 
 __all__ = [
     "BETAS",

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from stvae import __version__
+from stvae.config import PRESETS
 from stvae.grids import BETAS, GRIDS, grid, table1_cells
-from stvae.train import PRESETS
 
 __all__ = ["report_tables", "report_markdown", "earlier_table"]
 

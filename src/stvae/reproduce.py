@@ -19,11 +19,12 @@ from pathlib import Path
 
 from stvae import __version__
 from stvae.checkpoint import RunLock, atomic_write, read_json, write_json
+from stvae.config import PRESETS, RUN_FILES, TrainConfig
 from stvae.errors import StvaeError
 from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
 from stvae.report import report_markdown, report_tables
-from stvae.train import PRESETS, RUN_FILES, TrainConfig, train
+from stvae.train import train
 
 __all__ = [
     "BETAS",

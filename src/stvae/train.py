@@ -16,7 +16,6 @@ from exactly there.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import signal
@@ -24,13 +23,12 @@ import sys
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from stvae import __version__, budget, distributed
+from stvae import budget, distributed
 from stvae.checkpoint import (
     RunLock,
     load_checkpoint,
@@ -41,10 +39,10 @@ from stvae.checkpoint import (
     save_weights,
     write_json,
 )
-from stvae.data import DataConfig, open_source, to_tensor
-from stvae.data.bouncing_mnist import LEGACY_SPEED
+from stvae.config import PRESETS, RUN_FILES, TrainConfig
+from stvae.data import open_source, to_tensor
 from stvae.errors import StvaeError
-from stvae.model import ModelConfig, make_model
+from stvae.model import make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import Prefetch
 from stvae.runlog import MetricsLog, truncate_metrics
@@ -58,128 +56,6 @@ __all__ = [
     "resolve_precision",
     "RUN_FILES",
 ]
-
-RUN_FILES = {
-    "config": "config.json",
-    "metrics": "metrics.jsonl",
-    "checkpoint": "checkpoint.safetensors",
-    "weights": "model.safetensors",
-}
-PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    steps: int = 30_000  # optimiser steps (section 4.2)
-    batch_videos: int = 64  # videos per batch; frames per batch = batch_videos * data.frames
-    lr: float = 1e-3  # Adam learning rate (section 4.2)
-    lr_decay: float = 0.1  # multiply the learning rate by this ...
-    lr_decay_every: int = 10_000  # ... every this many steps (section 4.2)
-    beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
-    seed: int = 0  # seeds weights, sampling noise and the data stream
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
-    # auto: bf16 on CUDA or a CPU with native bf16, else fp32
-    compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
-    data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
-    # (CUDA with generated data: up to 8 processes; else one thread)
-    checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
-    log_every: int = 50  # steps between metrics.jsonl records
-    time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
-    # schedule) to fit; config.json then records the steps chosen and no budget
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_videos", "lr_decay_every", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise StvaeError(
-                    f"{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}"
-                )
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise StvaeError(f"lr must be a positive number; got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise StvaeError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
-        if self.data_workers < -1:
-            raise StvaeError(f"data-workers must be -1 (auto) or more; got {self.data_workers}")
-        if self.time_budget is not None and not (
-            self.time_budget > 0 and math.isfinite(self.time_budget)
-        ):
-            raise StvaeError(f"time-budget must be a positive duration; got {self.time_budget}")
-        if self.beta_warmup < 0:
-            raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
-        if self.device not in DEVICES:
-            raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise StvaeError(
-                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
-            )
-
-    @property
-    def frames_per_batch(self) -> int:
-        return self.batch_videos * self.data.frames
-
-    def lr_at(self, step: int) -> float:
-        return self.lr * self.lr_decay ** (step // self.lr_decay_every)
-
-    def beta_at(self, step: int) -> float:
-        if self.beta_warmup == 0:
-            return self.model.beta
-        return self.model.beta * min(1.0, (step + 1) / self.beta_warmup)
-
-    def to_dict(self) -> dict:
-        return {"class": type(self).__name__, "version": __version__, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> TrainConfig:
-        if not isinstance(d, dict) or d.get("class") != cls.__name__:
-            raise StvaeError(f"{where}: not a {cls.__name__} (class {d.get('class')!r})")
-        body = {k: v for k, v in d.items() if k not in ("class", "version")}
-        try:
-            data = dict(body.pop("data"))
-            data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
-            return cls(
-                model=ModelConfig(**body.pop("model")),
-                data=DataConfig(**data),
-                **body,
-            )
-        except (TypeError, KeyError) as e:
-            raise StvaeError(
-                f"{where}: written by stvae {d.get('version')}, "
-                f"cannot be read by {__version__} ({e})"
-            ) from None
-
-    def replace(self, **changes) -> TrainConfig:
-        """A copy with top-level fields or ``model.<field>`` / ``data.<field>`` changed."""
-        model = {k[6:]: v for k, v in changes.items() if k.startswith("model.")}
-        data = {k[5:]: v for k, v in changes.items() if k.startswith("data.")}
-        top = {k: v for k, v in changes.items() if "." not in k}
-        return dataclasses.replace(
-            self,
-            model=dataclasses.replace(self.model, **model),
-            data=dataclasses.replace(self.data, **data),
-            **top,
-        )
-
-
-PRESETS: dict[str, TrainConfig] = {
-    # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
-    # per batch), Adam 1e-3 decayed by 10x every 10k steps; bf16 where the hardware has it.
-    # Both compile (eager fallback): 1.2-1.3x the eager step here, for about a minute of
-    # compiling on a cold cache (docs/results/performance.md).
-    "paper": TrainConfig(precision="auto", compile=True),
-    # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
-    # 9-14 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
-    "cpu": TrainConfig(
-        steps=2400,
-        batch_videos=16,
-        lr_decay_every=800,
-        precision="auto",
-        compile=True,
-        checkpoint_every=200,
-    ),
-}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -346,7 +222,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     timing_from = None  # with a time budget: the step after which the rate is timed
     if config.time_budget is not None and not resume:
         timing_from = step + budget.WARMUP_STEPS
-        config = config.replace(steps=UNTIL_CHOSEN)
+        config = config.replace(steps=budget.UNTIL_CHOSEN)
     log = (
         MetricsLog(out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch)
         if d.main
@@ -409,16 +285,16 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             if (
                 choice is None
                 and t_timing is not None
-                and _measured(planned, timed, now - t_timing, d, device)
+                and budget.measured_on_every_rank(planned, timed, now - t_timing, d, device)
             ):
-                choice = _fit_budget(planned, step, timed / (now - t_timing), t_call, d, device)
+                choice = budget.fit(planned, step, timed / (now - t_timing), t_call, d, device)
                 config = planned.replace(
                     steps=choice.steps, lr_decay_every=choice.lr_decay_every, time_budget=None
                 )
                 if d.main:
                     write_json(out / RUN_FILES["config"], config.to_dict())
                     log.set_total(config.steps)
-                    _say_budget(planned, choice)
+                    budget.say(planned, choice)
                 prefetch.extend(config.steps)
             final = step == config.steps
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
@@ -461,50 +337,6 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         "final": row,
         "budget": None if choice is None else dataclasses.asdict(choice),
     }
-
-
-UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
-
-
-def _measured(planned: TrainConfig, timed: int, seconds: float, d, device) -> bool:
-    """Whether the rate is measured; under DDP as soon as one rank says so, so that every
-    rank chooses at the same step (the ranks' clocks differ)."""
-    ready = budget.measured(planned.time_budget, timed, seconds)
-    return distributed.min_over_ranks(0 if ready else 1, d, device) == 0
-
-
-def _fit_budget(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, device):
-    """The steps that fit ``planned.time_budget`` (the same on every rank: the least)."""
-    choice = budget.choose_steps(
-        planned.time_budget,
-        time.perf_counter() - t_call,
-        done,
-        steps_per_s,
-        planned.steps,
-        planned.lr_decay_every,
-    )
-    steps = distributed.min_over_ranks(choice.steps, d, device)
-    if steps != choice.steps:
-        every = max(done + 1, round(steps * planned.lr_decay_every / planned.steps), 1)
-        choice = dataclasses.replace(choice, steps=steps, lr_decay_every=every)
-    return choice
-
-
-def _say_budget(planned: TrainConfig, choice) -> None:
-    minutes = planned.time_budget / 60
-    if not choice.fits:
-        print(
-            f"stvae: the time budget ({minutes:.1f} min) was spent before training could be "
-            f"measured; stopping after {choice.steps} steps",
-            file=sys.stderr,
-        )
-        return
-    print(
-        f"stvae: time budget {minutes:.1f} min: {choice.steps_per_s:.2f} steps/s here, so "
-        f"{choice.steps} steps in all (learning rate x{planned.lr_decay:g} every "
-        f"{choice.lr_decay_every}); config.json records them",
-        flush=True,
-    )
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d) -> dict:

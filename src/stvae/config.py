@@ -1,0 +1,141 @@
+"""Training configuration as data: :class:`TrainConfig`, its presets, the run files.
+
+``config.json`` in a run directory is a :class:`TrainConfig` serialised with its class
+name and the package version (STYLE 15); loading it rebuilds the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from stvae import __version__
+from stvae.data import DataConfig
+from stvae.data.bouncing_mnist import LEGACY_SPEED
+from stvae.errors import StvaeError
+from stvae.model import ModelConfig
+
+__all__ = ["TrainConfig", "PRESETS", "RUN_FILES", "PRECISIONS", "DEVICES"]
+
+RUN_FILES = {
+    "config": "config.json",
+    "metrics": "metrics.jsonl",
+    "checkpoint": "checkpoint.safetensors",
+    "weights": "model.safetensors",
+}
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 30_000  # optimiser steps (section 4.2)
+    batch_videos: int = 64  # videos per batch; frames per batch = batch_videos * data.frames
+    lr: float = 1e-3  # Adam learning rate (section 4.2)
+    lr_decay: float = 0.1  # multiply the learning rate by this ...
+    lr_decay_every: int = 10_000  # ... every this many steps (section 4.2)
+    beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
+    seed: int = 0  # seeds weights, sampling noise and the data stream
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
+    # auto: bf16 on CUDA or a CPU with native bf16, else fp32
+    compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
+    data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
+    # (CUDA with generated data: up to 8 processes; else one thread)
+    checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
+    log_every: int = 50  # steps between metrics.jsonl records
+    time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
+    # schedule) to fit; config.json then records the steps chosen and no budget
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_videos", "lr_decay_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise StvaeError(
+                    f"{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}"
+                )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise StvaeError(f"lr must be a positive number; got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise StvaeError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
+        if self.data_workers < -1:
+            raise StvaeError(f"data-workers must be -1 (auto) or more; got {self.data_workers}")
+        if self.time_budget is not None and not (
+            self.time_budget > 0 and math.isfinite(self.time_budget)
+        ):
+            raise StvaeError(f"time-budget must be a positive duration; got {self.time_budget}")
+        if self.beta_warmup < 0:
+            raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
+        if self.device not in DEVICES:
+            raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise StvaeError(
+                f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
+            )
+
+    @property
+    def frames_per_batch(self) -> int:
+        return self.batch_videos * self.data.frames
+
+    def lr_at(self, step: int) -> float:
+        return self.lr * self.lr_decay ** (step // self.lr_decay_every)
+
+    def beta_at(self, step: int) -> float:
+        if self.beta_warmup == 0:
+            return self.model.beta
+        return self.model.beta * min(1.0, (step + 1) / self.beta_warmup)
+
+    def to_dict(self) -> dict:
+        return {"class": type(self).__name__, "version": __version__, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> TrainConfig:
+        if not isinstance(d, dict) or d.get("class") != cls.__name__:
+            raise StvaeError(f"{where}: not a {cls.__name__} (class {d.get('class')!r})")
+        body = {k: v for k, v in d.items() if k not in ("class", "version")}
+        try:
+            data = dict(body.pop("data"))
+            data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
+            return cls(
+                model=ModelConfig(**body.pop("model")),
+                data=DataConfig(**data),
+                **body,
+            )
+        except (TypeError, KeyError) as e:
+            raise StvaeError(
+                f"{where}: written by stvae {d.get('version')}, "
+                f"cannot be read by {__version__} ({e})"
+            ) from None
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with top-level fields or ``model.<field>`` / ``data.<field>`` changed."""
+        model = {k[6:]: v for k, v in changes.items() if k.startswith("model.")}
+        data = {k[5:]: v for k, v in changes.items() if k.startswith("data.")}
+        top = {k: v for k, v in changes.items() if "." not in k}
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **model),
+            data=dataclasses.replace(self.data, **data),
+            **top,
+        )
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Section 4.2: 30k steps of 64 videos x 16 frames (the VAE sees the same 1,024 frames
+    # per batch), Adam 1e-3 decayed by 10x every 10k steps; bf16 where the hardware has it.
+    # Both compile (eager fallback): 1.2-1.3x the eager step here, for about a minute of
+    # compiling on a cold cache (docs/results/performance.md).
+    "paper": TrainConfig(precision="auto", compile=True),
+    # Sized for a 2-core CPU: the paper's schedule shape in 2,400 steps of 16 videos, about
+    # 9-14 minutes here; the best of the schedules in docs/results/cpu-preset-search.md.
+    "cpu": TrainConfig(
+        steps=2400,
+        batch_videos=16,
+        lr_decay_every=800,
+        precision="auto",
+        compile=True,
+        checkpoint_every=200,
+    ),
+}
