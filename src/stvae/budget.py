@@ -77,8 +77,14 @@ def choose_steps(
     whose ratio the chosen schedule keeps (at least one step past ``done``)."""
     more = max(0, math.floor((budget_s - elapsed_s) * steps_per_s))
     total = max(done, done + more, 1)
-    every = max(done + 1, round(total * lr_decay_every / steps), 1)
+    every = _decay_every(total, done, steps, lr_decay_every)
     return Choice(total, every, steps_per_s, fits=more > 0)
+
+
+def _decay_every(total: int, done: int, steps: int, lr_decay_every: int) -> int:
+    """The schedule of ``steps`` / ``lr_decay_every`` scaled to ``total`` steps, never
+    moving a decay before a step already taken (``done``)."""
+    return max(done + 1, round(total * lr_decay_every / steps), 1)
 
 
 UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
@@ -103,7 +109,7 @@ def fit(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, d
     )
     steps = distributed.min_over_ranks(choice.steps, d, device)
     if steps != choice.steps:
-        every = max(done + 1, round(steps * planned.lr_decay_every / planned.steps), 1)
+        every = _decay_every(steps, done, planned.steps, planned.lr_decay_every)
         choice = dataclasses.replace(choice, steps=steps, lr_decay_every=every)
     return choice
 

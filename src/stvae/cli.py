@@ -61,6 +61,12 @@ def _speed(text: str) -> tuple[float, float]:
     return (low, high)
 
 
+SPEED_HELP = (
+    "bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a frame: one "
+    "number (constant; default 0.1, the authors' generator) or LOW,HIGH (uniform per video)"
+)
+
+
 def _duration(text: str) -> float:
     from stvae.budget import parse_duration
 
@@ -183,9 +189,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--speed",
         type=_speed,
-        help="bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a "
-        "frame: one number (constant; default 0.1, the authors' generator) or LOW,HIGH "
-        "(uniform per video)",
+        help=SPEED_HELP,
     )
     p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -298,9 +302,7 @@ def _add_dataset(sub) -> None:
         "--speed",
         type=_speed,
         default=(0.1, 0.1),
-        help="bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a "
-        "frame: one number (constant; default 0.1, the authors' generator) or LOW,HIGH "
-        "(uniform per video)",
+        help=SPEED_HELP,
     )
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=_cmd_dataset)

@@ -27,9 +27,8 @@ from torch import Tensor, nn
 
 from stvae.nets import FRAME_SIZE, HIDDEN, Decoder, Encoder
 
-__all__ = ["DSVAE", "POSTERIORS", "RNN_HIDDEN", "gaussian_kl"]
+__all__ = ["DSVAE", "RNN_HIDDEN", "gaussian_kl"]
 
-POSTERIORS = ("factorized", "full")
 RNN_HIDDEN = 256  # LSTM/RNN state size (Li & Mandt use 256-512)
 
 

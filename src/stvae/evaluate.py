@@ -138,7 +138,7 @@ def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, 
     target is ``static_labels``, the location/pose target ``temporal_labels``.
     """
     mu, _ = encode_videos(model, data["videos"])
-    targets = {k: data[k] for k in ("static_labels", "temporal_labels") if k in data}
+    targets = _labels(data)
     if not targets:
         return {}
     cfg = model.config

@@ -202,8 +202,9 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
         run_dir = out / run.name
         config = cell_config(dataset, preset, run)
         config_path = run_dir / RUN_FILES["config"]
-        if config_path.exists():
-            found = TrainConfig.from_dict(read_json(config_path), str(config_path))
+        saved = read_json(config_path) if config_path.exists() else None
+        if saved is not None:
+            found = TrainConfig.from_dict(saved, str(config_path))
             differ = _mismatch(found, config)
             if differ:
                 raise StvaeError(
@@ -212,7 +213,7 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
                 )
         if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
             how = read_json(run_dir / "wall.json")
-            how.setdefault("version", read_json(config_path).get("version"))
+            how.setdefault("version", saved.get("version"))
             wall = how["wall_s"]
             ev = _scored(run_dir)
             if ev is None:
@@ -227,7 +228,7 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
             # a run directory of this cell with no final weights is continued, from its
             # checkpoint or the one before (a kill between the two renames leaves only
             # that), or from the start when it was killed before its first checkpoint
-            resume = config_path.exists()
+            resume = saved is not None
             t0 = time.perf_counter()
             summary = train(config, run_dir, resume=resume)
             if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here
