@@ -69,6 +69,7 @@ def test_actions_move_as_named():
         for p in range(sp.POSES):
             a, b = labels[s, walk, front, p], labels[s, walk, front, (p + 4) % sp.POSES]
             assert np.array_equal(a, b[:, ::-1])
+
         # waving: a hand beside the head (skin away from the head's columns, above the
         # shoulders) at every pose; walking, the hands stay below the shoulders
         def hand_top(m):

@@ -286,14 +286,17 @@ def _static_scores(
     seed: int,
     order: bool,
     scores: bool,
+    memo: dict,
+    name: str,
 ) -> dict:
-    """One static target under probe ``p``: eq 19 against the temporal target (when
-    ``scores``) and the static accuracy of Tables 2-3, as eval.json keys."""
+    """One static target (``name``) under probe ``p``: eq 19 against the temporal target
+    (when ``scores``) and the static accuracy of Tables 2-3, as eval.json keys. ``memo``
+    keeps probe accuracies on these features: the static ones for both order probes, the
+    temporal ones for every static target."""
     sfx = SUFFIX[p]
     out: dict = {}
     if scores:
-        memo: dict = {}  # the static probes are fitted once for both order probes
-        common = dict(seed=seed, memo=memo, probe=p, split=split)
+        common = dict(seed=seed, memo=memo, probe=p, split=split, static_key=name)
         d = disentanglement(
             mu,
             static,
@@ -391,9 +394,20 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
             "score_videos": len(split[1]),
             "image_overlap": None if fit is scored else image_overlap(fit, scored),
         }
+        memo: dict = {}
         for name, static in static_targets(labels).items():
             found = _static_scores(
-                mu, static, labels.get("temporal_labels"), k, p, split, seed, order, scores
+                mu,
+                static,
+                labels.get("temporal_labels"),
+                k,
+                p,
+                split,
+                seed,
+                order,
+                scores,
+                memo,
+                name,
             )
             (result["attributes"][name] if several else result).update(found)
         if several:  # the headline: the mean over the attributes
