@@ -1,6 +1,7 @@
 """Training and encoding throughput of the paper's network, as ratios taken in one process.
 
     python bench/train_speed.py [--device cpu|cuda] [--batch-videos N] [--frames 16] [--steps 12]
+                                [--precision auto|fp32|bf16] [--profile]
 
 Prints, all measured in this one run so that machine noise cancels in the ratios:
 
@@ -119,7 +120,8 @@ def configurations(args):
 
 
 def profile(args) -> None:
-    """The top operators of a few training steps, by self CPU time (torch.profiler)."""
+    """The top operators of a few eager channels-last training steps in ``--precision``
+    (auto: bf16), by self CPU time (torch.profiler)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -128,7 +130,8 @@ def profile(args) -> None:
     model = to_channels_last(VideoVAE(ModelConfig()))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = to_tensor(src.batch(args.batch_videos, rng))
-    step = make_step(model, opt, x, "bf16")
+    precision = "bf16" if args.precision == "auto" else args.precision
+    step = make_step(model, opt, x, precision)
     step()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(5):
@@ -175,7 +178,15 @@ def main() -> None:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="only print where a default (channels-last bf16) training step spends its time",
+        help="only print where a channels-last training step (--precision; auto: bf16) "
+        "spends its time",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the precision of the end-to-end runs (auto: what stvae train picks here; fp32 "
+        "measures the path of CPUs without bf16) and of --profile",
     )
     args = p.parse_args()
     args.device = dev = torch.device(args.device)
@@ -238,13 +249,15 @@ def main() -> None:
             f"{naive / sec:8.2f}x"
         )
 
-    default_precision = resolve_precision(PRESETS["cpu"].precision, dev)
+    default_precision = resolve_precision(args.precision, dev)
+    flag = "" if args.precision == "auto" else f" --precision {args.precision}"
     variants = [
-        ("stvae train (defaults: compiled)", {}),
-        ("stvae train --no-compile", {"compile": False}),
+        (f"stvae train{flag} (compiled)", {"precision": args.precision}),
+        (f"stvae train{flag} --no-compile", {"precision": args.precision, "compile": False}),
     ]
     if dev.type == "cuda":  # where worker processes are the default
-        variants.append(("stvae train --data-workers 0", {"data_workers": 0}))
+        no_workers = {"precision": args.precision, "data_workers": 0}
+        variants.append((f"stvae train{flag} --data-workers 0", no_workers))
     for name, changes in variants:
         e2e, warmup_s = end_to_end(args, **changes)
         gflops = train_flops / frames * e2e / 1e9
