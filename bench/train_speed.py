@@ -12,7 +12,7 @@ Prints, all measured in this one run so that machine noise cancels in the ratios
   (MFU) against the peak of the precision in use and the speed-up over the naive step;
 * the same for encoding (inference);
 * the cost of the KL terms against N (should grow linearly);
-* the data generator's rate against what training consumes.
+* each data generator's rate against what training consumes.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` from the ops the step
 runs (convolutions, transposed convolutions and matmuls, forward and backward). Per frame
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from stvae.data import GeneratedSource, to_tensor
+from stvae.data import GENERATED, GeneratedSource, to_tensor
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
@@ -302,15 +302,22 @@ def main() -> None:
         print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
         prev = sec
 
-    rng = np.random.default_rng(0)
-    gen = time_it(lambda: src.batch(args.batch_videos, rng), 20)
-    model = to_channels_last(VideoVAE(ModelConfig()).to(dev))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    step = time_it(make_step(model, opt, x, "bf16"), 4, 1, device=dev)
-    print(
-        f"\ndata generation: {frames / gen:.0f} frames/s, {step / gen:.0f}x what a "
-        f"bf16 training step consumes"
-    )
+    print("\ndata generation (one thread), against a bf16 training step of the same channels")
+    steps = {}
+    for name in GENERATED:
+        src = GeneratedSource(args.frames, name=name)
+        rng = np.random.default_rng(0)
+        gen = time_it(lambda src=src, rng=rng: src.batch(args.batch_videos, rng), 20)
+        c = src.channels
+        if c not in steps:
+            model = to_channels_last(VideoVAE(ModelConfig(channels=c)).to(dev))
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            xc = to_tensor(src.batch(args.batch_videos, rng), dev)
+            steps[c] = time_it(make_step(model, opt, xc, "bf16"), 4, 1, device=dev)
+        print(
+            f"{name:16s} {frames / gen:9.0f} frames/s, {steps[c] / gen:5.1f}x what a "
+            f"{'colour' if c == 3 else 'grey'} step consumes ({gen * 1e3:.1f} ms a batch)"
+        )
 
 
 if __name__ == "__main__":
