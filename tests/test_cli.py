@@ -119,7 +119,7 @@ def test_npz_that_is_not_a_zip_archive_says_so(tmp_path, capsys):
     bad.write_text("videos,labels\n1,2\n")
     assert main(["train", "--data", str(bad), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "not an .npz archive" in err and "pickled" not in err
+    assert "not a zip archive" in err and "pickled" not in err
 
 
 @pytest.mark.parametrize("module", ["stvae.cli", "stvae"])

@@ -137,3 +137,10 @@ def test_config_records_the_channels_and_old_configs_read_as_grey(channels):
     assert TrainConfig.from_dict(old).model.channels == 1
     with pytest.raises(Exception, match="channels must be 1 or 3"):
         ModelConfig(channels=2)
+
+
+def test_grey_frames_of_any_size_stay_grey():
+    wide = np.zeros((2, 64, 128), np.float32)  # [T, H, W], no channel axis
+    assert to_frames64(wide, "x").shape == (2, 64, 64)
+    tall = np.zeros((2, 96, 64, 1), np.uint8)  # one channel
+    assert to_frames64(tall, "x").shape == (2, 64, 64)

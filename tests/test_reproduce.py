@@ -312,3 +312,7 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
     assert f"| hierarchical | 1 | RBF | {skin:.3f} |" in md
     assert "| model | beta | probe | skin | hair | top | trousers |" in md
     assert f"| hierarchical | 1 | {row['d_score_rbf']:.2f} | {row['d_score']:.2f} | 1 |" in md
+    swaps = row["swaps"]  # judged swaps, with the judge's own accuracy beside
+    assert set(swaps["judge_accuracy"]) == {*ATTRIBUTES, "action"}
+    assert all(0 <= swaps[k] <= 1 for k in ("action", *ATTRIBUTES))
+    assert f"| hierarchical | 1 | {swaps['action']:.3f} | {swaps['skin']:.3f} |" in md

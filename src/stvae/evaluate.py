@@ -338,7 +338,10 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     (sprites) is scored once per attribute (:func:`static_targets`) against the same
     temporal target, under ``attributes.<name>`` with the keys above; ``d_score`` and
     ``static_accuracy`` (and their ``_rbf`` twins) are then the means over attributes
-    (a baseline's division is chosen for each attribute on its own).
+    (a baseline's division is chosen for each attribute on its own). On sprites, a model
+    with its own split also gets ``swaps``: the share of decoded swaps in which a judge
+    classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
+    names the temporal source's action and each attribute of the static source.
     """
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
@@ -415,5 +418,13 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
                 found = [a[key] for a in result["attributes"].values() if key in a]
                 if found:
                     result[key] = float(np.mean(found))
+    if "attributes" in score and k and config.data.source == "sprites":
+        from stvae.judge import judge_accuracy, judge_swaps, train_judge
+
+        judge = train_judge(seed)
+        result["swaps"] = {
+            "judge_accuracy": judge_accuracy(judge, seed=seed),
+            **judge_swaps(model, score, judge, seed),
+        }
     write_json(Path(run_dir) / "eval.json", result)
     return result

@@ -150,6 +150,8 @@ def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -
     )
     if "static_in_temporal" in ev:
         row["static_in_temporal"] = ev["static_in_temporal"]
+    if "swaps" in ev:
+        row["swaps"] = ev["swaps"]
     between = ev.get("disentanglement_order_between")
     if between:
         row["d_score_order_between"] = between["d_score"]

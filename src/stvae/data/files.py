@@ -118,7 +118,9 @@ def load_dataset(
             data = {"videos": np.load(path, allow_pickle=False)}
         elif suffix == ".npz":
             if not zipfile.is_zipfile(path):  # else numpy calls any other bytes pickled data
-                raise StvaeError(f"{path}: not an .npz archive (an .npz file is a zip archive)")
+                raise StvaeError(
+                    f"{path}: cannot read as .npz (not a zip archive, as .npz files are)"
+                )
             with np.load(path, allow_pickle=False) as archive:
                 data = {key: archive[key] for key in archive.files}
         else:

@@ -45,8 +45,9 @@ def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarra
     x = frames.astype(np.float32)
     if frames.dtype == np.uint8:
         x = x / 255.0
-    colour = frames.ndim >= 3 and frames.shape[-1] in (1, 3, 4) and frames.shape[-2] > 4
-    if colour:
+    channelled = frames.ndim >= 3 and frames.shape[-1] in (1, 3, 4) and frames.shape[-2] > 4
+    rgb_out = False
+    if channelled:
         rgb = x[..., :3]  # alpha dropped
         if x.shape[-1] == 1 or (rgb == rgb[..., :1]).all():
             x = rgb[..., 0]  # one channel, or grey stored as RGB
@@ -54,6 +55,7 @@ def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarra
             x = rgb @ np.asarray(LUMA, dtype=np.float32)
         else:
             x = np.moveaxis(rgb, -1, -3)  # [..., 3, H, W] while cropping and resizing
+            rgb_out = True
     h, w = x.shape[-2:]
     if h < 2 or w < 2:
         raise StvaeError(f"{where}: frames of {h}x{w} pixels are too small")
@@ -67,7 +69,7 @@ def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarra
             t, size=(FRAME, FRAME), mode="bilinear", antialias=True, align_corners=False
         )
         x = t.clamp_(0.0, 1.0).reshape(*lead, FRAME, FRAME).numpy()
-    if x.ndim == frames.ndim:  # still [..., 3, 64, 64]: channels last again
+    if rgb_out:  # [..., 3, 64, 64]: channels last again
         x = np.ascontiguousarray(np.moveaxis(x, -3, -1))
     return x
 
