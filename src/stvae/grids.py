@@ -145,6 +145,7 @@ def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:
             "model.kind": run.model,
             "model.beta": run.beta,
             "model.features": run.features,
+            "model.channels": 3 if dataset == "sprites" else 1,  # what each dataset has
             "data.source": dataset,
         },
     )

@@ -108,7 +108,7 @@ def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -
             continue
         row.update(
             {
-                f"d_score{sfx}": ev[f"d_score{sfx}"],
+                f"d_score{sfx}": ev.get(f"d_score{sfx}", d["d_score"]),
                 f"static_accuracy{sfx}": ev[f"static_accuracy{sfx}"],
                 f"temporal_chance{sfx}": d["temporal_chance"],
             }

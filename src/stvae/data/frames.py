@@ -3,9 +3,10 @@
 Every frame becomes 64x64 the same way, whatever its source:
 
 1. colour stays colour (RGB; an alpha channel is dropped); one channel, or RGB whose three
-   channels are equal everywhere, is grey; asked for grey (``gray=True``), colour becomes
-   the luminance with the ITU-R BT.601 weights 0.299 R + 0.587 G + 0.114 B first (the
-   model's ``channels`` = 1 applies the same weights later, :func:`stvae.data.to_tensor`);
+   channels differ nowhere by more than 3 levels of 255 (grey content, decoded from a
+   lossy video), is grey; grey from RGB (or asked for, ``gray=True``) is the luminance
+   with the ITU-R BT.601 weights 0.299 R + 0.587 G + 0.114 B, taken first (a model's
+   ``channels`` = 1 applies the same weights later, :func:`stvae.data.to_tensor`);
 2. the largest centred square is cropped (no stretching);
 3. the square is resampled to 64x64 with antialiased bilinear interpolation
    (``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)``), each
@@ -31,6 +32,9 @@ __all__ = ["to_frames64", "to_gray64", "clips", "load_folder", "VIDEO_SUFFIXES",
 
 FRAME = 64
 LUMA = (0.299, 0.587, 0.114)
+# RGB whose channels differ by at most this everywhere is grey (3 levels of 255: the
+# chroma rounding of a grey video decoded from YUV 4:2:0)
+GREY_TOLERANCE = 3.5 / 255
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".mpg", ".mpeg", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -39,8 +43,8 @@ def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarra
     """[..., H, W] or [..., H, W, C] frames (uint8, or float in [0, 1]) -> float32
     [..., 64, 64] (grey) or [..., 64, 64, 3] (colour).
 
-    Colour stays colour unless ``gray`` or every pixel has R = G = B; see the module doc
-    for the exact conversion.
+    Colour stays colour unless ``gray`` or the channels are equal to within
+    ``GREY_TOLERANCE`` everywhere; see the module doc for the exact conversion.
     """
     x = frames.astype(np.float32)
     if frames.dtype == np.uint8:
@@ -49,10 +53,10 @@ def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarra
     rgb_out = False
     if channelled:
         rgb = x[..., :3]  # alpha dropped
-        if x.shape[-1] == 1 or (rgb == rgb[..., :1]).all():
-            x = rgb[..., 0]  # one channel, or grey stored as RGB
-        elif gray:
-            x = rgb @ np.asarray(LUMA, dtype=np.float32)
+        if x.shape[-1] == 1:
+            x = rgb[..., 0]
+        elif gray or np.abs(rgb - rgb[..., :1]).max() <= GREY_TOLERANCE:
+            x = rgb @ np.asarray(LUMA, dtype=np.float32)  # asked for, or grey stored as RGB
         else:
             x = np.moveaxis(rgb, -1, -3)  # [..., 3, H, W] while cropping and resizing
             rgb_out = True
