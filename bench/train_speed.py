@@ -1,6 +1,7 @@
 """Training and encoding throughput of the paper's network, as ratios taken in one process.
 
     python bench/train_speed.py [--device cpu|cuda] [--batch-videos N] [--frames 16] [--steps 12]
+                                [--precision auto|fp32|bf16] [--profile]
 
 Prints, all measured in this one run so that machine noise cancels in the ratios:
 
@@ -11,7 +12,7 @@ Prints, all measured in this one run so that machine noise cancels in the ratios
   (MFU) against the peak of the precision in use and the speed-up over the naive step;
 * the same for encoding (inference);
 * the cost of the KL terms against N (should grow linearly);
-* the data generator's rate against what training consumes.
+* each data generator's rate against what training consumes.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` from the ops the step
 runs (convolutions, transposed convolutions and matmuls, forward and backward). Per frame
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from stvae.data import GeneratedSource, to_tensor
+from stvae.data import GENERATED, GeneratedSource, to_tensor
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
@@ -119,7 +120,8 @@ def configurations(args):
 
 
 def profile(args) -> None:
-    """The top operators of a few training steps, by self CPU time (torch.profiler)."""
+    """The top operators of a few eager channels-last training steps in ``--precision``
+    (auto: bf16), by self CPU time (torch.profiler)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -128,7 +130,8 @@ def profile(args) -> None:
     model = to_channels_last(VideoVAE(ModelConfig()))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = to_tensor(src.batch(args.batch_videos, rng))
-    step = make_step(model, opt, x, "bf16")
+    precision = "bf16" if args.precision == "auto" else args.precision
+    step = make_step(model, opt, x, precision)
     step()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(5):
@@ -175,7 +178,15 @@ def main() -> None:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="only print where a default (channels-last bf16) training step spends its time",
+        help="only print where a channels-last training step (--precision; auto: bf16) "
+        "spends its time",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the precision of the end-to-end runs (auto: what stvae train picks here; fp32 "
+        "measures the path of CPUs without bf16) and of --profile",
     )
     args = p.parse_args()
     args.device = dev = torch.device(args.device)
@@ -238,13 +249,15 @@ def main() -> None:
             f"{naive / sec:8.2f}x"
         )
 
-    default_precision = resolve_precision(PRESETS["cpu"].precision, dev)
+    default_precision = resolve_precision(args.precision, dev)
+    flag = "" if args.precision == "auto" else f" --precision {args.precision}"
     variants = [
-        ("stvae train (defaults: compiled)", {}),
-        ("stvae train --no-compile", {"compile": False}),
+        (f"stvae train{flag} (compiled)", {"precision": args.precision}),
+        (f"stvae train{flag} --no-compile", {"precision": args.precision, "compile": False}),
     ]
     if dev.type == "cuda":  # where worker processes are the default
-        variants.append(("stvae train --data-workers 0", {"data_workers": 0}))
+        no_workers = {"precision": args.precision, "data_workers": 0}
+        variants.append((f"stvae train{flag} --data-workers 0", no_workers))
     for name, changes in variants:
         e2e, warmup_s = end_to_end(args, **changes)
         gflops = train_flops / frames * e2e / 1e9
@@ -289,15 +302,22 @@ def main() -> None:
         print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
         prev = sec
 
-    rng = np.random.default_rng(0)
-    gen = time_it(lambda: src.batch(args.batch_videos, rng), 20)
-    model = to_channels_last(VideoVAE(ModelConfig()).to(dev))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    step = time_it(make_step(model, opt, x, "bf16"), 4, 1, device=dev)
-    print(
-        f"\ndata generation: {frames / gen:.0f} frames/s, {step / gen:.0f}x what a "
-        f"bf16 training step consumes"
-    )
+    print("\ndata generation (one thread), against a bf16 training step of the same channels")
+    steps = {}
+    for name in GENERATED:
+        src = GeneratedSource(args.frames, name=name)
+        rng = np.random.default_rng(0)
+        gen = time_it(lambda src=src, rng=rng: src.batch(args.batch_videos, rng), 20)
+        c = src.channels
+        if c not in steps:
+            model = to_channels_last(VideoVAE(ModelConfig(channels=c)).to(dev))
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            xc = to_tensor(src.batch(args.batch_videos, rng), dev)
+            steps[c] = time_it(make_step(model, opt, xc, "bf16"), 4, 1, device=dev)
+        print(
+            f"{name:16s} {frames / gen:9.0f} frames/s, {steps[c] / gen:5.1f}x what a "
+            f"{'colour' if c == 3 else 'grey'} step consumes ({gen * 1e3:.1f} ms a batch)"
+        )
 
 
 if __name__ == "__main__":

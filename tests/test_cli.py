@@ -47,7 +47,9 @@ def run(argv):
         (["train", "--speed", "fast"], "expected a number or LOW,HIGH"),
         (["train", "--time-budget", "ten"], "a time budget looks like 10m, 90s, 1.5h or 600"),
         (["train", "--time-budget", "0"], "a time budget must be positive"),
-        (["train", "--resume", "--out", "r", "--time-budget", "5m"], "cannot change time_budget"),
+        (["train", "--resume", "--out", "r", "--time-budget", "5m"], "r: nothing to resume"),
+        (["train", "--channels", "2"], "invalid choice"),
+        (["train", "--channels", "1", "--grayscale"], "not allowed with argument"),
         (["dataset", "bouncing-mnist", "--split", "val", "--out", "x.npz"], "invalid choice"),
         (["dataset", "bouncing-mnist", "--out", "x.npy"], "end in .npz"),
         (["dataset", "bouncing-mnist", "--videos", "0", "--out", "x.npz"], "must be at least 1"),
@@ -79,6 +81,11 @@ def test_dataset_command(tmp_path, capsys):
     d = load_dataset(out)
     assert d["videos"].shape == (5, 3, 64, 64)
     assert "wrote" in capsys.readouterr().out
+    colour = tmp_path / "s.npz"
+    assert main(["dataset", "sprites", "--videos", "4", "--frames", "8", "--out", str(colour)]) == 0
+    d = load_dataset(colour)
+    assert d["videos"].shape == (4, 8, 64, 64, 3) and d["attributes"].shape == (4, 4)
+    assert "videos [4, 8, 64, 64, 3] uint8" in capsys.readouterr().out
 
 
 def test_train_command_and_resume(tmp_path, capsys):
@@ -98,11 +105,21 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert main([*argv, "--no-check"]) == 0
     text = capsys.readouterr().out
     assert f"run {out}: 3 steps" in text and "model.safetensors" in text
-    assert main(["train", "--resume", "--out", str(out), "--steps", "5"]) == 0
+    # the killed command retried with its flags repeated: nothing differs, so it resumes
+    assert main([*argv[:2], "5", *argv[3:], "--resume"]) == 0
     text = capsys.readouterr().out
     assert "5 steps" in text and "factor check" in text and "static label" in text
-    assert main(["train", "--resume", "--out", str(out), "--beta", "2"]) == 2
-    assert "cannot change model.beta" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(out), "--beta", "2", "--frames", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("cannot change model.beta (run: 1.0, given: 2.0)"), err
+
+
+def test_npz_that_is_not_a_zip_archive_says_so(tmp_path, capsys):
+    bad = tmp_path / "text.npz"
+    bad.write_text("videos,labels\n1,2\n")
+    assert main(["train", "--data", str(bad), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "not a zip archive" in err and "pickled" not in err
 
 
 @pytest.mark.parametrize("module", ["stvae.cli", "stvae"])

@@ -140,6 +140,13 @@ def test_worked_example_of_own_videos(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(script), run_name="__main__")
     data = load_folder(tmp_path / "myvideos", frames=16, stride=16)
-    assert data["videos"].shape == (48, 16, 64, 64)
+    assert data["videos"].shape == (48, 16, 64, 64, 3)  # colour kept
     assert data["clip_video"].tolist() == [v for v in range(12) for _ in range(4)]
     assert data["videos"].max() > 100  # the chairs survived encoding and conversion
+    # each shape in three colours of about equal luminance: told apart in colour only
+    lit = data["videos"].reshape(12, -1, 3).astype(float)
+    mean = np.array([lit[v][lit[v].sum(-1) > 150].mean(0) for v in range(12)])  # [12, RGB]
+    assert (mean[0::3].argmax(-1) == 0).all() and (mean[1::3].argmax(-1) == 1).all()
+    assert (mean[2::3].argmax(-1) == 2).all()
+    luma = (lit.mean(1) @ np.array([0.299, 0.587, 0.114])).reshape(4, 3)  # [shape, colour]
+    assert (luma.max(1) - luma.min(1) < 0.03 * luma.mean(1)).all()

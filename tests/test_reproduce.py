@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from stvae import StvaeError, __version__
 from stvae import reproduce as rep
 from stvae.data import DataConfig
+from stvae.data.sprites import ATTRIBUTES
 from stvae.model import ModelConfig
 from stvae.train import TrainConfig, load_run
 
@@ -285,3 +287,32 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, m
     # a second grid process on the same folder is refused, the first named
     with rep.RunLock(folder), pytest.raises(StvaeError, match="in use by process"):
         rep.reproduce(limit=0, **kwargs)
+
+
+@pytest.mark.slow
+def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
+    tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
+    monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
+    kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None)
+    rows = rep.reproduce(dataset="sprites", limit=1, **kwargs)
+    assert [r["name"] for r in rows] == ["hierarchical-f8-beta1-seed0"]
+    row = rows[0]
+    cfg = json.loads((tmp_path / "runs" / "sprites-cpu" / row["name"] / "config.json").read_text())
+    assert cfg["model"]["channels"] == 3 and cfg["data"]["source"] == "sprites"
+    for sfx in ("", "_rbf"):
+        attrs = row[f"attributes{sfx}"]
+        assert sorted(attrs) == sorted(ATTRIBUTES)
+        assert row[f"d_score{sfx}"] == pytest.approx(
+            np.mean([a["d_score"] for a in attrs.values()])
+        )
+        assert row[f"image_overlap{sfx}"] == 0.0
+    md = (tmp_path / "docs" / "sprites-cpu.md").read_text()
+    assert "not the original Sprites" in md and "Runs done: 1 of 12" in md
+    skin = row["attributes_rbf"]["skin"]["static_acc_from_static"]
+    assert f"| hierarchical | 1 | RBF | {skin:.3f} |" in md
+    assert "| model | beta | probe | skin | hair | top | trousers |" in md
+    assert f"| hierarchical | 1 | {row['d_score_rbf']:.2f} | {row['d_score']:.2f} | 1 |" in md
+    swaps = row["swaps"]  # judged swaps, with the judge's own accuracy beside
+    assert set(swaps["judge_accuracy"]) == {*ATTRIBUTES, "action"}
+    assert all(0 <= swaps[k] <= 1 for k in ("action", *ATTRIBUTES))
+    assert f"| hierarchical | 1 | {swaps['action']:.3f} | {swaps['skin']:.3f} |" in md

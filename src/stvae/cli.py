@@ -83,6 +83,7 @@ def _nonneg_int(text: str) -> int:
 
 # flag -> TrainConfig field (dotted for nested configs)
 TRAIN_FLAGS = {
+    "channels": "model.channels",
     "model": "model.kind",
     "features": "model.features",
     "static_features": "model.static_features",
@@ -140,8 +141,23 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--data",
-        help="bouncing-mnist (generated on the fly), a .npz/.npy file, or a folder of video "
-        "files or of folders of frame images",
+        help="bouncing-mnist, chairs or sprites (generated on the fly), a .npz/.npy file, or "
+        "a folder of video files or of folders of frame images",
+    )
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="colour channels the model sees: 1 (grey) or 3 (RGB); default: what the data has "
+        "(colour videos and sprites 3, Bouncing MNIST and chairs 1)",
+    )
+    colour.add_argument(
+        "--grayscale",
+        dest="channels",
+        action="store_const",
+        const=1,
+        help="the same as --channels 1: colour frames become their luminance",
     )
     p.add_argument("--features", type=_positive_int, help="latent features per frame in total")
     p.add_argument(
@@ -215,13 +231,15 @@ def _cmd_train(args) -> int | None:
     if args.resume:
         if args.out is None:
             raise StvaeError("--resume needs --out, the run directory to continue")
-        fixed = sorted(f for f in given if f not in RESUMABLE)
-        if fixed:
-            raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(fixed)}")
         cfg_path = Path(args.out) / RUN_FILES["config"]
         if not cfg_path.is_file():
             raise StvaeError(f"{args.out}: nothing to resume (no {RUN_FILES['config']})")
-        config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path)).replace(**given)
+        config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+        # the same flags repeated (the natural retry of a killed command) are fine
+        changed = _changes(config, {f: v for f, v in given.items() if f not in RESUMABLE})
+        if changed:
+            raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")
+        config = config.replace(**given)
     else:
         config = PRESETS[args.preset].replace(**given)
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -235,6 +253,20 @@ def _cmd_train(args) -> int | None:
         probe = probe_run(summary["run_dir"])
         print(_describe_probe(probe))
     print(f"figures: stvae figures {summary['run_dir']}")
+
+
+def _changes(config, given: dict) -> list[str]:
+    """``field (run: X, given: Y)`` for each given field whose value differs from the run's."""
+    out = []
+    for field, value in sorted(given.items()):
+        have = config
+        for part in field.split("."):
+            have = getattr(have, part)
+        if isinstance(have, tuple):
+            value = tuple(value)
+        if have != value:
+            out.append(f"{field} (run: {have!r}, given: {value!r})")
+    return out
 
 
 def _describe_run(summary: dict) -> str:
@@ -261,17 +293,16 @@ def _describe_probe(probe: dict) -> str:
     lines = [f"factor check: accuracy on {probe['videos']} videos of {probe['data']}"]
     for name, acc in probe["accuracies"].items():
         lines.append(f"  {PROBE_NAMES[name]}")
-        for target in ("static_labels", "temporal_labels"):
-            if f"{target}_chance" not in acc:
-                continue
+        targets = [k[: -len("_chance")] for k in acc if k.endswith("_chance")]
+        for target in targets:
             parts = [
                 f"from {k.split('_from_')[1]} {v:.3f}"
                 for k, v in acc.items()
                 if k.startswith(f"{target}_from_")
             ]
-            label = {"static_labels": "static label  ", "temporal_labels": "temporal label"}
+            label = {"static_labels": "static label", "temporal_labels": "temporal label"}
             lines.append(
-                f"    {label[target]}: "
+                f"    {label.get(target, target):<14}: "
                 + "  ".join(parts)
                 + f"  (chance {acc[f'{target}_chance']:.3f})"
             )
@@ -294,8 +325,9 @@ def _add_dataset(sub) -> None:
         "--split",
         choices=SPLITS,
         default="train",
-        help="train, or the held-out digit images (bouncing-mnist) or 10 held-out chairs "
-        "(test), or one of two parts of those that share no image (test-fit, test-score)",
+        help="train, or the held-out digit images (bouncing-mnist), 10 held-out chairs or 162 "
+        "held-out characters (sprites) (test), or one of two parts of those that share no "
+        "image (test-fit, test-score)",
     )
     p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
     p.add_argument(
@@ -318,7 +350,7 @@ def _cmd_dataset(args) -> None:
     )
     path = save_dataset(data, args.out)
     print(
-        f"wrote {path}: videos {list(data['videos'].shape)} uint8, "
+        f"wrote {path}: videos {list(data['videos'].shape)} {data['videos'].dtype}, "
         f"labels {', '.join(k for k in data if k != 'videos')}"
     )
 

@@ -98,8 +98,10 @@ class TrainConfig:
         try:
             data = dict(body.pop("data"))
             data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
+            model = dict(body.pop("model"))
+            model.setdefault("channels", 1)  # written before 0.3: every frame was grey
             return cls(
-                model=ModelConfig(**body.pop("model")),
+                model=ModelConfig(**model),
                 data=DataConfig(**data),
                 **body,
             )

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stvae.nets import FRAME_SIZE, HIDDEN, Decoder, Encoder
+from stvae.model import decode_frames
+from stvae.nets import HIDDEN, Decoder, Encoder
 
 __all__ = ["DSVAE", "RNN_HIDDEN", "gaussian_kl"]
 
@@ -44,14 +45,15 @@ def _full(t: Tensor) -> Tensor:
 
 
 class DSVAE(nn.Module):
-    """Videos [B, N, 1, 64, 64] in [0, 1] -> loss terms; see the module doc."""
+    """Videos [B, N, C, 64, 64] in [0, 1] -> loss terms; see the module doc."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
         s, d = config.n_static, config.features - config.n_static
         self.static_size, self.dynamic_size = s, d
-        self.encoder = Encoder(config.features, heads=False)  # Table 4 up to Linear 5
+        c = config.in_channels
+        self.encoder = Encoder(config.features, heads=False, channels=c)  # Table 4 to Linear 5
         self.static_rnn = nn.LSTM(HIDDEN, RNN_HIDDEN, batch_first=True, bidirectional=True)
         self.static_head = nn.Linear(2 * RNN_HIDDEN, 2 * s)
         if config.posterior == "full":
@@ -62,10 +64,10 @@ class DSVAE(nn.Module):
             self.dynamic_head = nn.Linear(HIDDEN, 2 * d)
         self.prior_rnn = nn.LSTMCell(d, RNN_HIDDEN)
         self.prior_head = nn.Linear(RNN_HIDDEN, 2 * d)
-        self.decoder = Decoder(config.features)
+        self.decoder = Decoder(config.features, channels=c)
 
     def _posteriors(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """x [B, N, 1, 64, 64] -> (mu_f, logvar_f) [B, S] and (mu_z, logvar_z) [B, N, D]."""
+        """x [B, N, C, 64, 64] -> (mu_f, logvar_f) [B, S] and (mu_z, logvar_z) [B, N, D]."""
         b, n = x.shape[:2]
         e = self.encoder.trunk(x.reshape(b * n, *x.shape[2:])).view(b, n, -1)  # [B, N, 256]
         _, (last, _) = self.static_rnn(e)  # last: [2, B, H], forward and backward
@@ -80,7 +82,7 @@ class DSVAE(nn.Module):
         return mu_f, logvar_f, mu_z, logvar_z
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x [B, N, 1, 64, 64] -> (mu, logvar) [B, N, F]: f repeated over frames, then z_t."""
+        """x [B, N, C, 64, 64] -> (mu, logvar) [B, N, F]: f repeated over frames, then z_t."""
         mu_f, logvar_f, mu_z, logvar_z = self._posteriors(x)
         n = x.shape[1]
         mu = torch.cat([mu_f[:, None].expand(-1, n, -1), mu_z], -1)
@@ -88,10 +90,8 @@ class DSVAE(nn.Module):
         return mu, logvar
 
     def decode(self, h: Tensor) -> Tensor:
-        """Latents h [..., F] ([f, z_t]) -> Bernoulli logits [..., 1, 64, 64]."""
-        lead = h.shape[:-1]
-        logits = self.decoder(h.reshape(-1, h.shape[-1]))
-        return logits.view(*lead, 1, FRAME_SIZE, FRAME_SIZE)
+        """Latents h [..., F] ([f, z_t]) -> Bernoulli logits [..., C, 64, 64]."""
+        return decode_frames(self.decoder, h)
 
     def prior(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """p(z_t | z_<t) for every t given z [B, N, D] -> (mu, logvar) [B, N, D].

@@ -57,6 +57,7 @@ __all__ = [
     "probe_run",
     "encode_run",
     "evaluate_run",
+    "static_targets",
     "elbo_terms",
     # the cores, from stvae.probes
     "PROBES",
@@ -100,21 +101,28 @@ def probe_sets(config: DataConfig, videos: int = 256, seed: int = 0) -> dict:
         )
 
     fit_linear = make("test-fit", 1)
-    mnist = config.source == "bouncing-mnist"
-    fit_rbf = make("train", 2) if mnist else fit_linear
-    images = "digit images" if mnist else "chairs"
-    held = (
-        "held-out digit images, half {} (25 of each class)"
-        if mnist
-        else "the 10 held-out chairs, {}"
-    )
+    if config.source == "chairs":  # the classes are the held-out chairs themselves
+        held = "the 10 held-out chairs, {}"
+        return {
+            "score": make("test-score", 3),
+            "fit": {"linear": fit_linear, "rbf": fit_linear},
+            "describe": {
+                "score": held.format("views 2.5 degrees off the 5-degree grid"),
+                "linear": held.format("views on the 5-degree grid"),
+                "rbf": held.format("views on the 5-degree grid"),
+            },
+        }
+    images, held = {
+        "bouncing-mnist": ("digit images", "held-out digit images, half {} (25 of each class)"),
+        "sprites": ("characters", "held-out characters, half {} (81 of the 162)"),
+    }[config.source]
     return {
         "score": make("test-score", 3),
-        "fit": {"linear": fit_linear, "rbf": fit_rbf},
+        "fit": {"linear": fit_linear, "rbf": make("train", 2)},
         "describe": {
-            "score": held.format("B" if mnist else "views 2.5 degrees off the 5-degree grid"),
-            "linear": held.format("A" if mnist else "views on the 5-degree grid"),
-            "rbf": f"training {images}" if mnist else held.format("views on the 5-degree grid"),
+            "score": held.format("B"),
+            "linear": held.format("A"),
+            "rbf": f"training {images}",
         },
     }
 
@@ -138,7 +146,7 @@ def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, 
     target is ``static_labels``, the location/pose target ``temporal_labels``.
     """
     mu, _ = encode_videos(model, data["videos"])
-    targets = _labels(data)
+    targets = _targets(data)
     if not targets:
         return {}
     cfg = model.config
@@ -146,7 +154,26 @@ def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, 
 
 
 def _labels(data: dict) -> dict[str, np.ndarray]:
-    return {k: data[k] for k in ("static_labels", "temporal_labels") if k in data}
+    return {k: data[k] for k in ("static_labels", "temporal_labels", "attributes") if k in data}
+
+
+def static_targets(data: dict) -> dict[str, np.ndarray]:
+    """The static targets of a dataset, each [V]: its attributes by name when it has them
+    (``attributes`` [V, A] and ``attribute_names`` [A]; sprites: skin, hair, top,
+    trousers), else ``static_labels`` (the digit, the chair) as ``{"static_labels": ...}``."""
+    if "attributes" in data:
+        attrs = data["attributes"]
+        names = data.get("attribute_names", [f"attribute_{i}" for i in range(attrs.shape[1])])
+        return {str(name): attrs[:, i] for i, name in enumerate(names)}
+    return {"static_labels": data["static_labels"]} if "static_labels" in data else {}
+
+
+def _targets(data: dict) -> dict[str, np.ndarray]:
+    """Every label of ``data`` as one target each, for :func:`factor_probe`."""
+    out = static_targets(data)
+    if "temporal_labels" in data:
+        out["temporal_labels"] = data["temporal_labels"]
+    return out
 
 
 def _probe_inputs(model, fit: dict, score: dict, cache: dict, seed: int):
@@ -159,11 +186,16 @@ def _probe_inputs(model, fit: dict, score: dict, cache: dict, seed: int):
         if id(d) not in cache:
             cache[id(d)] = encode_videos(model, d["videos"])[0]
     if fit is score:
-        return cache[id(fit)], _labels(fit), video_split(len(fit["videos"]), seed)
+        labels = _labels(fit)
+        if "attribute_names" in fit:
+            labels["attribute_names"] = fit["attribute_names"]
+        return cache[id(fit)], labels, video_split(len(fit["videos"]), seed)
     vf, vs = len(fit["videos"]), len(score["videos"])
     mu = np.concatenate([cache[id(fit)], cache[id(score)]])
     scored = _labels(score)
     labels = {k: np.concatenate([v, scored[k]]) for k, v in _labels(fit).items() if k in scored}
+    if "attribute_names" in score:
+        labels["attribute_names"] = score["attribute_names"]
     return mu, labels, (np.arange(vf), np.arange(vf, vf + vs))
 
 
@@ -178,7 +210,8 @@ def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
     if config.data.generated:
         sets = probe_sets(config.data, videos, seed)
         pairs = {p: (sets["fit"][p], sets["score"]) for p in PROBES}
-        where = "held-out " + ("digits" if config.data.source == "bouncing-mnist" else "chairs")
+        named = {"bouncing-mnist": "digits", "chairs": "chairs", "sprites": "characters"}
+        where = "held-out " + named[config.data.source]
     else:
         data = held_out(config.data, videos, seed)
         if not _labels(data):
@@ -190,7 +223,7 @@ def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
     accuracies = {}
     for p, (fit, score) in pairs.items():
         mu, labels, split = _probe_inputs(model, fit, score, cache, seed)
-        accuracies[p] = factor_probe(mu, labels, subsets, seed, p, split)
+        accuracies[p] = factor_probe(mu, _targets(labels), subsets, seed, p, split)
     return {"accuracies": accuracies, "videos": len(pairs["linear"][1]["videos"]), "data": where}
 
 
@@ -224,7 +257,7 @@ def elbo_terms(
     totals: dict[str, float] = {}
     for start in range(0, len(videos), batch_videos):
         chunk = videos[start : start + batch_videos]
-        out = model.eval()(to_tensor(chunk, device), beta=1.0)
+        out = model.eval()(to_tensor(chunk, device, model.config.in_channels), beta=1.0)
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
     terms = {k: v / len(videos) for k, v in totals.items() if k != "loss"}
@@ -243,6 +276,52 @@ def _temporal_definition(data: dict) -> str:
     return "the data's own"
 
 
+def _static_scores(
+    mu: np.ndarray,
+    static: np.ndarray,
+    temporal: np.ndarray | None,
+    k: int,
+    p: str,
+    split,
+    seed: int,
+    order: bool,
+    scores: bool,
+    memo: dict,
+    name: str,
+) -> dict:
+    """One static target (``name``) under probe ``p``: eq 19 against the temporal target
+    (when ``scores``) and the static accuracy of Tables 2-3, as eval.json keys. ``memo``
+    keeps probe accuracies on these features: the static ones for both order probes, the
+    temporal ones for every static target."""
+    sfx = SUFFIX[p]
+    out: dict = {}
+    if scores:
+        common = dict(seed=seed, memo=memo, probe=p, split=split, static_key=name)
+        d = disentanglement(
+            mu,
+            static,
+            temporal,
+            k,
+            temporal_task="order" if order else "labels",
+            order_picks="spaced" if p == "rbf" else "any",
+            **common,
+        )
+        out[f"disentanglement{sfx}"] = d
+        out[f"d_score{sfx}"] = d["d_score"]
+        if p == "linear":
+            if order:  # the same score with a probe that can read order (order_task)
+                out["disentanglement_order_between"] = disentanglement(
+                    mu, static, None, k, temporal_task="order", order_probe="between", **common
+                )
+            out["static_in_temporal"] = static_in_temporal(
+                mu, static, d["temporal_set"], seed, split
+            )
+    acc = static_accuracy(mu, static, k, seed, p, split)
+    out[f"static_accuracy{sfx}"] = acc["static_accuracy"]
+    out[f"static_chance{sfx}"] = acc["static_chance"]
+    return out
+
+
 def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict:
     """Scores a run and writes ``eval.json`` into it.
 
@@ -255,7 +334,14 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     ``static_accuracy_rbf``), each with chance levels, division and the fitting and
     scoring sets behind it. On chairs also ``disentanglement_order_between`` (linear,
     the order-aware triplet features of :func:`order_task`), and with the linear score
-    ``static_in_temporal`` on its temporal set.
+    ``static_in_temporal`` on its temporal set. Data with several static attributes
+    (sprites) is scored once per attribute (:func:`static_targets`) against the same
+    temporal target, under ``attributes.<name>`` with the keys above; ``d_score`` and
+    ``static_accuracy`` (and their ``_rbf`` twins) are then the means over attributes
+    (a baseline's division is chosen for each attribute on its own). On sprites, a model
+    with its own split also gets ``swaps``: the share of decoded swaps in which a judge
+    classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
+    names the temporal source's action and each attribute of the static source.
     """
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
@@ -292,13 +378,16 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     }
     k = config.model.n_static
     order = config.data.source == "chairs"  # section 4.1: the chairs' temporal target
-    has = _labels(score)
-    scores = "static_labels" in has and ("temporal_labels" in has or order)
+    statics = static_targets(score)
+    scores = bool(statics) and ("temporal_labels" in score or order)
     if not scores:
         result["skipped"].append("disentanglement score: needs static_labels and temporal_labels")
-    if "static_labels" not in has:
+    if not statics:
         result["skipped"].append("static accuracy: needs static_labels")
         pairs = {}  # nothing to probe
+    several = len(statics) > 1  # sprites: each attribute scored, the headline their mean
+    if several:
+        result["attributes"] = {name: {} for name in statics}
     for p, (fit, scored) in pairs.items():
         mu, labels, split = _probe_inputs(model, fit, scored, cache, seed)
         result["probe_sets"][p] = {
@@ -308,37 +397,34 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
             "score_videos": len(split[1]),
             "image_overlap": None if fit is scored else image_overlap(fit, scored),
         }
-        sfx = SUFFIX[p]
-        if scores:
-            memo: dict = {}  # the static probes are fitted once for both order probes
-            common = dict(seed=seed, memo=memo, probe=p, split=split)
-            d = disentanglement(
+        memo: dict = {}
+        for name, static in static_targets(labels).items():
+            found = _static_scores(
                 mu,
-                labels["static_labels"],
+                static,
                 labels.get("temporal_labels"),
                 k,
-                temporal_task="order" if order else "labels",
-                order_picks="spaced" if p == "rbf" else "any",
-                **common,
+                p,
+                split,
+                seed,
+                order,
+                scores,
+                memo,
+                name,
             )
-            result[f"disentanglement{sfx}"] = d
-            result[f"d_score{sfx}"] = d["d_score"]
-            if p == "linear":
-                if order:  # the same score with a probe that can read order (order_task)
-                    result["disentanglement_order_between"] = disentanglement(
-                        mu,
-                        labels["static_labels"],
-                        None,
-                        k,
-                        temporal_task="order",
-                        order_probe="between",
-                        **common,
-                    )
-                result["static_in_temporal"] = static_in_temporal(
-                    mu, labels["static_labels"], d["temporal_set"], seed, split
-                )
-        acc = static_accuracy(mu, labels["static_labels"], k, seed, p, split)
-        result[f"static_accuracy{sfx}"] = acc["static_accuracy"]
-        result[f"static_chance{sfx}"] = acc["static_chance"]
+            (result["attributes"][name] if several else result).update(found)
+        if several:  # the headline: the mean over the attributes
+            for key in (f"d_score{SUFFIX[p]}", f"static_accuracy{SUFFIX[p]}"):
+                found = [a[key] for a in result["attributes"].values() if key in a]
+                if found:
+                    result[key] = float(np.mean(found))
+    if "attributes" in score and k and config.data.source == "sprites":
+        from stvae.judge import judge_accuracy, judge_swaps, train_judge
+
+        judge = train_judge(seed)
+        result["swaps"] = {
+            "judge_accuracy": judge_accuracy(judge, seed=seed),
+            **judge_swaps(model, score, judge, seed),
+        }
     write_json(Path(run_dir) / "eval.json", result)
     return result

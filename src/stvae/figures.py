@@ -18,9 +18,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
-from stvae.data import held_out, load_dataset
+from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
-from stvae.evaluate import disentanglement
+from stvae.evaluate import disentanglement, static_targets
 from stvae.model import encode_videos
 from stvae.train import RUN_FILES, load_run
 
@@ -32,24 +32,43 @@ def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, l
     f, k = config.model.features, config.model.n_static
     if k:
         return list(range(k)), list(range(k, f)), "the model's own static/temporal split"
+    statics = static_targets(data)
+    first = next(iter(statics), None)  # sprites: the first attribute decides
+    which = "" if first in (None, "static_labels") else f" for {first}"
     ev = run_dir / "eval.json"
     if ev.exists():
-        d = json.loads(ev.read_text()).get("disentanglement")
+        found = json.loads(ev.read_text())
+        d = found.get("disentanglement") or found.get("attributes", {}).get(first, {}).get(
+            "disentanglement"
+        )
         if d:
-            return d["static_set"], d["temporal_set"], "baseline: the division evaluate found"
-    if "static_labels" in data and ("temporal_labels" in data or config.data.source == "chairs"):
+            return (
+                d["static_set"],
+                d["temporal_set"],
+                f"baseline: the division evaluate found{which}",
+            )
+    if statics and ("temporal_labels" in data or config.data.source == "chairs"):
         task = "order" if config.data.source == "chairs" else "labels"
-        d = disentanglement(mu, data["static_labels"], data.get("temporal_labels"), 0, 0, task)
-        return d["static_set"], d["temporal_set"], "baseline: the best division on this data"
+        d = disentanglement(mu, statics[first], data.get("temporal_labels"), 0, 0, task)
+        return (
+            d["static_set"],
+            d["temporal_set"],
+            f"baseline: the best division on this data{which}",
+        )
     half = max(1, f // 2)
     return list(range(half)), list(range(half, f)), "baseline, no labels: first half vs rest"
 
 
 @torch.no_grad()
 def _decode(model, h: np.ndarray) -> np.ndarray:
-    """Latents [..., F] -> images in [0, 1], [..., 64, 64]."""
+    """Latents [..., F] -> images in [0, 1]: [..., 64, 64] grey or [..., 64, 64, 3] colour."""
     logits = model.decode(torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32)))
-    return torch.sigmoid(logits).squeeze(-3).numpy()
+    return _channels_last(torch.sigmoid(logits))
+
+
+def _channels_last(x: torch.Tensor) -> np.ndarray:
+    """[..., C, 64, 64] -> [..., 64, 64] (C = 1) or [..., 64, 64, 3] (C = 3), as numpy."""
+    return x.squeeze(-3).numpy() if x.shape[-3] == 1 else x.movedim(-3, -1).numpy()
 
 
 def _combine(static_from: np.ndarray, temporal_from: np.ndarray, s_idx, t_idx) -> np.ndarray:
@@ -60,14 +79,18 @@ def _combine(static_from: np.ndarray, temporal_from: np.ndarray, s_idx, t_idx) -
 
 
 def _grid(images: np.ndarray, path: Path, title: str, row_labels=None, col_labels=None) -> None:
-    """images [R, C, 64, 64] in [0, 1] -> one PNG with a title."""
+    """images [R, C, 64, 64] (grey) or [R, C, 64, 64, 3] (RGB) in [0, 1] -> one PNG with a
+    title."""
     r, c = images.shape[:2]
     fig = Figure(figsize=(1.1 * c + 0.6, 1.1 * r + 0.6))
     axes = fig.subplots(r, c, squeeze=False)
     for i in range(r):
         for j in range(c):
             ax = axes[i, j]
-            ax.imshow(images[i, j], cmap="gray", vmin=0, vmax=1)
+            if images.ndim == 5:
+                ax.imshow(images[i, j], interpolation="nearest")
+            else:
+                ax.imshow(images[i, j], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if row_labels is not None and j == 0:
@@ -80,7 +103,8 @@ def _grid(images: np.ndarray, path: Path, title: str, row_labels=None, col_label
 
 
 def _gif(frames: np.ndarray, path: Path, scale: int = 2) -> None:
-    """frames [T, H, W] in [0, 1] -> an animated GIF, ``scale`` times larger."""
+    """frames [T, H, W] or [T, H, W, 3] in [0, 1] -> an animated GIF, ``scale`` times larger
+    with crisp (nearest-neighbour) pixels."""
     imgs = [
         Image.fromarray(np.rint(f * 255).astype(np.uint8)).resize(
             (f.shape[1] * scale, f.shape[0] * scale), Image.Resampling.NEAREST
@@ -88,6 +112,16 @@ def _gif(frames: np.ndarray, path: Path, scale: int = 2) -> None:
         for f in frames
     ]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=150, loop=0)
+
+
+def _side_by_side(videos: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Clips [T, H, W(, 3)] of equal shape -> one clip with them left to right, ``gap``
+    white columns between."""
+    white = np.ones((*videos[0].shape[:2], gap, *videos[0].shape[3:]), dtype=np.float32)
+    parts = [videos[0]]
+    for v in videos[1:]:
+        parts += [white, v]
+    return np.concatenate(parts, axis=2)
 
 
 def _embed_2d(x: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
@@ -168,7 +202,8 @@ def make_figures(
     v, n = mu.shape[:2]
     rng = np.random.default_rng(seed)
     a, b = rng.choice(v, 2, replace=False)
-    inputs = videos.astype(np.float32) / 255.0 if videos.dtype == np.uint8 else videos
+    # the frames as the model sees them: its channels (grey data to a colour model: RGB)
+    inputs = _channels_last(to_tensor(videos, "cpu", config.model.in_channels))
     made: dict[str, str] = {}
 
     # Figure 2: two frames, then the same with static and temporal parts swapped.
@@ -251,12 +286,11 @@ def make_figures(
     )
     made["reconstructions.png"] = "Rows: input and reconstruction of two test videos."
     swapped = _decode(model, _combine(mu[b, :1].repeat(n, 0), mu[a], s_idx, t_idx))
-    _gif(inputs[a], out / "original.gif")
-    _gif(recon_a, out / "reconstruction.gif")
-    _gif(swapped, out / "swapped.gif")
-    made["original.gif"] = "A test video."
-    made["reconstruction.gif"] = "Its reconstruction."
-    made["swapped.gif"] = "Its temporal codes with another video's static code."
+    _gif(_side_by_side([inputs[a], recon_a, swapped, inputs[b]]), out / "videos.gif", scale=3)
+    made["videos.gif"] = (
+        "Left to right: a test video A, its reconstruction, A's temporal codes decoded with "
+        "video B's static code, and video B (3x, crisp pixels)."
+    )
     if hasattr(model, "sample_prior"):  # dsvae: new dynamics from its learned prior
         z = model.sample_prior(1, n, torch.Generator().manual_seed(seed)).numpy()[0]  # [N, D]
         rows = np.stack(
@@ -284,6 +318,7 @@ def make_figures(
     )
     (out / "index.html").write_text(
         f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        "<style>img{image-rendering:pixelated}</style>"
         f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(source)}. Division: "
         f"{html.escape(note)} (static {s_idx}, temporal {t_idx}).</p>\n{items}\n"
     )

@@ -29,6 +29,7 @@ from stvae.nets import FRAME_SIZE, Decoder, Encoder
 __all__ = ["ModelConfig", "VideoVAE", "MODEL_KINDS", "POSTERIORS", "encode_videos", "make_model"]
 
 MODEL_KINDS = ("hierarchical", "slow", "vae", "dsvae")
+CHANNELS = (None, 1, 3)  # grey or RGB frames; None: what the data has
 POSTERIORS = ("factorized", "full")  # dsvae's dynamic posterior (Li & Mandt's two)
 SPLIT_KINDS = ("hierarchical", "dsvae")  # kinds with a static/temporal division of their own
 
@@ -41,6 +42,8 @@ class ModelConfig:
     beta: float = 1.0  # KL weight of eq 5
     sigma2: float = 0.01  # sigma_s^2 = sigma_t^2, the paper's only value (section 4.2)
     posterior: str = "factorized"  # dsvae: q(z_t | x_t) alone, or "full" (whole video and f)
+    channels: int | None = None  # colour channels of a frame, 1 or 3; None: what the data
+    # has (train() fixes it, so config.json always holds a number; 1 for a model without data)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -53,6 +56,8 @@ class ModelConfig:
             raise StvaeError(f"beta must be positive; got {self.beta}")
         if not self.sigma2 > 0:
             raise StvaeError(f"sigma2 must be positive; got {self.sigma2}")
+        if self.channels not in CHANNELS:
+            raise StvaeError(f"channels must be 1 or 3; got {self.channels!r}")
         if self.posterior not in POSTERIORS:
             raise StvaeError(
                 f"posterior must be one of {', '.join(POSTERIORS)}; got {self.posterior!r}"
@@ -69,6 +74,11 @@ class ModelConfig:
                 )
         elif self.kind in SPLIT_KINDS and self.features < 2:
             raise StvaeError(f"the {self.kind} model needs at least 2 features")
+
+    @property
+    def in_channels(self) -> int:
+        """The channels the networks take and give (``channels``, 1 when unresolved)."""
+        return self.channels or 1
 
     @property
     def n_static(self) -> int:
@@ -91,26 +101,25 @@ class ModelConfig:
 class VideoVAE(nn.Module):
     """Encodes each frame independently and scores whole sequences under the structured prior.
 
-    Videos are float tensors [B, N, 1, 64, 64] in [0, 1] (Bernoulli targets).
+    Videos are float tensors [B, N, C, 64, 64] in [0, 1] (Bernoulli targets, one per
+    pixel and channel; C = ``config.in_channels``).
     """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config.features)
-        self.decoder = Decoder(config.features)
+        self.encoder = Encoder(config.features, channels=config.in_channels)
+        self.decoder = Decoder(config.features, channels=config.in_channels)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior of eq 12: x [B, N, 1, 64, 64] -> (mu, logvar), each [B, N, F]."""
+        """Posterior of eq 12: x [B, N, C, 64, 64] -> (mu, logvar), each [B, N, F]."""
         b, n = x.shape[:2]
         mu, logvar = self.encoder(x.reshape(b * n, *x.shape[2:]))  # [B*N, F] each
         return mu.view(b, n, -1), logvar.view(b, n, -1)
 
     def decode(self, h: Tensor) -> Tensor:
-        """Latents h [..., F] -> Bernoulli logits [..., 1, 64, 64]."""
-        lead = h.shape[:-1]
-        logits = self.decoder(h.reshape(-1, h.shape[-1]))  # [M, 1, 64, 64]
-        return logits.view(*lead, 1, FRAME_SIZE, FRAME_SIZE)
+        """Latents h [..., F] -> Bernoulli logits [..., C, 64, 64]."""
+        return decode_frames(self.decoder, h)
 
     def kl_terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
         """KL of each prior block, mu, logvar: [B, N, F] -> {"kl_<prior>": [B]} (eqs 13-18)."""
@@ -132,7 +141,7 @@ class VideoVAE(nn.Module):
     ) -> dict[str, Tensor]:
         """Negative beta-ELBO of eq 5 per frame, with a single reparameterised sample.
 
-        x: [B, N, 1, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
+        x: [B, N, C, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
         ``reconstruction`` (Bernoulli negative log-likelihood, nats per frame), one
         ``kl_<prior>`` per prior block (nats per frame) and ``kl`` (their sum).
         All are averaged over the B*N frames of the batch, so models of every kind and
@@ -144,7 +153,7 @@ class VideoVAE(nn.Module):
         if eps is None:
             eps = torch.randn_like(mu)
         h = mu + eps.to(mu.dtype) * (0.5 * logvar).exp()  # [B, N, F]
-        logits = self.decode(h)  # [B, N, 1, 64, 64]
+        logits = self.decode(h)  # [B, N, C, 64, 64]
         recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
         frames = b * n
         out = {"reconstruction": recon / frames}
@@ -154,6 +163,12 @@ class VideoVAE(nn.Module):
         beta = self.config.beta if beta is None else beta
         out["loss"] = out["reconstruction"] + beta * out["kl"]
         return out
+
+
+def decode_frames(decoder: Decoder, h: Tensor) -> Tensor:
+    """Table 5 over any leading shape: latents h [..., F] -> logits [..., C, 64, 64]."""
+    logits = decoder(h.reshape(-1, h.shape[-1]))  # [M, C, 64, 64]
+    return logits.view(*h.shape[:-1], logits.shape[1], FRAME_SIZE, FRAME_SIZE)
 
 
 def make_model(config: ModelConfig) -> nn.Module:
@@ -169,7 +184,9 @@ def make_model(config: ModelConfig) -> nn.Module:
 def encode_videos(
     model: VideoVAE, videos: np.ndarray, batch_videos: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means and log-variances of every frame: [V, N, 64, 64] -> 2 x float32 [V, N, F].
+    """Posterior means and log-variances of every frame: [V, N, 64, 64] or [V, N, 64, 64, 3]
+    (converted to the model's channels by :func:`stvae.data.to_tensor`) -> 2 x float32
+    [V, N, F].
 
     Runs in eval mode (batch-norm running statistics) on the model's device, in batches.
     """
@@ -179,7 +196,7 @@ def encode_videos(
     mus, logvars = [], []
     try:
         for start in range(0, len(videos), batch_videos):
-            x = to_tensor(videos[start : start + batch_videos], device)
+            x = to_tensor(videos[start : start + batch_videos], device, model.config.in_channels)
             mu, logvar = model.encode(x)
             mus.append(mu.float().cpu().numpy())
             logvars.append(logvar.float().cpu().numpy())

@@ -1,9 +1,14 @@
-"""The paper's frame encoder and decoder (Tables 4 and 5), for 64x64 single-channel frames.
+"""The paper's frame encoder and decoder (Tables 4 and 5), for 64x64 frames of C channels.
 
 All convolutions are 3x3 with padding 1; the stride-2 layers halve (encoder) or double
 (decoder) the spatial size, 64 -> 4 -> 64. Batch norm sits between every layer and its
 ReLU except at the outputs (section 4.2). Layers followed by batch norm carry no bias:
 the norm's shift replaces it exactly, so the function class is the table's.
+
+The paper's frames are grey (C = 1). Colour (C = 3) changes only the first layer of
+Table 4 (3x3xC -> 16, no bias: 144 weights grey, 432 colour) and the last of Table 5
+(3x3, 16 -> C, with C biases: 145 parameters grey, 435 colour); every other layer is the
+same, so a colour model has 288 + 290 = 578 parameters more than its grey twin.
 """
 
 from __future__ import annotations
@@ -37,14 +42,14 @@ def _linear_block(f_in: int, f_out: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Table 4: frames [M, 1, 64, 64] -> (mu, logvar), each [M, features].
+    """Table 4: frames [M, C, 64, 64] -> (mu, logvar), each [M, features].
 
     M is any number of frames (the model passes B*N); logvar is log sigma^2 of eq 12.
     """
 
-    def __init__(self, features: int, heads: bool = True):
+    def __init__(self, features: int, heads: bool = True, channels: int = 1):
         super().__init__()
-        layers, c_in = [], 1
+        layers, c_in = [], channels
         for c_out, stride in ENCODER_CONVS:
             layers.append(_conv_block(c_in, c_out, stride, transpose=False))
             c_in = c_out
@@ -55,7 +60,7 @@ class Encoder(nn.Module):
             self.logvar = nn.Linear(HIDDEN, features)
 
     def trunk(self, x: Tensor) -> Tensor:
-        """Table 4 up to its last hidden layer: [M, 1, 64, 64] -> [M, 256]."""
+        """Table 4 up to its last hidden layer: [M, C, 64, 64] -> [M, 256]."""
         h = self.convs(x)  # [M, 128, 4, 4]
         return self.hidden(h.flatten(1))  # [M, 256]
 
@@ -65,9 +70,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Table 5: latents [M, features] -> Bernoulli logits [M, 1, 64, 64]."""
+    """Table 5: latents [M, features] -> Bernoulli logits [M, C, 64, 64]."""
 
-    def __init__(self, features: int):
+    def __init__(self, features: int, channels: int = 1):
         super().__init__()
         n_bottleneck = BOTTLENECK[0] * BOTTLENECK[1] * BOTTLENECK[2]
         self.hidden = nn.Sequential(
@@ -78,7 +83,8 @@ class Decoder(nn.Module):
             layers.append(_conv_block(c_in, c_out, stride, transpose=True))
             c_in = c_out
         self.convs = nn.Sequential(*layers)
-        c_out, stride = DECODER_CONVS[-1]
+        stride = DECODER_CONVS[-1][1]
+        c_out = channels
         # Output layer: no batch norm and no ReLU; its values are the Bernoulli logits.
         self.out = nn.ConvTranspose2d(c_in, c_out, 3, stride=stride, padding=1, output_padding=1)
 
@@ -86,7 +92,7 @@ class Decoder(nn.Module):
         z = self.hidden(h)  # [M, 2048]
         z = z.view(-1, *BOTTLENECK)  # [M, 128, 4, 4]
         z = self.convs(z)  # [M, 16, 32, 32]
-        return self.out(z)  # [M, 1, 64, 64]
+        return self.out(z)  # [M, C, 64, 64]
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:

@@ -233,6 +233,7 @@ def disentanglement(
     probe: str = "linear",
     split: Split | None = None,
     order_picks: str = "any",
+    static_key: str = "",
 ) -> dict:
     """The disentanglement score of eq 19.
 
@@ -250,7 +251,8 @@ def disentanglement(
     and scored on the other wins, and it is then fitted and scored as the headline is.
     ``memo`` (a dict, empty at first) keeps accuracies between calls on the same
     features, labels and seed, so scoring with another ``order_probe`` refits only the
-    temporal probes.
+    temporal probes; ``static_key`` names the static target in it, so calls for several
+    static targets (sprites' attributes) share one memo and fit the temporal probes once.
 
     a_s(S) = acc(S, y_s) / acc(S, y_t), a_t(S) = acc(S, y_t) / acc(S, y_s),
     score = sqrt(a_s(H_s) a_t(H_t)).
@@ -268,7 +270,7 @@ def disentanglement(
         raise StvaeError("the disentanglement score needs temporal labels or the order task")
     tasks = {"static": frame_task(static_labels, n), "temporal": temporal}
     cache = {} if memo is None else memo
-    kind = {"static": "", "temporal": ""}
+    kind = {"static": static_key, "temporal": ""}
     if temporal_task == "order":
         kind["temporal"] = f"{order_probe}/{order_picks}"
     halves = {"score": (fit, score)}

@@ -100,27 +100,44 @@ def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -
         "eval_version": ev.get("eval_version", 1),
         "temporal_definition": ev.get("temporal_definition"),
     }
+    attrs = ev.get("attributes")  # sprites: one score per static attribute
+    first = next(iter(attrs.values())) if attrs else ev
     for probe, sfx in SUFFIX.items():
-        d = ev.get(f"disentanglement{sfx}")
+        d = first.get(f"disentanglement{sfx}")
         if d is None:
             continue
         row.update(
             {
-                f"d_score{sfx}": d["d_score"],
+                f"d_score{sfx}": ev.get(f"d_score{sfx}", d["d_score"]),
+                f"static_accuracy{sfx}": ev[f"static_accuracy{sfx}"],
+                f"temporal_chance{sfx}": d["temporal_chance"],
+            }
+        )
+        if "probe_sets" in ev:
+            row[f"image_overlap{sfx}"] = ev["probe_sets"][probe]["image_overlap"]
+        if attrs:
+            row[f"attributes{sfx}"] = {
+                name: {
+                    "d_score": a[f"d_score{sfx}"],
+                    "static_accuracy": a[f"static_accuracy{sfx}"],
+                    "static_chance": a[f"static_chance{sfx}"],
+                    **{k: v for k, v in a[f"disentanglement{sfx}"].items() if "_acc_from_" in k},
+                }
+                for name, a in attrs.items()
+            }
+            continue
+        row.update(
+            {
                 f"static_set{sfx}": d["static_set"],
                 f"temporal_set{sfx}": d["temporal_set"],
                 f"accuracies{sfx}": {k: d[k] for k in d if "_acc_from_" in k},
-                f"static_accuracy{sfx}": ev[f"static_accuracy{sfx}"],
                 f"static_chance{sfx}": ev[f"static_chance{sfx}"],
-                f"temporal_chance{sfx}": d["temporal_chance"],
             }
         )
         if "chosen_on_fit" in d:
             chosen = d["chosen_on_fit"]
             row[f"chosen_on_fit{sfx}"] = {k: chosen[k] for k in ("d_score", "static_set")}
-        if "probe_sets" in ev:
-            row[f"image_overlap{sfx}"] = ev["probe_sets"][probe]["image_overlap"]
-    d = ev["disentanglement"]
+    d = first["disentanglement"]
     row.update(
         {
             "division": d["division"],
@@ -133,6 +150,8 @@ def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -
     )
     if "static_in_temporal" in ev:
         row["static_in_temporal"] = ev["static_in_temporal"]
+    if "swaps" in ev:
+        row["swaps"] = ev["swaps"]
     between = ev.get("disentanglement_order_between")
     if between:
         row["d_score_order_between"] = between["d_score"]

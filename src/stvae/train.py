@@ -143,6 +143,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             f"batch-videos {config.batch_videos} does not split over {d.world} processes"
         )
     source = open_source(config.data)  # reads and validates a data file once, up front
+    if config.model.channels is None:  # what the data has; config.json records the number
+        config = config.replace(**{"model.channels": source.channels})
     created = not out.exists()
     if d.world > 1:
         torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
@@ -257,7 +259,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         while step < config.steps and not halt:
             t0 = time.perf_counter()
             videos = prefetch.get(step)  # made while the previous steps ran
-            x = to_tensor(videos, device)  # [B/W, N, 1, 64, 64]
+            x = to_tensor(videos, device, config.model.channels)  # [B/W, N, C, 64, 64]
             # noise for the global batch from the same stream on every rank, then this slice
             eps = torch.randn(noise_shape)[mine.start : mine.stop].to(device)
             for group in optimizer.param_groups:

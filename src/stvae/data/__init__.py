@@ -1,6 +1,7 @@
 """Where training and evaluation videos come from: generated datasets or files.
 
-A *source* hands out batches of clips, uint8 or float32 [B, N, 64, 64], as a pure function
+A *source* hands out batches of clips, uint8 or float32 [B, N, 64, 64] (grey) or
+[B, N, 64, 64, 3] (colour), as a pure function
 of a ``numpy.random.Generator``; training derives that generator from (seed, step), so a
 resumed run sees exactly the batches it would have seen.
 """
@@ -13,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stvae.data import bouncing_mnist, chairs
+from stvae.data import bouncing_mnist, chairs, sprites
 from stvae.data.digits import load_digits
 from stvae.data.files import load_dataset, save_dataset
+from stvae.data.frames import LUMA
 from stvae.errors import StvaeError
 
 __all__ = [
@@ -28,10 +30,11 @@ __all__ = [
     "ClipSource",
     "GeneratedSource",
     "to_tensor",
+    "channels_of",
     "held_out",
 ]
 
-GENERATED = ("bouncing-mnist", "chairs")
+GENERATED = ("bouncing-mnist", "chairs", "sprites")
 SPLITS = ("train", "test", "test-fit", "test-score")
 
 
@@ -72,9 +75,10 @@ class DataConfig:
 
 
 class GeneratedSource:
-    """Fresh videos for every batch: Bouncing MNIST from one split's digit images, or
-    rotating chairs from one split's identities (:data:`SPLITS`; ``test-fit`` and
-    ``test-score`` are two parts of ``test`` that share no image)."""
+    """Fresh videos for every batch: Bouncing MNIST from one split's digit images, rotating
+    chairs from one split's identities, or sprites from one split's characters
+    (:data:`SPLITS`; ``test-fit`` and ``test-score`` are two parts of ``test`` that share
+    no image)."""
 
     def __init__(
         self,
@@ -89,11 +93,14 @@ class GeneratedSource:
         if split not in SPLITS:
             raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         self.frames, self.split, self.name, self.speed = frames, split, name, speed
+        self.channels = 3 if name == "sprites" else 1  # what its frames have
         self.digits = load_digits(split, mnist_dir) if name == "bouncing-mnist" else None
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if self.name == "chairs":
             return chairs.render(videos, self.frames, rng, self.split)
+        if self.name == "sprites":
+            return sprites.render(videos, self.frames, rng, self.split)
         data = bouncing_mnist.render(self.digits, videos, self.frames, rng, self.speed)
         data["temporal_definition"] = np.array(bouncing_mnist.TEMPORAL_DEFINITION)
         return data
@@ -113,6 +120,7 @@ class ClipSource:
             )
         self.videos = videos
         self.frames = frames
+        self.channels = channels_of(videos)
 
     def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
         pick = rng.integers(0, len(self.videos), size=videos)
@@ -145,16 +153,36 @@ def generate(
     return source.sample(videos, np.random.default_rng(seed))
 
 
-def to_tensor(videos: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 (0-255) or float ([0, 1]) videos [B, N, 64, 64] -> float32 [B, N, 1, 64, 64] in [0, 1].
+def channels_of(videos: np.ndarray) -> int:
+    """Colour channels of a video array: 1 for [..., 64, 64], 3 for [..., 64, 64, 3]."""
+    return 3 if videos.ndim >= 3 and videos.shape[-1] == 3 and videos.shape[-2] == 64 else 1
 
-    The uint8 -> float conversion happens on ``device``, so a GPU receives 4x fewer bytes.
+
+def to_tensor(
+    videos: np.ndarray, device: str | torch.device = "cpu", channels: int | None = None
+) -> torch.Tensor:
+    """uint8 (0-255) or float ([0, 1]) videos [B, N, 64, 64] (grey) or [B, N, 64, 64, 3]
+    (RGB) -> float32 [B, N, C, 64, 64] in [0, 1].
+
+    ``channels`` C (None: what the videos have) converts between the two: RGB to grey is
+    the luminance 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as :mod:`stvae.data.frames`),
+    grey to RGB repeats the grey value. Grey videos with C = 1 take exactly the path they
+    took before colour existed. The uint8 -> float conversion happens on ``device``, so a
+    GPU receives 4x fewer bytes.
     """
     t = torch.from_numpy(np.ascontiguousarray(videos))
     if device != "cpu" and torch.device(device).type == "cuda":
         t = t.pin_memory().to(device, non_blocking=True)
     t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
-    return t.unsqueeze(2)
+    has = channels_of(videos)
+    if has == 1:
+        t = t.unsqueeze(2)  # [B, N, 1, 64, 64]
+        return t if channels in (None, 1) else t.expand(-1, -1, channels, -1, -1).contiguous()
+    t = t.permute(0, 1, 4, 2, 3)  # [B, N, 3, 64, 64]
+    if channels == 1:
+        luma = torch.tensor(LUMA, dtype=t.dtype, device=t.device)
+        return torch.einsum("bnchw,c->bnhw", t, luma).unsqueeze(2)
+    return t.contiguous()
 
 
 HELD_OUT_SEED = 1_000_003  # held-out sets never share a stream with training's (seed, step)

@@ -2,15 +2,18 @@
 
 A dataset file is an ``.npz`` holding
 
-* ``videos``: uint8 [V, T, 64, 64] (0-255), or float [V, T, 64, 64] in [0, 1];
+* ``videos``: uint8 [V, T, 64, 64] (0-255), or float [V, T, 64, 64] in [0, 1]; colour
+  videos [V, T, 64, 64, 3] (RGB) the same;
 * optionally ``static_labels`` int [V], ``temporal_labels`` int [V, T] and
-  ``positions`` float [V, T, 2] (or any other per-video / per-frame ground truth).
+  ``positions`` float [V, T, 2] (or any other per-video / per-frame ground truth);
+  several static targets as ``attributes`` int [V, A] with ``attribute_names`` str [A]
+  (evaluate scores each).
 
 A bare ``.npy`` array [V, T, H, W] or [V, T, H, W, C] (uint8, or float in [0, 1]) is read
-as ``videos`` alone; frames of another size or with colour are converted to 64x64
-grayscale as :mod:`stvae.data.frames` documents. A folder of video files or of folders of
-frame images is cut into clips. Every check raises :class:`StvaeError` naming the file,
-and nothing is unpickled.
+as ``videos`` alone; frames of another size are converted to 64x64 as
+:mod:`stvae.data.frames` documents (colour kept, an alpha channel dropped). A folder of
+video files or of folders of frame images is cut into clips. Every check raises
+:class:`StvaeError` naming the file, and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stvae.data.frames import load_folder, to_gray64
+from stvae.data.frames import load_folder, to_frames64
 from stvae.errors import StvaeError
 
 __all__ = ["load_dataset", "save_dataset", "check_videos", "LABEL_KEYS"]
@@ -33,7 +36,8 @@ FRAME = 64
 
 def check_videos(videos: np.ndarray, where: str) -> np.ndarray:
     """Validates a video array [V, T, H, W] or [V, T, H, W, C] and returns it as uint8 or
-    float32 [V, T, 64, 64]; other sizes and colour go through :func:`to_gray64`."""
+    float32 [V, T, 64, 64] (grey) or [V, T, 64, 64, 3] (colour); other shapes go through
+    :func:`stvae.data.frames.to_frames64`."""
     shaped = videos.ndim == 4 or (videos.ndim == 5 and videos.shape[-1] in (1, 3, 4))
     if not shaped:
         raise StvaeError(
@@ -51,10 +55,10 @@ def check_videos(videos: np.ndarray, where: str) -> np.ndarray:
         lo, hi = float(videos.min()), float(videos.max())
         if lo < 0.0 or hi > 1.0:
             raise StvaeError(f"{where}: float videos must lie in [0, 1]; found [{lo:g}, {hi:g}]")
-    if videos.ndim == 4 and videos.shape[2:] == (FRAME, FRAME):
+    if videos.shape[2:] in ((FRAME, FRAME), (FRAME, FRAME, 3)):
         return videos
-    gray = to_gray64(videos, where)
-    return np.rint(gray * 255).astype(np.uint8) if videos.dtype == np.uint8 else gray
+    frames = to_frames64(videos, where)
+    return np.rint(frames * 255).astype(np.uint8) if videos.dtype == np.uint8 else frames
 
 
 def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
@@ -76,6 +80,19 @@ def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
             raise StvaeError(f"{where}: {key} must be integers; got {arr.dtype}")
         if real and not np.isfinite(arr).all():
             raise StvaeError(f"{where}: {key} contain NaN or infinite values")
+    if "attributes" in data:
+        attrs = data["attributes"]
+        if attrs.ndim != 2 or attrs.shape[0] != v or not np.issubdtype(attrs.dtype, np.integer):
+            raise StvaeError(
+                f"{where}: attributes must be integers [V, A] with V = {v}; "
+                f"got {attrs.dtype} {list(attrs.shape)}"
+            )
+        names = data.get("attribute_names")
+        if names is not None and names.shape != (attrs.shape[1],):
+            raise StvaeError(
+                f"{where}: attribute_names must name the {attrs.shape[1]} attributes; "
+                f"got shape {list(names.shape)}"
+            )
 
 
 def load_dataset(
@@ -100,6 +117,10 @@ def load_dataset(
         if suffix == ".npy":
             data = {"videos": np.load(path, allow_pickle=False)}
         elif suffix == ".npz":
+            if not zipfile.is_zipfile(path):  # else numpy calls any other bytes pickled data
+                raise StvaeError(
+                    f"{path}: cannot read as .npz (not a zip archive, as .npz files are)"
+                )
             with np.load(path, allow_pickle=False) as archive:
                 data = {key: archive[key] for key in archive.files}
         else:

@@ -1,13 +1,16 @@
 """Users' own videos: frame conversion, folders of video files or of frame images, clips.
 
-Every frame becomes 64x64 grayscale the same way, whatever its source:
+Every frame becomes 64x64 the same way, whatever its source:
 
-1. colour to luminance with the ITU-R BT.601 weights 0.299 R + 0.587 G + 0.114 B
-   (an alpha channel is dropped; one channel is taken as it is);
+1. colour stays colour (RGB; an alpha channel is dropped); one channel, or RGB whose three
+   channels differ nowhere by more than 3 levels of 255 (grey content, decoded from a
+   lossy video), is grey; grey from RGB (or asked for, ``gray=True``) is the luminance
+   with the ITU-R BT.601 weights 0.299 R + 0.587 G + 0.114 B, taken first (a model's
+   ``channels`` = 1 applies the same weights later, :func:`stvae.data.to_tensor`);
 2. the largest centred square is cropped (no stretching);
 3. the square is resampled to 64x64 with antialiased bilinear interpolation
-   (``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)``), which
-   averages over the source pixels when shrinking.
+   (``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)``), each
+   channel on its own, which averages over the source pixels when shrinking.
 
 Videos longer than one clip are cut into clips of ``frames`` consecutive frames whose
 starts are ``stride`` frames apart (default: ``frames``, so clips do not overlap); a tail
@@ -25,29 +28,38 @@ import torch.nn.functional as F
 
 from stvae.errors import StvaeError
 
-__all__ = ["to_gray64", "clips", "load_folder", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["to_frames64", "to_gray64", "clips", "load_folder", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
 FRAME = 64
 LUMA = (0.299, 0.587, 0.114)
+# RGB whose channels differ by at most this everywhere is grey (3 levels of 255: the
+# chroma rounding of a grey video decoded from YUV 4:2:0)
+GREY_TOLERANCE = 3.5 / 255
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".mpg", ".mpeg", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def to_gray64(frames: np.ndarray, where: str) -> np.ndarray:
-    """[..., H, W] or [..., H, W, C] frames (uint8, or float in [0, 1]) -> float32 [..., 64, 64].
+def to_frames64(frames: np.ndarray, where: str, gray: bool = False) -> np.ndarray:
+    """[..., H, W] or [..., H, W, C] frames (uint8, or float in [0, 1]) -> float32
+    [..., 64, 64] (grey) or [..., 64, 64, 3] (colour).
 
-    See the module doc for the exact conversion.
+    Colour stays colour unless ``gray`` or the channels are equal to within
+    ``GREY_TOLERANCE`` everywhere; see the module doc for the exact conversion.
     """
-    if frames.ndim >= 3 and frames.shape[-1] in (1, 3, 4) and frames.shape[-2] > 4:
-        x = frames.astype(np.float32)
-        if x.shape[-1] == 1:
-            x = x[..., 0]
-        else:
-            x = x[..., :3] @ np.asarray(LUMA, dtype=np.float32)
-    else:
-        x = frames.astype(np.float32)
+    x = frames.astype(np.float32)
     if frames.dtype == np.uint8:
         x = x / 255.0
+    channelled = frames.ndim >= 3 and frames.shape[-1] in (1, 3, 4) and frames.shape[-2] > 4
+    rgb_out = False
+    if channelled:
+        rgb = x[..., :3]  # alpha dropped
+        if x.shape[-1] == 1:
+            x = rgb[..., 0]
+        elif gray or np.abs(rgb - rgb[..., :1]).max() <= GREY_TOLERANCE:
+            x = rgb @ np.asarray(LUMA, dtype=np.float32)  # asked for, or grey stored as RGB
+        else:
+            x = np.moveaxis(rgb, -1, -3)  # [..., 3, H, W] while cropping and resizing
+            rgb_out = True
     h, w = x.shape[-2:]
     if h < 2 or w < 2:
         raise StvaeError(f"{where}: frames of {h}x{w} pixels are too small")
@@ -61,7 +73,14 @@ def to_gray64(frames: np.ndarray, where: str) -> np.ndarray:
             t, size=(FRAME, FRAME), mode="bilinear", antialias=True, align_corners=False
         )
         x = t.clamp_(0.0, 1.0).reshape(*lead, FRAME, FRAME).numpy()
+    if rgb_out:  # [..., 3, 64, 64]: channels last again
+        x = np.ascontiguousarray(np.moveaxis(x, -3, -1))
     return x
+
+
+def to_gray64(frames: np.ndarray, where: str) -> np.ndarray:
+    """:func:`to_frames64` to grey: float32 [..., 64, 64]."""
+    return to_frames64(frames, where, gray=True)
 
 
 def clips(video: np.ndarray, frames: int, stride: int) -> np.ndarray:
@@ -84,14 +103,14 @@ def _decode_video(path: Path) -> np.ndarray:
             if not container.streams.video:
                 raise StvaeError(f"{path}: holds no video stream")
             stream = container.streams.video[0]
-            frames = [f.to_ndarray(format="gray") for f in container.decode(stream)]
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except StvaeError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as e:
         raise StvaeError(f"{path}: cannot decode video ({str(e).splitlines()[0]})") from None
     if not frames:
         raise StvaeError(f"{path}: video has no decodable frames")
-    return np.stack(frames)  # uint8 [T, H, W]
+    return np.stack(frames)  # uint8 [T, H, W, 3]
 
 
 def _read_images(folder: Path) -> np.ndarray:
@@ -123,8 +142,9 @@ def load_folder(
 ) -> dict[str, np.ndarray]:
     """Clips of every video in ``folder``: video files, or sub-folders of frame images.
 
-    Returns ``videos`` uint8 [C, frames, 64, 64], ``clip_video`` [C] (which video, in sorted
-    file-name order) and ``clip_start`` [C] (first frame of the clip in that video).
+    Returns ``videos`` uint8 [K, frames, 64, 64] (or [K, frames, 64, 64, 3] when a video is
+    in colour: grey videos are then repeated to RGB), ``clip_video`` [K] (which video, in
+    sorted file-name order) and ``clip_start`` [K] (first frame of the clip in that video).
     """
     folder = Path(folder)
     stride = stride or frames
@@ -137,12 +157,14 @@ def load_folder(
     out, which, start, lengths = [], [], [], []
     for i, src in enumerate(sources):
         raw = _read_images(src) if src.is_dir() else _decode_video(src)
-        video = np.rint(to_gray64(raw, str(src)) * 255).astype(np.uint8)
+        video = np.rint(to_frames64(raw, str(src)) * 255).astype(np.uint8)
         lengths.append(len(video))
         cut = clips(video, frames, stride)
         out.append(cut)
         which += [i] * len(cut)
         start += list(range(0, len(cut) * stride, stride))
+    if any(c.ndim == 5 for c in out):  # some video is in colour: grey ones repeat to RGB
+        out = [c if c.ndim == 5 else np.repeat(c[..., None], 3, -1) for c in out]
     videos = np.concatenate(out)
     if len(videos) == 0:
         raise StvaeError(

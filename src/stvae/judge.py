@@ -1,0 +1,157 @@
+"""A judge for swapped sprites: does a decoded swap keep one video's action and take the
+other's appearance?
+
+The field scores a model that can swap factors by classifying its swapped videos with a
+classifier trained on the ground truth. stvae trains its own judge on procedural sprites
+(:mod:`stvae.data.sprites`), deterministically from a seed, and reports the judge's own
+accuracy on real clips of held-out characters beside its verdicts, so a verdict can be
+read against what the judge can do at all.
+
+The judge is a small CNN over the frames of a clip: each frame [3, 64, 64] is averaged
+down to 32x32 and becomes a 128-d feature (three 3x3 convolutions with batch norm, 32-32-64
+channels, the last two of stride 2, then a linear layer);
+the features' mean over the clip feeds one linear head per attribute (6 classes each) and
+one for the action (9 classes: 3 actions x 3 directions). A single frame cannot tell a
+jump's first pose from a walk's, so the action is judged from the whole clip.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stvae.data import generate, to_tensor
+from stvae.data import sprites as sp
+
+__all__ = ["Judge", "train_judge", "judge_accuracy", "judge_swaps", "judge_codes", "JUDGE_FRAMES"]
+
+JUDGE_FRAMES = 8  # frames of the clips the judge is trained on (one action cycle)
+ACTIONS = len(sp.ACTIONS) * len(sp.DIRECTIONS)
+
+
+class Judge(nn.Module):
+    """Clips [B, N, 3, 64, 64] in [0, 1] -> (attribute logits [B, 4, 6], action logits [B, 9])."""
+
+    def __init__(self):
+        super().__init__()
+        self.frames = nn.Sequential(
+            nn.AvgPool2d(2),  # 32x32 keeps every part's colour and the limbs' positions
+            nn.Conv2d(3, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 8 * 8, 128),
+            nn.ReLU(),
+        )
+        self.attributes = nn.Linear(128, len(sp.ATTRIBUTES) * sp.OPTIONS)
+        self.action = nn.Linear(128, ACTIONS)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        b, n = x.shape[:2]
+        h = self.frames(x.reshape(b * n, *x.shape[2:])).view(b, n, -1).mean(1)  # [B, 128]
+        return self.attributes(h).view(b, len(sp.ATTRIBUTES), sp.OPTIONS), self.action(h)
+
+
+def _targets(data: dict) -> tuple[Tensor, Tensor]:
+    return torch.from_numpy(data["attributes"]), torch.from_numpy(data["temporal_labels"][:, 0])
+
+
+@cache
+def train_judge(seed: int = 0, steps: int = 300, batch: int = 32) -> Judge:
+    """The judge, trained on clips of training characters (Adam 3e-3, ``steps`` batches of
+    ``batch`` fresh clips of :data:`JUDGE_FRAMES` frames, all from ``seed``); kept for the
+    process, so a grid trains it once."""
+    torch.manual_seed(seed)
+    judge = Judge()
+    opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
+    for step in range(steps):
+        data = generate("sprites", batch, JUDGE_FRAMES, [seed, 7, step], "train")
+        attrs, action = _targets(data)
+        a_logits, act_logits = judge(to_tensor(data["videos"]))
+        loss = F.cross_entropy(a_logits.flatten(0, 1), attrs.flatten()) + F.cross_entropy(
+            act_logits, action
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return judge.eval()
+
+
+@torch.no_grad()
+def _verdicts(judge: Judge, clips: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Clips [B, N, 3, 64, 64] -> (attributes [B, 4], action [B]) the judge names."""
+    out_a, out_act = [], []
+    for start in range(0, len(clips), 64):
+        a, act = judge(clips[start : start + 64])
+        out_a.append(a.argmax(-1).numpy())
+        out_act.append(act.argmax(-1).numpy())
+    return np.concatenate(out_a), np.concatenate(out_act)
+
+
+def judge_accuracy(judge: Judge, videos: int = 256, seed: int = 0) -> dict[str, float]:
+    """The judge's accuracy on real clips of the held-out characters (``test-score``)."""
+    data = generate("sprites", videos, JUDGE_FRAMES, [seed, 8], "test-score")
+    attrs, action = _verdicts(judge, to_tensor(data["videos"]))
+    out = {
+        name: float((attrs[:, i] == data["attributes"][:, i]).mean())
+        for i, name in enumerate(sp.ATTRIBUTES)
+    }
+    out["action"] = float((action == data["temporal_labels"][:, 0]).mean())
+    return out
+
+
+def judge_swaps(model, data: dict, judge: Judge, seed: int = 0) -> dict[str, float]:
+    """Each video's temporal codes decoded with another video's static code, judged.
+
+    ``data``: sprites clips (the file format) of at least 2 videos; ``model``: a model
+    with its own static/temporal split (``config.n_static`` > 0), grey or colour (grey
+    output is shown to the judge as RGB). See :func:`judge_codes` for what is returned.
+    """
+    from stvae.model import encode_videos
+
+    mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return judge_codes(model.decode, mu, model.config.n_static, data, judge, seed)
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
+def judge_codes(decode, mu: np.ndarray, k: int, data: dict, judge: Judge, seed: int = 0) -> dict:
+    """Swaps of codes ``mu`` [V, N, F] (the first ``k`` features static) decoded by
+    ``decode`` (codes [V, N, F] tensor -> logits [V, N, C, 64, 64]), judged.
+
+    Video v's temporal codes go with the static codes of video (v + 1 + r) mod V, r random
+    (``seed``), never v itself. Returns the share of swaps in which the judge names the
+    temporal source's action (``action``) and each attribute of the static source (by
+    attribute name); the same for the plain reconstructions (``reconstruction_<key>``).
+    """
+    v = len(mu)
+    rng = np.random.default_rng(seed)
+    partner = (np.arange(v) + 1 + rng.integers(0, v - 1, size=v)) % v
+    swapped = mu.copy()
+    swapped[..., :k] = mu[partner, :, :k]
+    results = {}
+    for name, h, static_from in (("", swapped, partner), ("reconstruction_", mu, np.arange(v))):
+        x = torch.sigmoid(decode(torch.from_numpy(np.ascontiguousarray(h))).float())
+        x = x.expand(-1, -1, 3, -1, -1) if x.shape[2] == 1 else x
+        attrs, action = _verdicts(judge, x)
+        results[f"{name}action"] = float((action == data["temporal_labels"][:, 0]).mean())
+        for i, attr in enumerate(sp.ATTRIBUTES):
+            results[f"{name}{attr}"] = float(
+                (attrs[:, i] == data["attributes"][static_from, i]).mean()
+            )
+    return results

@@ -1,0 +1,158 @@
+"""Procedural sprites: the labels say what is drawn, splits hold characters out, determinism."""
+
+import numpy as np
+import pytest
+
+from stvae.data import GeneratedSource, generate
+from stvae.data import sprites as sp
+
+
+def _colours(frame: np.ndarray) -> set[tuple[int, ...]]:
+    return {tuple(c) for c in frame.reshape(-1, 3)}
+
+
+def test_attributes_are_the_colours_drawn():
+    data = generate("sprites", 40, 8, seed=0)
+    for v in range(40):
+        a = data["attributes"][v]
+        drawn = set().union(*(_colours(f) for f in data["videos"][v]))
+        hair_colour = sp.HAIR_OPTIONS[a[1]][1]
+        wanted = {
+            sp.SKIN_COLOURS[a[0]],
+            hair_colour,
+            sp.TOP_COLOURS[a[2]],
+            sp.TROUSER_COLOURS[a[3]],
+            sp.WHITE,
+            sp.SHOE_GREY,
+            sp.BLACK,
+        }
+        assert drawn == wanted  # every part visible, nothing else
+        assert sp.character_attributes(data["image_ids"][v]).tolist() == a.tolist()
+
+
+def test_every_pose_fits_in_the_frame():
+    drawn = sp.pose_labels() != sp.BACKGROUND
+    assert not drawn[..., 0, :].any() and not drawn[..., -1, :].any()  # top and bottom rows
+    assert not drawn[..., :, 0].any() and not drawn[..., :, -1].any()  # left and right
+
+
+def test_the_top_is_where_a_torso_is():
+    """Across every pose of a front-facing character, the pixel just below the neck at
+    the centre is the top's colour, and the pixels near the feet are trousers or shoes."""
+    labels = sp.pose_labels()
+    front = labels[:, :, 1]  # [styles, actions, poses, 64, 64]
+    for s in range(front.shape[0]):
+        for a in range(front.shape[1]):
+            for p in range(front.shape[2]):
+                col = front[s, a, p, :, 32]
+                rows = np.flatnonzero(col == sp.TOP)
+                assert len(rows) >= 10, (s, a, p)
+                below = col[rows.max() + 1 :]
+                assert sp.TROUSERS in below
+
+
+def test_actions_move_as_named():
+    labels = sp.pose_labels()
+    walk, wave, jump = (sp.ACTIONS.index(a) for a in ("walk", "wave", "jump"))
+    left, front, right = (sp.DIRECTIONS.index(d) for d in ("left", "front", "right"))
+
+    def crown(m):  # the highest drawn row
+        return np.flatnonzero((m != sp.BACKGROUND).any(1)).min()
+
+    for s in range(len(sp.HAIR_STYLES)):
+        # facing left is facing right mirrored, pose by pose
+        assert np.array_equal(labels[s, :, left], labels[s, :, right][..., ::-1])
+        # a jump rises to its top mid-cycle and comes back down
+        tops = [crown(labels[s, jump, front, p]) for p in range(sp.POSES)]
+        assert tops[4] <= tops[0] - 5 and tops[4] == min(tops) and min(tops) > 0
+        # front walking: half a cycle later the pose is mirrored (feet and arms swap)
+        for p in range(sp.POSES):
+            a, b = labels[s, walk, front, p], labels[s, walk, front, (p + 4) % sp.POSES]
+            assert np.array_equal(a, b[:, ::-1])
+
+        # waving: a hand beside the head (skin away from the head's columns, above the
+        # shoulders) at every pose; walking, the hands stay below the shoulders
+        def hand_top(m):
+            beside = np.zeros_like(m, dtype=bool)
+            beside[:, :23] = beside[:, 41:] = True
+            return np.flatnonzero(((m == sp.SKIN) & beside).any(1)).min()
+
+        for p in range(sp.POSES):
+            assert hand_top(labels[s, wave, front, p]) < 22  # the shoulders: row 27
+            assert hand_top(labels[s, walk, front, p]) > 29
+        # the poses of a cycle differ from each other
+        for a in range(len(sp.ACTIONS)):
+            assert len({labels[s, a, right, p].tobytes() for p in range(sp.POSES)}) >= 5
+
+
+def test_frames_follow_their_labels():
+    rng = np.random.default_rng(3)
+    data = sp.render(12, 20, rng)
+    labels = sp.pose_labels()
+    style_of = [sp.HAIR_STYLES.index(sp.HAIR_OPTIONS[h][0]) for h in range(sp.OPTIONS)]
+    for v in range(12):
+        action, direction = divmod(int(data["temporal_labels"][v, 0]), 3)
+        assert (data["temporal_labels"][v] == data["temporal_labels"][v, 0]).all()
+        phases = data["phases"][v]
+        assert ((np.diff(phases) - 1) % sp.POSES == 0).all()  # one pose a frame, looping
+        style = style_of[data["attributes"][v, 1]]
+        for t in (0, 7, 19):
+            expect = labels[style, action, direction, phases[t]] != sp.BACKGROUND
+            drawn = (data["videos"][v, t] != sp.WHITE).any(-1)
+            assert np.array_equal(drawn, expect)
+
+
+def test_held_out_characters():
+    train, test = sp.characters("train"), sp.characters("test")
+    fit, score = sp.characters("test-fit"), sp.characters("test-score")
+    assert len(test) == 162 and len(fit) == len(score) == 81
+    assert not np.intersect1d(train, test).size and not np.intersect1d(fit, score).size
+    assert np.array_equal(np.union1d(fit, score), test)
+    assert np.array_equal(np.union1d(train, test), np.arange(sp.CHARACTERS))
+    for split in (train, fit, score):  # every option of every attribute is seen in each
+        attrs = sp.character_attributes(split)
+        assert all(len(np.unique(attrs[:, i])) == sp.OPTIONS for i in range(4))
+    data = generate("sprites", 50, 4, seed=1, split="test-score")
+    assert np.isin(data["image_ids"], score).all()
+
+
+def test_deterministic_and_shaped():
+    a = generate("sprites", 6, 9, seed=7)
+    b = generate("sprites", 6, 9, seed=7)
+    for key in a:
+        assert np.array_equal(a[key], b[key])
+    assert a["videos"].shape == (6, 9, 64, 64, 3) and a["videos"].dtype == np.uint8
+    assert GeneratedSource(9, name="sprites").channels == 3
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path):
+    from stvae.config import TrainConfig
+    from stvae.data import DataConfig
+    from stvae.evaluate import evaluate_run
+    from stvae.figures import make_figures
+    from stvae.model import ModelConfig
+    from stvae.train import train
+
+    cfg = TrainConfig(
+        model=ModelConfig(kind="hierarchical", features=4),
+        data=DataConfig("sprites", frames=8),
+        steps=2,
+        batch_videos=2,
+        log_every=1,
+    )
+    train(cfg, tmp_path / "run")
+    from stvae.checkpoint import read_json
+
+    assert read_json(tmp_path / "run" / "config.json")["model"]["channels"] == 3
+    ev = evaluate_run(tmp_path / "run", probe="linear")
+    assert sorted(ev["attributes"]) == sorted(sp.ATTRIBUTES)
+    scores = [ev["attributes"][a]["d_score"] for a in sp.ATTRIBUTES]
+    assert ev["d_score"] == pytest.approx(np.mean(scores))
+    assert ev["probe_sets"]["linear"]["image_overlap"] == 0.0
+    make_figures(tmp_path / "run", out=tmp_path / "figs")
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "figs" / "videos.gif").convert("RGB")
+    px = np.asarray(gif).reshape(-1, 3).astype(int)
+    assert (np.abs(px[:, 0] - px[:, 1]) > 30).any()  # colour, not grey
