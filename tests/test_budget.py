@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stvae import StvaeError
-from stvae.budget import choose_steps, measured, parse_duration
+from stvae.budget import UNTIL_CHOSEN, choose_steps, measured, parse_duration
 from stvae.data import DataConfig
 from stvae.model import ModelConfig
 from stvae.runlog import MetricsLog
@@ -70,3 +70,16 @@ def test_progress_lines_come_at_the_first_record_and_about_every_5_percent(tmp_p
     assert 17 <= len(steps) <= 22  # about every 5% (120 steps), on the 50-step log grid
     assert all(b - a <= 150 for a, b in zip(steps, steps[1:], strict=False))
     assert all("left" in line and "frames/s" in line and "/2400" in line for line in lines)
+
+
+def test_before_a_budget_chooses_the_steps_progress_says_it_is_timing(tmp_path, capsys):
+    log = MetricsLog(tmp_path / "m.jsonl", UNTIL_CHOSEN, 0, frames_per_step=256)
+    row = {"step": 50, "loss": 1.0, "reconstruction": 1.0, "kl": 0.0, "frames_per_s": 1000}
+    log.record({**row, "final": False})
+    log.set_total(600)
+    log.record({**row, "step": 100, "final": False})
+    log.close()
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert first.startswith("step     50  loss") and "timing the rate" in first
+    assert str(UNTIL_CHOSEN) not in first and "left" not in first
+    assert second.startswith("step    100/600") and "left" in second

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from stvae.budget import UNTIL_CHOSEN
 from stvae.checkpoint import atomic_write
 from stvae.errors import StvaeError
 
@@ -29,7 +30,8 @@ class MetricsLog:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True)
+            total = None if steps >= UNTIL_CHOSEN else steps  # a time budget: not known yet
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
         self.steps, self.frames_per_step = steps, frames_per_step
         self.printed: int | None = None  # off a terminal: the first record prints, then ~5%
         self.first: tuple[int, float] | None = None  # (step, time) of the first record
@@ -67,8 +69,11 @@ class MetricsLog:
         left = self._left(row)
         due = self.printed is None or row["step"] >= self.printed + max(1, self.steps // 20)
         if self.bar is None and (due or row["final"]):
+            measuring = self.steps >= UNTIL_CHOSEN  # a time budget has not chosen the steps
+            of = "" if measuring else f"/{self.steps}"
+            left = "timing the rate for the time budget" if measuring else left
             print(
-                f"step {row['step']:>6}/{self.steps}  loss {row['loss']:.2f}  "
+                f"step {row['step']:>6}{of}  loss {row['loss']:.2f}  "
                 f"recon {row['reconstruction']:.2f}  kl {row['kl']:.2f}  "
                 f"{row['frames_per_s']:.0f} frames/s  {left}",
                 flush=True,
