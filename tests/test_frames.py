@@ -132,7 +132,8 @@ def test_bad_folders_are_user_errors(case, tmp_path):
 
 
 def test_worked_example_of_own_videos(tmp_path, monkeypatch):
-    # docs/own-videos.md: the example script's folder gives 48 clips of 16 frames
+    # docs/own-videos.md: the example script writes 12 colour videos of 64 frames (48 clips of
+    # 16 frames without overlap; the document cuts them 4 frames apart)
     import runpy
     from pathlib import Path
 
