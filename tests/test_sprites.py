@@ -126,10 +126,11 @@ def test_deterministic_and_shaped():
 
 
 @pytest.mark.slow
-def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path):
+def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path, capsys):
+    from stvae.checkpoint import read_json
+    from stvae.cli import main
     from stvae.config import TrainConfig
     from stvae.data import DataConfig
-    from stvae.evaluate import evaluate_run
     from stvae.figures import make_figures
     from stvae.model import ModelConfig
     from stvae.train import train
@@ -142,10 +143,15 @@ def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path):
         log_every=1,
     )
     train(cfg, tmp_path / "run")
-    from stvae.checkpoint import read_json
 
     assert read_json(tmp_path / "run" / "config.json")["model"]["channels"] == 3
-    ev = evaluate_run(tmp_path / "run", probe="linear")
+    assert main(["evaluate", str(tmp_path / "run"), "--probe", "linear"]) == 0
+    out = capsys.readouterr().out
+    ev = read_json(tmp_path / "run" / "eval.json")
+    for attr in sp.ATTRIBUTES:
+        assert f"{attr:<9} d-score {ev['attributes'][attr]['d_score']:.3f}" in out
+    assert f"mean over the attributes: d-score {ev['d_score']:.3f}" in out
+    assert f"swaps, judged: action kept {ev['swaps']['action']:.3f}" in out
     assert sorted(ev["attributes"]) == sorted(sp.ATTRIBUTES)
     scores = [ev["attributes"][a]["d_score"] for a in sp.ATTRIBUTES]
     assert ev["d_score"] == pytest.approx(np.mean(scores))

@@ -428,11 +428,35 @@ def _describe_eval(ev: dict) -> str:
             )
         if d:
             lines += _describe_score(d)
-        if f"static_accuracy{sfx}" in ev:
+        if "attributes" in ev:  # sprites: each attribute against the action, then the mean
+            for attr, got in ev["attributes"].items():
+                if f"d_score{sfx}" in got:
+                    acc, chance = got[f"static_accuracy{sfx}"], got[f"static_chance{sfx}"]
+                    lines.append(
+                        f"    {attr:<9} d-score {got[f'd_score{sfx}']:.3f}  from static "
+                        f"{acc:.3f} (chance {chance:.3f})"
+                    )
+            if f"d_score{sfx}" in ev:
+                lines.append(
+                    f"    mean over the attributes: d-score {ev[f'd_score{sfx}']:.3f}, "
+                    f"static accuracy {ev[f'static_accuracy{sfx}']:.3f}"
+                )
+        elif f"static_accuracy{sfx}" in ev:
             lines.append(
                 f"    static accuracy (Tables 2-3) {ev[f'static_accuracy{sfx}']:.3f}  "
                 f"(chance {ev[f'static_chance{sfx}']:.3f})"
             )
+    swaps = ev.get("swaps")
+    if swaps:
+        judge = swaps["judge_accuracy"]
+        attrs = [k for k in judge if k != "action"]
+        lines.append(
+            f"  swaps, judged: action kept {swaps['action']:.3f}, attributes taken "
+            + ", ".join(f"{a} {swaps[a]:.3f}" for a in attrs)
+            + f" (the judge on real clips: action {judge['action']:.3f}, attributes "
+            + ", ".join(f"{judge[a]:.3f}" for a in attrs)
+            + ")"
+        )
     leak = ev.get("static_in_temporal")
     if leak:
         lines.append(

@@ -48,6 +48,11 @@ def _by_cell(rows: list[dict]) -> dict[tuple[str, float, int], list[dict]]:
     return by
 
 
+def _head(*cells: str) -> list[str]:
+    """A markdown table's header and rule."""
+    return ["| " + " | ".join(cells) + " |", "|---" * len(cells) + "|"]
+
+
 def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
     """The sprites report's tables (:func:`report_tables` for data with several static
     attributes): Table 1 as the mean of the attributes' d-scores, each attribute's
@@ -62,19 +67,22 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
         got = [r for r in by.get((model, beta, f1), []) if key in r]
         return _mean_spread([r[key][name][sub] if name else r[key] for r in got], digits)
 
-    head = (
-        "| model | beta | d-score, mean of the attributes, RBF (authors' protocol) "
-        "| d-score, mean, linear | seeds |"
+    table1 = _head(
+        "model",
+        "beta",
+        "d-score, mean of the attributes, RBF (authors' protocol)",
+        "d-score, mean, linear",
+        "seeds",
     )
-    table1 = [head, "|---" * 5 + "|"]
-    each_head = "| model | beta | probe | " + " | ".join(names) + " |"
-    each = [each_head, "|---" * (3 + len(names)) + "|"]
-    acc_head = (
-        "| model | beta | probe | "
-        + " | ".join(f"{n} from static" for n in names)
-        + " | action from static | action from temporal |"
+    each = _head("model", "beta", "probe", *names)
+    accuracies = _head(
+        "model",
+        "beta",
+        "probe",
+        *(f"{n} from static" for n in names),
+        "action from static",
+        "action from temporal",
     )
-    accuracies = [acc_head, "|---" * (5 + len(names)) + "|"]
     for model, beta, _ in table1_cells("sprites"):
         table1.append(
             f"| {model} | {beta:g} | {cell(model, beta, 'd_score_rbf')} "
@@ -96,12 +104,14 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
                 + " | ".join(cell(model, beta, key, 3, n, "static_acc_from_static") for n in names)
                 + f" | {' | '.join(action)} |"
             )
-    swap_head = (
-        "| model | beta | action kept | "
-        + " | ".join(f"{n} taken" for n in names)
-        + " | judge: action | judge: attributes (mean) |"
+    swaps = _head(
+        "model",
+        "beta",
+        "action kept",
+        *(f"{n} taken" for n in names),
+        "judge: action",
+        "judge: attributes (mean)",
     )
-    swaps = [swap_head, "|---" * (5 + len(names)) + "|"]
     for model, beta, _ in table1_cells("sprites"):
         if model not in ("hierarchical", "dsvae"):
             continue
