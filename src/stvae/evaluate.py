@@ -186,17 +186,16 @@ def _probe_inputs(model, fit: dict, score: dict, cache: dict, seed: int):
         if id(d) not in cache:
             cache[id(d)] = encode_videos(model, d["videos"])[0]
     if fit is score:
-        labels = _labels(fit)
-        if "attribute_names" in fit:
-            labels["attribute_names"] = fit["attribute_names"]
-        return cache[id(fit)], labels, video_split(len(fit["videos"]), seed)
-    vf, vs = len(fit["videos"]), len(score["videos"])
-    mu = np.concatenate([cache[id(fit)], cache[id(score)]])
-    scored = _labels(score)
-    labels = {k: np.concatenate([v, scored[k]]) for k, v in _labels(fit).items() if k in scored}
-    if "attribute_names" in score:
+        mu, labels, split = cache[id(fit)], _labels(fit), video_split(len(fit["videos"]), seed)
+    else:
+        vf, vs = len(fit["videos"]), len(score["videos"])
+        mu = np.concatenate([cache[id(fit)], cache[id(score)]])
+        scored = _labels(score)
+        labels = {k: np.concatenate([v, scored[k]]) for k, v in _labels(fit).items() if k in scored}
+        split = (np.arange(vf), np.arange(vf, vf + vs))
+    if "attribute_names" in score:  # names, not per-video labels: taken once, not stacked
         labels["attribute_names"] = score["attribute_names"]
-    return mu, labels, (np.arange(vf), np.arange(vf, vf + vs))
+    return mu, labels, split
 
 
 def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
@@ -415,9 +414,9 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
             (result["attributes"][name] if several else result).update(found)
         if several:  # the headline: the mean over the attributes
             for key in (f"d_score{SUFFIX[p]}", f"static_accuracy{SUFFIX[p]}"):
-                found = [a[key] for a in result["attributes"].values() if key in a]
-                if found:
-                    result[key] = float(np.mean(found))
+                values = [a[key] for a in result["attributes"].values() if key in a]
+                if values:
+                    result[key] = float(np.mean(values))
     if "attributes" in score and k and config.data.source == "sprites":
         from stvae.judge import judge_accuracy, judge_swaps, train_judge
 

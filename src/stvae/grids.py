@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stvae.config import PRESETS, TrainConfig
+from stvae.data import CHANNELS
 
 __all__ = [
     "BETAS",
@@ -145,7 +146,7 @@ def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:
             "model.kind": run.model,
             "model.beta": run.beta,
             "model.features": run.features,
-            "model.channels": 3 if dataset == "sprites" else 1,  # what each dataset has
+            "model.channels": CHANNELS[dataset],
             "data.source": dataset,
         },
     )

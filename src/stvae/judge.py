@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from stvae.data import generate, to_tensor
 from stvae.data import sprites as sp
+from stvae.model import encode_videos
 
 __all__ = ["Judge", "train_judge", "judge_accuracy", "judge_swaps", "judge_codes", "JUDGE_FRAMES"]
 
@@ -117,8 +118,6 @@ def judge_swaps(model, data: dict, judge: Judge, seed: int = 0) -> dict[str, flo
     with its own static/temporal split (``config.n_static`` > 0), grey or colour (grey
     output is shown to the judge as RGB). See :func:`judge_codes` for what is returned.
     """
-    from stvae.model import encode_videos
-
     mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
     was = model.training
     model.eval()

@@ -23,6 +23,7 @@ from stvae.errors import StvaeError
 __all__ = [
     "DataConfig",
     "GENERATED",
+    "CHANNELS",
     "open_source",
     "generate",
     "load_dataset",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 GENERATED = ("bouncing-mnist", "chairs", "sprites")
+CHANNELS = {"bouncing-mnist": 1, "chairs": 1, "sprites": 3}  # what each one's frames have
 SPLITS = ("train", "test", "test-fit", "test-score")
 
 
@@ -93,7 +95,7 @@ class GeneratedSource:
         if split not in SPLITS:
             raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         self.frames, self.split, self.name, self.speed = frames, split, name, speed
-        self.channels = 3 if name == "sprites" else 1  # what its frames have
+        self.channels = CHANNELS[name]
         self.digits = load_digits(split, mnist_dir) if name == "bouncing-mnist" else None
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
