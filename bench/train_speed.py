@@ -9,7 +9,9 @@ Prints, all measured in this one run so that machine noise cancels in the ratios
   8192^3 on a GPU);
 * frames/s and GFLOP/s of a training step for several configurations, from a naive eager
   fp32 NCHW step to what ``stvae train`` does by default, with model FLOP utilisation
-  (MFU) against the peak of the precision in use and the speed-up over the naive step;
+  (MFU) against the peak of the precision in use, measured again just before the row
+  (a shared CPU's speed drifts within a run; the spread of the readings is printed), and
+  the speed-up over the naive step;
 * the same for encoding (inference);
 * the cost of the KL terms against N (should grow linearly);
 * each data generator's rate against what training consumes.
@@ -67,6 +69,38 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 2.0) 
         sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+class Peaks:
+    """The matmul peak of each precision, measured again just before each row is timed.
+
+    A shared or throttled CPU's speed drifts by up to 2x within a run (measured here: the
+    fp32 peak read 371, 216 and 161 GFLOP/s on three runs of the same machine), so a
+    utilisation against a peak taken minutes earlier can exceed 1. Each row's utilisation
+    is against the peak measured next to it; :meth:`spread` reports the drift.
+    """
+
+    DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seen: dict[str, list[float]] = {name: [] for name in self.DTYPES}
+        for name in self.DTYPES:
+            self.measure(name, seconds=2.0)
+
+    def measure(self, precision: str, seconds: float = 1.0) -> float:
+        value = matmul_peak(self.DTYPES[precision], self.device, seconds)
+        self.seen[precision].append(value)
+        return value
+
+    def __getitem__(self, precision: str) -> float:
+        return self.seen[precision][-1]
+
+    def spread(self) -> str:
+        return ", ".join(
+            f"{name} {min(v):.0f}-{max(v):.0f} GFLOP/s over {len(v)} readings"
+            for name, v in self.seen.items()
+        )
 
 
 def count_flops(fn) -> int:
@@ -207,7 +241,7 @@ def main() -> None:
         f"{where}, {frames} frames a step"
     )
 
-    peak = {"fp32": matmul_peak(torch.float32, dev), "bf16": matmul_peak(torch.bfloat16, dev)}
+    peak = Peaks(dev)
     print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
 
     src = GeneratedSource(args.frames)
@@ -237,6 +271,7 @@ def main() -> None:
                 print(f"{name:32s} torch.compile unavailable: {e}")
                 continue
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        peak.measure(precision)
         try:
             sec = time_it(make_step(run, opt, x, precision), args.steps, device=dev)
         except Exception as e:  # noqa: BLE001 - a failed compile is a result too
@@ -259,6 +294,7 @@ def main() -> None:
         no_workers = {"precision": args.precision, "data_workers": 0}
         variants.append((f"stvae train{flag} --data-workers 0", no_workers))
     for name, changes in variants:
+        peak.measure(default_precision)
         e2e, warmup_s = end_to_end(args, **changes)
         gflops = train_flops / frames * e2e / 1e9
         print(
@@ -281,12 +317,15 @@ def main() -> None:
             with torch.no_grad(), ctx:
                 model.encode(x)
 
+        peak.measure(precision)
         sec = time_it(enc, args.steps, device=dev)
         gflops = enc_flops / sec / 1e9
         print(
             f"{name:32s} {frames / sec:9.0f} frames/s {gflops:6.0f} GFLOP/s "
             f"MFU {gflops / peak[precision]:.2f}"
         )
+
+    print(f"matmul peak readings: {peak.spread()}; each MFU is against the reading before it")
 
     print("\nKL cost against N (B=16, F=4, forward + backward)")
     prev = None
