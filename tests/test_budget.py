@@ -58,6 +58,32 @@ def test_a_budget_run_records_its_steps_and_a_rerun_from_config_json_is_exact(tm
         assert torch.equal(p, q), name
 
 
+def test_a_budget_run_stopped_before_it_chose_measures_again_on_resume(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from stvae import budget
+
+    def stop_instead(*args):  # SIGTERM arrives while the rate is being timed
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False
+
+    run = tmp_path / "budget"
+    cfg = TINY.replace(time_budget=3.0, steps=1000, lr_decay_every=300, checkpoint_every=1000)
+    with monkeypatch.context() as m:
+        m.setattr(budget, "measured_on_every_rank", stop_instead)
+        first = train(cfg, run)
+    assert first["stopped"] and first["budget"] is None
+    saved = json.loads((run / RUN_FILES["config"]).read_text())
+    assert saved["time_budget"] == 3.0 and saved["steps"] == 1000  # nothing chosen yet
+    resumed = train(TrainConfig.from_dict(saved), run, resume=True)
+    chosen = resumed["budget"]
+    saved = json.loads((run / RUN_FILES["config"]).read_text())
+    assert chosen is not None and not resumed["stopped"]  # measured again, not 1000 steps
+    assert saved["time_budget"] is None and saved["steps"] == resumed["step"] == chosen["steps"]
+    assert first["step"] < chosen["steps"] < 1000
+
+
 def test_progress_lines_come_at_the_first_record_and_about_every_5_percent(tmp_path, capsys):
     log = MetricsLog(tmp_path / "m.jsonl", 2400, 0, frames_per_step=256)
     for step in range(50, 2401, 50):

@@ -6,7 +6,9 @@ budget, at most 30 s of it), and fixes the number of steps so that the whole
 run (setup, compiling, loop) ends about when the budget does. The learning-rate schedule
 scales with the steps as the preset's does (the ``cpu`` preset decays every third of
 its run), never moving a decay before a step already taken, so the chosen config, which
-config.json records, reproduces the run exactly on ``--resume`` or a rerun.
+config.json records, reproduces the run exactly on ``--resume`` or a rerun. A run stopped
+before it chose (config.json still holds the budget) measures again on ``--resume`` and
+fills what is left of its budget after the loop time already spent.
 """
 
 from __future__ import annotations

@@ -222,7 +222,9 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             earlier = last.get("wall_s", 0.0) if last else 0.0
     planned = config  # what the caller asked for; a time budget rescales its schedule
     timing_from = None  # with a time budget: the step after which the rate is timed
-    if config.time_budget is not None and not resume:
+    if config.time_budget is not None:  # not chosen yet (on resume: stopped before it was)
+        if resume:  # what is left of the budget after the loop time already spent
+            planned = config.replace(time_budget=max(config.time_budget - earlier, 1e-3))
         timing_from = step + budget.WARMUP_STEPS
         config = config.replace(steps=budget.UNTIL_CHOSEN)
     log = (
