@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from stvae.checkpoint import read_json
 from stvae.cli import main
 from stvae.data import load_dataset
 
@@ -112,6 +113,18 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(out), "--beta", "2", "--frames", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("cannot change model.beta (run: 1.0, given: 2.0)"), err
+
+
+def test_a_budgeted_command_retried_with_resume_is_not_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--time-budget", "2s", "--batch-videos", "2", "--frames", "4"]
+    argv += ["--no-compile", "--no-check", "--out", str(out)]
+    assert main(argv) == 0
+    chosen = read_json(out / "config.json")["steps"]
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert f"{chosen} steps" in capsys.readouterr().out
+    assert read_json(out / "config.json")["steps"] == chosen
 
 
 def test_npz_that_is_not_a_zip_archive_says_so(tmp_path, capsys):

@@ -235,7 +235,10 @@ def _cmd_train(args) -> int | None:
         if not cfg_path.is_file():
             raise StvaeError(f"{args.out}: nothing to resume (no {RUN_FILES['config']})")
         config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
-        # the same flags repeated (the natural retry of a killed command) are fine
+        # the same flags repeated (the natural retry of a killed command) are fine; a time
+        # budget already turned into steps (config.json records them) is that retry too
+        if config.time_budget is None:
+            given.pop("time_budget", None)
         changed = _changes(config, {f: v for f, v in given.items() if f not in RESUMABLE})
         if changed:
             raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")
