@@ -104,7 +104,7 @@ def _readme_tables() -> dict[str, list[list[str]]]:
     }
 
 
-REPORTS = {"bouncing-mnist-cpu": "bouncing-mnist", "chairs-cpu": "chairs"}
+REPORTS = {"bouncing-mnist-cpu": "bouncing-mnist", "chairs-cpu": "chairs", "sprites-cpu": "sprites"}
 
 
 def _report_tables() -> dict[str, list[str]]:

@@ -294,3 +294,26 @@ def test_order_aware_probe_reads_order_that_the_concatenation_cannot(factors):
     assert aware["d_score"] > 1.3 * paper["d_score"]
     with pytest.raises(StvaeError, match="order probe must be"):
         order_task(V, N, seed=0, probe="rbf")
+
+
+def test_reconstruction_floor_is_the_entropy_of_the_frames_values():
+    import math
+
+    import torch
+
+    from stvae.evaluate import elbo_terms
+    from stvae.model import ModelConfig, VideoVAE
+
+    torch.manual_seed(0)
+    model = VideoVAE(ModelConfig(features=4))
+    binary = (np.random.default_rng(0).random((3, 4, 64, 64)) < 0.3).astype(np.uint8) * 255
+    half = np.full((3, 4, 64, 64), 128, np.uint8)  # 128/255, entropy just under log 2
+    p = 128 / 255
+    h = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    floors = {}
+    for name, videos in (("binary", binary), ("half", half)):
+        terms = elbo_terms(model, videos, batch_videos=2)
+        floors[name] = terms["reconstruction_floor"]
+        assert terms["reconstruction"] >= floors[name]  # no decoder beats the entropy
+    assert floors["binary"] == 0.0
+    assert floors["half"] == pytest.approx(64 * 64 * h, rel=1e-9)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
@@ -250,13 +251,26 @@ def encode_run(run_dir, data) -> dict[str, np.ndarray]:
 def elbo_terms(
     model, videos: np.ndarray, batch_videos: int = 32, seed: int = 0
 ) -> dict[str, float]:
-    """Per-frame reconstruction and KL terms (eval mode, one posterior sample) over ``videos``."""
+    """Per-frame reconstruction and KL terms (eval mode, one posterior sample) over ``videos``.
+
+    Beside them ``reconstruction_floor``: what the reconstruction term (eq 5's Bernoulli
+    likelihood, per pixel and channel value) would be for a perfect decoder, the summed
+    entropy H(x) = -x log x - (1 - x) log(1 - x) of the frames' values in [0, 1], per
+    frame. It is 0 for black-and-white frames and large for grey levels and colours (a
+    value of 0.5 costs log 2 however well it is predicted), so ``reconstruction`` minus
+    the floor is what compares across datasets and channels.
+    """
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     totals: dict[str, float] = {}
     for start in range(0, len(videos), batch_videos):
         chunk = videos[start : start + batch_videos]
-        out = model.eval()(to_tensor(chunk, device, model.config.in_channels), beta=1.0)
+        x = to_tensor(chunk, device, model.config.in_channels)  # [B, N, C, 64, 64]
+        out = model.eval()(x, beta=1.0)
+        x = x.double()
+        out["reconstruction_floor"] = F.binary_cross_entropy(x, x, reduction="sum") / (
+            x.shape[0] * x.shape[1]
+        )
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
     terms = {k: v / len(videos) for k, v in totals.items() if k != "loss"}
