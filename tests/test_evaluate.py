@@ -62,6 +62,26 @@ def test_best_division_is_found_for_baselines(factors):
     assert r["d_score"] > 0.8 * r["ceiling_this_balance"]
 
 
+@pytest.mark.parametrize("probe", ["linear", "rbf"])
+def test_a_baselines_fits_in_parallel_processes_equal_one_process(factors, probe):
+    digit, cell, static, temporal = factors
+    noise = np.random.default_rng(1).standard_normal((V, N, 1))
+    feats = np.concatenate([temporal, noise, static], -1)  # 30 divisions, 120 fits
+    one = disentanglement(feats, digit, cell, probe=probe, workers=1)
+    two = disentanglement(feats, digit, cell, probe=probe, workers=2)
+    assert one == two and one["division"] == "best of 30"
+
+
+def test_probe_workers_come_from_the_environment(monkeypatch):
+    from stvae.probes import probe_workers
+
+    monkeypatch.setenv("STVAE_PROBE_WORKERS", "3")
+    assert probe_workers() == 3
+    monkeypatch.setenv("STVAE_PROBE_WORKERS", "two")
+    with pytest.raises(StvaeError, match="STVAE_PROBE_WORKERS must be a positive integer"):
+        probe_workers()
+
+
 def test_noise_scores_near_one(factors):
     digit, cell, _, _ = factors
     noise = np.random.default_rng(2).standard_normal((V, N, 4))

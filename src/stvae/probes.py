@@ -12,7 +12,10 @@ sample):
   features. No subsampling: 256 videos x 16 frames a side fit in about 0.5 s per probe on
   our CPU, so a baseline's 14 divisions (Bouncing MNIST, 4 features) cost seconds and the
   chairs' 254 divisions (8 features) a few minutes; accuracies are cached per
-  (feature subset, target, probe, split) so nothing is fitted twice.
+  (feature subset, target, probe, split) so nothing is fitted twice. A baseline's
+  divisions are fitted in parallel processes (:data:`PARALLEL_MIN` fits or more; one
+  process per available CPU, or ``STVAE_PROBE_WORKERS``): each fit is deterministic on
+  its own (LinearSVC reseeds its generator per fit), so the numbers equal one process's.
 
 Which videos a probe is fitted on and scored on is the caller's ``split`` (two arrays of
 video indices); :func:`video_split` halves one set at random when there is no other.
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -211,6 +215,32 @@ def order_task(
     return make
 
 
+PARALLEL_MIN = 64  # fits below this many run in this process (workers cost a second to start)
+
+
+def probe_workers() -> int:
+    """Processes for a batch of probe fits: ``STVAE_PROBE_WORKERS`` or the CPUs available."""
+    given = os.environ.get("STVAE_PROBE_WORKERS", "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise StvaeError(f"STVAE_PROBE_WORKERS must be a positive integer; got {given!r}")
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _fit_all(jobs: Iterable[tuple], count: int, workers: int | None) -> list[float]:
+    """``accuracy(x_fit, y_fit, x_score, y_score, seed)`` for each of ``count`` job tuples
+    (accuracy first; made as they are fitted), in ``workers`` processes (None:
+    :func:`probe_workers`, and only from PARALLEL_MIN jobs)."""
+    if workers is None:
+        workers = probe_workers() if count >= PARALLEL_MIN else 1
+    if workers <= 1 or count < 2:
+        return [job[0](*job[1:]) for job in jobs]
+    from joblib import Parallel, delayed  # scikit-learn's own dependency
+
+    return Parallel(n_jobs=min(workers, count))(delayed(job[0])(*job[1:]) for job in jobs)
+
+
 def _divisions(f: int, static_features: int) -> list[tuple[int, ...]]:
     """The static sets to try: the model's own (first k features), or every non-empty proper
     subset for a baseline (k = 0); the temporal set is the complement."""
@@ -234,6 +264,7 @@ def disentanglement(
     split: Split | None = None,
     order_picks: str = "any",
     static_key: str = "",
+    workers: int | None = None,
 ) -> dict:
     """The disentanglement score of eq 19.
 
@@ -253,6 +284,7 @@ def disentanglement(
     features, labels and seed, so scoring with another ``order_probe`` refits only the
     temporal probes; ``static_key`` names the static target in it, so calls for several
     static targets (sprites' attributes) share one memo and fit the temporal probes once.
+    ``workers``: processes for a baseline's fits (None: see the module doc; 1: this one).
 
     a_s(S) = acc(S, y_s) / acc(S, y_t), a_t(S) = acc(S, y_t) / acc(S, y_s),
     score = sqrt(a_s(H_s) a_t(H_t)).
@@ -278,13 +310,19 @@ def disentanglement(
         a, b = video_split(len(fit), seed + 1)
         halves["fit"] = (fit[a], fit[b])
 
+    def key_of(idx: tuple[int, ...], target: str, where: str) -> tuple:
+        return (idx, target, kind[target], probe, where)
+
+    def job(idx: tuple[int, ...], target: str, where: str) -> tuple:
+        x = features[..., list(idx)]
+        x_fit, y_fit = tasks[target](x, halves[where][0])
+        x_score, y_score = tasks[target](x, halves[where][1])
+        return (accuracy, x_fit, y_fit, x_score, y_score, seed)
+
     def acc(idx: tuple[int, ...], target: str, where: str = "score") -> float:
-        key = (idx, target, kind[target], probe, where)
+        key = key_of(idx, target, where)
         if key not in cache:
-            x = features[..., list(idx)]
-            x_fit, y_fit = tasks[target](x, halves[where][0])
-            x_score, y_score = tasks[target](x, halves[where][1])
-            cache[key] = accuracy(x_fit, y_fit, x_score, y_score, seed)
+            cache[key] = _fit_all([job(idx, target, where)], 1, 1)[0]
         return cache[key]
 
     def score_of(s_idx: tuple[int, ...], where: str = "score") -> float:
@@ -306,6 +344,16 @@ def disentanglement(
         }
 
     divisions = _divisions(f, static_features)
+    if len(divisions) > 1:  # a baseline: every subset is fitted for both targets; at once
+        wanted = [
+            (idx, target, where)
+            for where in halves
+            for idx in divisions
+            for target in tasks
+            if key_of(idx, target, where) not in cache
+        ]
+        found = _fit_all((job(*w) for w in wanted), len(wanted), workers)
+        cache.update({key_of(*w): a for w, a in zip(wanted, found, strict=True)})
     best = described(max(divisions, key=score_of))
     if not static_features:
         chosen = max(divisions, key=lambda s: score_of(s, "fit"))
