@@ -1,6 +1,7 @@
 """The Tables 1-2 grid: order, restart without retraining, and the report files."""
 
 import json
+import statistics
 
 import numpy as np
 import pytest
@@ -316,3 +317,5 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
     assert set(swaps["judge_accuracy"]) == {*ATTRIBUTES, "action"}
     assert all(0 <= swaps[k] <= 1 for k in ("action", *ATTRIBUTES))
     assert f"| hierarchical | 1 | {swaps['action']:.3f} | {swaps['skin']:.3f} |" in md
+    kept = statistics.mean(swaps[f"reconstruction_{a}"] for a in ATTRIBUTES)
+    assert f"| {swaps['reconstruction_action']:.3f} | {kept:.3f} |" in md

@@ -109,6 +109,8 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
         "beta",
         "action kept",
         *(f"{n} taken" for n in names),
+        "reconstructions: action",
+        "reconstructions: attributes (mean)",
         "judge: action",
         "judge: attributes (mean)",
     )
@@ -117,10 +119,13 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
             continue
         got = [r["swaps"] for r in by.get((model, beta, f1), []) if "swaps" in r]
         judge = [statistics.mean(g["judge_accuracy"][n] for n in names) for g in got]
+        recon = [statistics.mean(g[f"reconstruction_{n}"] for n in names) for g in got]
         swaps.append(
             f"| {model} | {beta:g} | {_mean_spread([g['action'] for g in got], 3)} | "
             + " | ".join(_mean_spread([g[n] for g in got], 3) for n in names)
-            + f" | {_mean_spread([g['judge_accuracy']['action'] for g in got], 3)} "
+            + f" | {_mean_spread([g['reconstruction_action'] for g in got], 3)} "
+            f"| {_mean_spread(recon, 3)} "
+            f"| {_mean_spread([g['judge_accuracy']['action'] for g in got], 3)} "
             f"| {_mean_spread(judge, 3)} |"
         )
     return {"table1": table1, "attributes": each, "accuracies": accuracies, "swaps": swaps}
@@ -349,9 +354,10 @@ def _attribute_markdown(rows: list[dict], preset: str, seeds: int) -> str:
         "temporal codes decoded with another video's static code, then classified by a "
         "judge CNN that stvae trains on the ground truth (`stvae.judge`): the share of "
         "swaps in which it names the first video's action ('action kept') and the other "
-        "video's option of each attribute ('taken'). The judge's own accuracy on real "
-        "clips of held-out characters stands beside; chance is 1/9 for the action and 1/6 "
-        "for an attribute.",
+        "video's option of each attribute ('taken'). Beside them the same judge on the "
+        "plain reconstructions (no swap: what the decoder keeps at all, the most a swap "
+        "can show) and the judge's own accuracy on real clips of held-out characters; "
+        "chance is 1/9 for the action and 1/6 for an attribute.",
         "",
         *tables["swaps"],
         "",
