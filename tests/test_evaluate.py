@@ -337,3 +337,23 @@ def test_reconstruction_floor_is_the_entropy_of_the_frames_values():
         assert terms["reconstruction"] >= floors[name]  # no decoder beats the entropy
     assert floors["binary"] == 0.0
     assert floors["half"] == pytest.approx(64 * 64 * h, rel=1e-9)
+    assert "reconstruction_colourless" not in terms  # grey frames
+
+
+def test_colour_frames_say_what_colour_is_worth_to_the_likelihood():
+    import torch
+
+    from stvae.evaluate import elbo_terms
+    from stvae.model import ModelConfig, VideoVAE
+
+    torch.manual_seed(0)
+    model = VideoVAE(ModelConfig(features=4, channels=3))
+    grey = np.full((2, 3, 64, 64, 3), 77, np.uint8)  # R = G = B: colour is worth nothing
+    terms = elbo_terms(model, grey)
+    assert terms["reconstruction_colourless"] == pytest.approx(terms["reconstruction_floor"])
+    red = np.zeros((2, 3, 64, 64, 3), np.uint8)
+    red[..., 0] = 255  # pure red: luminance 0.299 in every channel instead of (1, 0, 0)
+    terms = elbo_terms(model, red)
+    per_pixel = -(np.log(0.299) + 2 * np.log(1 - 0.299))
+    assert terms["reconstruction_floor"] == 0.0
+    assert terms["reconstruction_colourless"] == pytest.approx(64 * 64 * per_pixel, rel=1e-6)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
+from stvae.data.frames import LUMA
 from stvae.errors import StvaeError
 from stvae.model import encode_videos
 from stvae.probes import (
@@ -258,7 +259,10 @@ def elbo_terms(
     entropy H(x) = -x log x - (1 - x) log(1 - x) of the frames' values in [0, 1], per
     frame. It is 0 for black-and-white frames and large for grey levels and colours (a
     value of 0.5 costs log 2 however well it is predicted), so ``reconstruction`` minus
-    the floor is what compares across datasets and channels.
+    the floor is what compares across datasets and channels. For colour frames also
+    ``reconstruction_colourless``: the term of a perfect decoder that draws every pixel
+    grey at its luminance (BT.601, as :func:`stvae.data.to_tensor` converts), so its
+    excess over the floor is what colour is worth to the likelihood, in nats per frame.
     """
     device = next(model.parameters()).device
     torch.manual_seed(seed)
@@ -267,10 +271,13 @@ def elbo_terms(
         chunk = videos[start : start + batch_videos]
         x = to_tensor(chunk, device, model.config.in_channels)  # [B, N, C, 64, 64]
         out = model.eval()(x, beta=1.0)
-        x = x.double()
-        out["reconstruction_floor"] = F.binary_cross_entropy(x, x, reduction="sum") / (
-            x.shape[0] * x.shape[1]
-        )
+        x, frames = x.double(), x.shape[0] * x.shape[1]
+        out["reconstruction_floor"] = F.binary_cross_entropy(x, x, reduction="sum") / frames
+        if x.shape[2] == 3:
+            luma = torch.tensor(LUMA, dtype=x.dtype, device=x.device)
+            grey = torch.einsum("bncij,c->bnij", x, luma).unsqueeze(2).expand_as(x)
+            colourless = F.binary_cross_entropy(grey.clamp(0, 1), x, reduction="sum")
+            out["reconstruction_colourless"] = colourless / frames
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
     terms = {k: v / len(videos) for k, v in totals.items() if k != "loss"}
