@@ -12,7 +12,7 @@ sample):
   features. No subsampling: 256 videos x 16 frames a side fit in about 0.5 s per probe on
   our CPU, so a baseline's 14 divisions (Bouncing MNIST, 4 features) cost seconds, the
   chairs' 254 divisions (8 features) a few minutes and the sprites' four attributes
-  against 254 divisions (about 2,500 fits a probe) 11-14 minutes in one process (their
+  against 254 divisions (about 2,500 fits a probe) 11-12 minutes in one process (their
   grid's ``slow`` and ``vae`` runs); accuracies are cached per
   (feature subset, target, probe, split) so nothing is fitted twice. A baseline's
   divisions are fitted in parallel processes (:data:`PARALLEL_MIN` fits or more; one
