@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
 import torch
 
-from stvae import StvaeError
+from stvae import StvaeError, distributed
 from stvae import checkpoint as checkpoint_module
 from stvae import train as train_module
 from stvae.checkpoint import RunLock, load_checkpoint, previous, read_json
@@ -58,9 +59,10 @@ def test_run_directory(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert {"loss", "reconstruction", "kl_static", "kl_temporal", "frames_per_s"} <= set(rows[0])
     assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(1e-4)
-    # the config as given, with the channels it left open fixed to the data's (grey: 1)
+    # the config as given, with what it left open fixed: the data's channels (grey: 1) and
+    # where batches were made (auto on a CPU: the host)
     saved = TrainConfig.from_dict(read_json(run / RUN_FILES["config"]))
-    assert saved == TINY.replace(**{"model.channels": 1})
+    assert saved == TINY.replace(**{"model.channels": 1}, data_on="host")
     assert not list(run.glob(".*tmp"))
 
 
@@ -142,7 +144,9 @@ def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(VideoVAE, "forward", poisoned)
     run = tmp_path / "run"
-    with pytest.raises(StvaeError, match="loss became nan at step 3; the last good checkpoint"):
+    with pytest.raises(
+        StvaeError, match="loss became non-finite at step 3 .*; the last good checkpoint"
+    ):
         train(TINY, run)
     model, _ = load_run(run)  # the checkpoint is intact and finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -164,13 +168,66 @@ def test_non_finite_gradient_from_a_finite_loss_stops_before_the_update(tmp_path
 
     monkeypatch.setattr(train_module, "build_model", build)
     run = tmp_path / "run"
-    with pytest.raises(StvaeError, match="the gradient became .* at step 2; the last good check"):
+    with pytest.raises(
+        StvaeError, match="the gradient became non-finite at step 2 .*; the last good check"
+    ):
         train(TINY, run)  # steps count from 0: the third backward is step 2
     model, _ = load_run(run)  # the step-2 checkpoint (after 2 steps) is intact and finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not (run / RUN_FILES["weights"]).exists()
     step = load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(TINY.model))
     assert step == 2
+
+
+def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_log(
+    tmp_path, monkeypatch
+):
+    """No host round trip a step: the bad step's update is skipped (Adam's found_inf) and
+    the run stops where it next logs or saves, naming the step."""
+    forward = VideoVAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, beta=None, eps=None):
+        out = forward(self, x, beta, eps)
+        calls["n"] += 1
+        if calls["n"] == 2:  # step 1
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    config = TINY.replace(steps=8, log_every=4, checkpoint_every=4)
+    with pytest.raises(StvaeError, match="loss became non-finite at step 1 .*before any checkp"):
+        train(config, tmp_path / "run")
+    assert calls["n"] == 4  # it ran on to the log of step 4, then stopped
+    assert not (tmp_path / "run").exists()  # nothing to resume: no half-written run
+
+
+def test_the_skipped_update_leaves_weights_and_optimiser_untouched(monkeypatch):
+    model = build_model(TINY, torch.device("cpu"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    x = torch.rand(2, 4, 1, 64, 64)
+    eps = torch.randn(2, 4, 4)
+    args = (x, 1.0, eps, nullcontext(), optimizer, distributed.Dist())
+
+    def nan_loss(x, beta=None, eps=None):
+        out = model(x, beta=beta, eps=eps)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    params = dict(model.named_parameters())
+    before = {k: v.detach().clone() for k, v in params.items()}
+    _, what = train_module._forward_backward(nan_loss, *args)
+    assert int(what) == 1
+    optimizer.found_inf = (what > 0).float()
+    optimizer.step()
+    for k, v in before.items():
+        assert torch.equal(params[k], v), k
+    assert all(float(s["step"]) == 0 for s in optimizer.state.values())
+    _, what = train_module._forward_backward(model, *args)  # a good step does update
+    assert int(what) == 0
+    optimizer.found_inf = (what > 0).float()
+    optimizer.step()
+    assert not all(torch.equal(params[k], v) for k, v in before.items())
 
 
 def test_failure_before_any_checkpoint_removes_the_run(tmp_path, monkeypatch):

@@ -106,6 +106,7 @@ TRAIN_FLAGS = {
     "precision": "precision",
     "compile": "compile",
     "data_workers": "data_workers",
+    "data_on": "data_on",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
     "time_budget": "time_budget",
@@ -114,7 +115,7 @@ RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile", "dat
 
 
 def _add_train(sub) -> None:
-    from stvae.config import DEVICES, PRECISIONS, PRESETS
+    from stvae.config import DATA_ON, DEVICES, PRECISIONS, PRESETS
 
     p = sub.add_parser(
         "train",
@@ -192,6 +193,12 @@ def _add_train(sub) -> None:
         "--data-workers",
         type=int,
         help="processes drawing batches ahead (0: one thread; default -1: auto, several on CUDA)",
+    )
+    p.add_argument(
+        "--data-on",
+        choices=DATA_ON,
+        help="where generated batches are made: host (numpy, ahead of the loop) or device "
+        "(torch ops on the training device; bouncing-mnist); auto: device on CUDA",
     )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")

@@ -16,7 +16,7 @@ from stvae.data.bouncing_mnist import LEGACY_SPEED
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig
 
-__all__ = ["TrainConfig", "PRESETS", "RUN_FILES", "PRECISIONS", "DEVICES"]
+__all__ = ["TrainConfig", "PRESETS", "RUN_FILES", "PRECISIONS", "DEVICES", "DATA_ON"]
 
 RUN_FILES = {
     "config": "config.json",
@@ -26,6 +26,7 @@ RUN_FILES = {
 }
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+DATA_ON = ("auto", "host", "device")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
     data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
     # (CUDA with generated data: up to 8 processes; else one thread)
+    data_on: str = "auto"  # where generated batches are made: host (numpy, ahead of the
+    # loop) or device (torch ops on the training device, stvae.data.on_device; Bouncing
+    # MNIST); auto: device on CUDA where supported, else host. config.json records the choice
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
     time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
@@ -70,6 +74,8 @@ class TrainConfig:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
         if self.device not in DEVICES:
             raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.data_on not in DATA_ON:
+            raise StvaeError(f"data-on must be one of {', '.join(DATA_ON)}; got {self.data_on!r}")
         if self.precision not in PRECISIONS:
             raise StvaeError(
                 f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}"
@@ -100,6 +106,7 @@ class TrainConfig:
             data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
             model = dict(body.pop("model"))
             model.setdefault("channels", 1)  # written before 0.3: every frame was grey
+            body.setdefault("data_on", "host")  # written before 0.4: batches came from the host
             return cls(
                 model=ModelConfig(**model),
                 data=DataConfig(**data),

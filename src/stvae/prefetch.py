@@ -16,8 +16,13 @@ from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
+import torch
 
-__all__ = ["make_batch", "Prefetch"]
+from stvae.data import to_tensor
+
+__all__ = ["make_batch", "Prefetch", "HostFeed", "RING"]
+
+RING = 3  # pinned staging buffers of a CUDA run's host feed
 
 
 def make_batch(source, seed: int, step: int, videos: range) -> np.ndarray:
@@ -93,3 +98,46 @@ class Prefetch:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class HostFeed:
+    """Host-made batches (:class:`Prefetch`) as float32 [B, N, C, 64, 64] on ``device``.
+
+    On CUDA each batch goes through one of :data:`RING` pinned staging buffers allocated
+    once (no pinned allocation per batch) and is copied without blocking; a buffer is
+    refilled only after its previous copy finished (a CUDA event), so the host runs at
+    most ``RING`` batches ahead of the GPU and never waits for the step in flight.
+    """
+
+    def __init__(self, prefetch: Prefetch, device: torch.device, channels: int):
+        self.prefetch, self.device, self.channels = prefetch, device, channels
+        self.cuda = device.type == "cuda"
+        self.slots: list[tuple[torch.Tensor, torch.cuda.Event] | None] = [None] * RING
+        self.turn = 0
+
+    def _stage(self, videos: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(np.ascontiguousarray(videos))
+        slot = self.slots[self.turn]
+        if slot is None or slot[0].shape != host.shape or slot[0].dtype != host.dtype:
+            slot = (torch.empty_like(host).pin_memory(), torch.cuda.Event())
+            self.slots[self.turn] = slot
+        else:
+            slot[1].synchronize()  # its last copy has left the buffer
+        buffer, copied = slot
+        buffer.copy_(host)
+        on_device = buffer.to(self.device, non_blocking=True)
+        copied.record()
+        self.turn = (self.turn + 1) % RING
+        return on_device
+
+    def get(self, step: int) -> torch.Tensor:
+        videos = self.prefetch.get(step)
+        if self.cuda:
+            return to_tensor(self._stage(videos), self.device, self.channels)
+        return to_tensor(videos, self.device, self.channels)
+
+    def extend(self, stop: int) -> None:
+        self.prefetch.extend(stop)
+
+    def close(self) -> None:
+        self.prefetch.close()

@@ -67,6 +67,10 @@ class MetricsLog:
                 if key != "step":
                     self.tb.add_scalar(key, value, row["step"])
         left = self._left(row)
+        if self.bar is not None:
+            self.bar.set_postfix(
+                loss=f"{row['loss']:.1f}", fps=f"{row['frames_per_s']:.0f}", refresh=False
+            )
         due = self.printed is None or row["step"] >= self.printed + max(1, self.steps // 20)
         if self.bar is None and (due or row["final"]):
             measuring = self.steps >= UNTIL_CHOSEN  # a time budget has not chosen the steps
@@ -80,10 +84,11 @@ class MetricsLog:
             )
             self.printed = row["step"]
 
-    def tick(self, loss: float, fps: float) -> None:
+    def tick(self) -> None:
+        """One step done (the bar's loss and rate change at each record: reading them every
+        step would wait for the device every step)."""
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.1f}", fps=f"{fps:.0f}", refresh=False)
 
     def close(self) -> None:
         self.file.close()

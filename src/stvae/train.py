@@ -26,7 +26,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from stvae import budget, distributed
 from stvae.checkpoint import (
@@ -40,11 +40,12 @@ from stvae.checkpoint import (
     write_json,
 )
 from stvae.config import PRESETS, RUN_FILES, TrainConfig
-from stvae.data import open_source, to_tensor
+from stvae.data import open_source
+from stvae.data.on_device import DeviceBouncingMNIST, DeviceFeed
 from stvae.errors import StvaeError
 from stvae.model import make_model
 from stvae.nets import to_channels_last
-from stvae.prefetch import Prefetch
+from stvae.prefetch import HostFeed, Prefetch
 from stvae.runlog import MetricsLog, truncate_metrics
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "load_run",
     "resolve_device",
     "resolve_precision",
+    "resolve_data_on",
     "RUN_FILES",
 ]
 
@@ -107,6 +109,32 @@ def data_workers(config: TrainConfig, device: torch.device) -> int:
     return 0
 
 
+def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
+    """Where training batches are made (``TrainConfig.data_on``): "device" draws generated
+    Bouncing MNIST on the training device (:mod:`stvae.data.on_device`), "host" in numpy
+    ahead of the loop; "auto" is "device" on CUDA where it can be, else "host" (a CPU's
+    spare core keeps the host path ahead of its model, and its stream stays as it was)."""
+    can = config.data.source == "bouncing-mnist"
+    if config.data_on == "device" and not can:
+        raise StvaeError(
+            f"data-on device makes generated bouncing-mnist only; {config.data.source} is "
+            "made on the host (use --data-on host or auto)"
+        )
+    if config.data_on == "auto":
+        return "device" if can and device.type == "cuda" else "host"
+    return config.data_on
+
+
+def _feed(config: TrainConfig, source, mine: range, step: int, device: torch.device):
+    """The loop's batches, float32 [B/W, N, C, 64, 64] on ``device``, from ``step`` on."""
+    if config.data_on == "device":
+        made = DeviceBouncingMNIST(source.digits, config.data.frames, config.data.speed, device)
+        return DeviceFeed(made, config.seed, mine)
+    workers = data_workers(config, device)
+    prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
+    return HostFeed(prefetch, device, config.model.channels)
+
+
 def build_model(config: TrainConfig, device: torch.device) -> nn.Module:
     torch.manual_seed(config.seed)
     return to_channels_last(make_model(config.model)).to(device)
@@ -145,6 +173,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     source = open_source(config.data)  # reads and validates a data file once, up front
     if config.model.channels is None:  # what the data has; config.json records the number
         config = config.replace(**{"model.channels": source.channels})
+    config = config.replace(data_on=resolve_data_on(config, device))  # recorded, kept on resume
     created = not out.exists()
     if d.world > 1:
         torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
@@ -247,9 +276,12 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
 
     # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
     # and any number of ranks splits the same global batch.
-    workers = data_workers(config, device)
-    prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
+    feed = _feed(config, source, mine, step, device)
+    # The first non-finite step, as 4 * step + what (1: the loss, 2: a gradient), kept on
+    # the device (no host round trip a step) and read where the loop logs or saves.
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     t_start = time.perf_counter() - earlier
+    t_logged, step_logged = time.perf_counter(), step  # frames/s over the last log interval
     t_timing = None  # when the timed steps began (a time budget)
     choice = None
     row = None
@@ -259,17 +291,15 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         stop.__enter__()  # left in the finally below
         model.train()
         while step < config.steps and not halt:
-            t0 = time.perf_counter()
-            videos = prefetch.get(step)  # made while the previous steps ran
-            x = to_tensor(videos, device, config.model.channels)  # [B/W, N, C, 64, 64]
+            x = feed.get(step)  # [B/W, N, C, 64, 64]
             # noise for the global batch from the same stream on every rank, then this slice
-            eps = torch.randn(noise_shape)[mine.start : mine.stop].to(device)
+            eps = torch.randn(noise_shape, device=device)[mine.start : mine.stop]
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
             beta = config.beta_at(step)
-            args = (x, beta, eps, autocast, optimizer, step, ckpt, d)
+            args = (x, beta, eps, autocast, optimizer, d)
             try:
-                terms = _forward_backward(forward, *args)
+                terms, what = _forward_backward(forward, *args)
             except Exception as e:
                 if forward is eager or isinstance(e, StvaeError):
                     raise
@@ -278,11 +308,12 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
                     file=sys.stderr,
                 )
                 forward = eager
-                terms = _forward_backward(forward, *args)
+                terms, what = _forward_backward(forward, *args)
+            optimizer.found_inf = (what > 0).float()  # fused Adam skips the update on 1
             optimizer.step()
+            first_bad = torch.where((first_bad < 0) & (what > 0), 4 * step + what, first_bad)
             step += 1
             now = time.perf_counter()
-            fps = config.frames_per_batch / (now - t0)
             if step == timing_from:
                 t_timing = now
             timed = step - (timing_from or step)
@@ -299,23 +330,29 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
                     write_json(out / RUN_FILES["config"], config.to_dict())
                     log.set_total(config.steps)
                     budget.say(planned, choice)
-                prefetch.extend(config.steps)
+                feed.extend(config.steps)
             final = step == config.steps
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
             logged = step % config.log_every == 0 or final or halt
+            saved = step % config.checkpoint_every == 0 or final or halt
+            if logged or saved:
+                _raise_if_bad(first_bad, ckpt)  # every rank: they all saw the same values
             if log is None:
                 continue
-            log.tick(terms["loss"].item(), fps)
+            log.tick()
             if logged:
-                row = {k: v.item() for k, v in terms.items()}
+                row = {k: v.item() for k, v in terms.items()}  # waits for the step
+                now = time.perf_counter()
+                fps = config.frames_per_batch * (step - step_logged) / max(now - t_logged, 1e-9)
+                t_logged, step_logged = now, step
                 row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
-                row.update(wall_s=time.perf_counter() - t_start, final=final)
+                row.update(wall_s=now - t_start, final=final)
                 log.record(row)
-            if step % config.checkpoint_every == 0 or final or halt:
+            if saved:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
     finally:
         stop.__exit__()
-        prefetch.close()
+        feed.close()
         if log is not None:
             log.close()
     stopped = step < config.steps
@@ -343,28 +380,37 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     }
 
 
-def _forward_backward(forward, x, beta, eps, autocast, optimizer, step, ckpt, d) -> dict:
-    """Puts the gradients of one batch in place and returns its loss terms averaged over
-    ranks (for the log); refuses a non-finite loss on any rank."""
+def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[dict, Tensor]:
+    """Puts the gradients of one batch in place; returns its loss terms averaged over ranks
+    (device scalars, for the log) and what went non-finite (int64 []: 0 nothing, 1 the
+    loss, 2 a gradient), computed on the device without a host round trip.
+
+    A finite loss can still give a non-finite gradient (bf16 overflow in backward): one
+    norm over all gradients is non-finite exactly when some gradient is. Under DDP the loss
+    is averaged over ranks and the gradients already are, so every rank sees the same."""
     with autocast:
         terms = forward(x, beta=beta, eps=eps)
     means = distributed.mean_over_ranks(terms, d)  # the terms themselves in one process
-    _check_finite(means["loss"], "loss", step, ckpt)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
-    # A finite loss can still give a non-finite gradient (bf16 overflow in backward): one
-    # norm over all gradients is non-finite exactly when some gradient is (DDP: they are
-    # already averaged, so every rank stops at the same step).
     grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    _check_finite(torch.nn.utils.get_total_norm(grads), "the gradient", step, ckpt)
-    return means
+    norm = torch.nn.utils.get_total_norm(grads)
+    loss_bad = ~torch.isfinite(means["loss"].detach())
+    what = torch.where(loss_bad, 1, torch.where(torch.isfinite(norm), 0, 2))
+    return means, what
 
 
-def _check_finite(value: torch.Tensor, what: str, step: int, ckpt: Path) -> None:
-    """Stops before a non-finite loss or gradient can reach the weights or a checkpoint."""
-    if not torch.isfinite(value):
+def _raise_if_bad(first_bad: Tensor, ckpt: Path) -> None:
+    """Stops the run if some step since the last check went non-finite. That step's update
+    was skipped (``found_inf``), so nothing non-finite reached the weights, and the check
+    comes before any checkpoint is written."""
+    code = int(first_bad)
+    if code >= 0:
+        what = "loss" if code % 4 == 1 else "the gradient"
         where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "before any checkpoint"
-        raise StvaeError(f"{what} became {value.item()} at step {step}; {where}")
+        raise StvaeError(
+            f"{what} became non-finite at step {code // 4} (its update was skipped); {where}"
+        )
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:

@@ -30,6 +30,7 @@ from stvae.data.digits import Digits
 
 __all__ = [
     "render",
+    "paint",
     "location_class",
     "SPEED",
     "LEGACY_SPEED",
@@ -85,8 +86,19 @@ def render(
     angle = rng.uniform(0.0, 2 * np.pi, size=videos)
     pace = rng.uniform(*speed, size=videos)
     velocity = pace[:, None] * np.stack([np.sin(angle), np.cos(angle)], axis=1)
-    top_left = np.rint(_bounce(start, velocity, frames) * TRAVEL).astype(np.int64)  # [V, T, 2]
+    return paint(digits, pick, start, velocity, frames)
 
+
+def paint(
+    digits: Digits, pick: np.ndarray, start: np.ndarray, velocity: np.ndarray, frames: int
+) -> dict[str, np.ndarray]:
+    """Videos of digit images ``pick`` [V] starting at ``start`` [V, 2] (row, col in [0, 1]
+    of the travel range) moving ``velocity`` [V, 2] a frame: what :func:`render` returns.
+
+    The motion is the same float64 arithmetic as :mod:`stvae.data.on_device`'s, so the
+    same parameters give the same pixels on either path (tested)."""
+    videos = len(pick)
+    top_left = np.rint(_bounce(start, velocity, frames) * TRAVEL).astype(np.int64)  # [V, T, 2]
     out = np.zeros((videos, frames, FRAME, FRAME), dtype=np.uint8)
     offs = np.arange(DIGIT)
     rows = (top_left[..., 0, None] + offs)[..., :, None]  # [V, T, 28, 1]
