@@ -1,7 +1,12 @@
 """The Tables 1-2 grid: order, restart without retraining, and the report files."""
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.data.sprites import ATTRIBUTES
 from stvae.model import ModelConfig
-from stvae.train import TrainConfig, load_run
+from stvae.train import TrainConfig, load_run, train
 
 
 def test_grid_covers_tables_1_and_2():
@@ -319,3 +324,83 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
     assert f"| hierarchical | 1 | {swaps['action']:.3f} | {swaps['skin']:.3f} |" in md
     kept = statistics.mean(swaps[f"reconstruction_{a}"] for a in ATTRIBUTES)
     assert f"| {swaps['reconstruction_action']:.3f} | {kept:.3f} |" in md
+
+
+PARALLEL_SCRIPT = """
+import sys
+from stvae import reproduce as rep
+from stvae.data import DataConfig
+from stvae.model import ModelConfig
+from stvae.train import TrainConfig
+
+# a tiny run that lasts long enough to be stopped while it trains
+rep.PRESETS["cpu"] = TrainConfig(
+    model=ModelConfig(), data=DataConfig(frames=3), steps=int(sys.argv[2]), batch_videos=2,
+    checkpoint_every=50, log_every=1,
+)
+if __name__ == "__main__":  # spawned processes import this file too
+    rep.reproduce(out=sys.argv[1] + "/runs", report_dir=sys.argv[1] + "/docs", parallel=2,
+                  only=["hierarchical-f4-beta1-seed0", "slow-f4-beta1-seed0"])
+"""
+PAIR = ("hierarchical-f4-beta1-seed0", "slow-f4-beta1-seed0")
+
+
+@pytest.mark.slow
+def test_parallel_runs_train_in_their_own_processes_and_report_like_one(tmp_path, monkeypatch):
+    tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=3, batch_videos=2)
+    monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
+    lines = []
+    kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lines.append)
+    rows = rep.reproduce(only=list(PAIR), parallel=2, **kwargs)
+    assert sorted(r["name"] for r in rows) == sorted(PAIR)
+    assert json.loads((tmp_path / "docs" / "bouncing-mnist-cpu.json").read_text()) == rows
+    folder = tmp_path / "runs" / "bouncing-mnist-cpu"
+    pids = {line.split(" in process ")[1].split(";")[0] for line in lines if "in process" in line}
+    assert len(pids) == 2 and str(os.getpid()) not in pids  # two processes, neither this one
+    for name in PAIR:
+        assert "step      3/3" in (folder / f"{name}.log").read_text()  # its output, apart
+        assert (folder / name / "wall.json").exists()
+    # the same weights as the run trained here, in this process, on as many threads as a
+    # worker had (Adam's first steps follow the gradients' signs: other threads' rounding
+    # flips some)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))
+    try:
+        train(rep.cell_config("bouncing-mnist", "cpu", rep.grid()[0]), tmp_path / "here")
+    finally:
+        torch.set_num_threads(threads)
+    here = load_run(tmp_path / "here")[0].state_dict()
+    there = load_run(folder / PAIR[0])[0].state_dict()
+    assert all(torch.equal(there[k], v) for k, v in here.items())
+    # a second call finds everything scored and trains nothing
+    assert rep.reproduce(only=list(PAIR), parallel=2, **kwargs) == rows
+    with pytest.raises(StvaeError, match="parallel must be at least 1"):
+        rep.reproduce(parallel=0, **kwargs)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resumes(tmp_path):
+    script = tmp_path / "grid.py"
+    script.write_text(PARALLEL_SCRIPT)
+    cmd = [sys.executable, str(script), str(tmp_path), "400"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    folder = tmp_path / "runs" / "bouncing-mnist-cpu"
+    logs = [folder / f"{name}.log" for name in PAIR]
+    deadline = time.time() + 240
+    while time.time() < deadline and not all(p.exists() and "step " in p.read_text() for p in logs):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to the grid's process only: it tells its runs
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert out.count("the same command resumes") == 2, out
+    for name in PAIR:
+        assert (folder / name / "checkpoint.safetensors").exists()
+        assert not (folder / name / "model.safetensors").exists()
+    assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads((tmp_path / "docs" / "bouncing-mnist-cpu.json").read_text())
+    assert sorted(r["name"] for r in rows) == sorted(PAIR)
+    for name in PAIR:
+        steps = [json.loads(x)["step"] for x in (folder / name / "metrics.jsonl").open()]
+        assert steps[-1] == 400 and steps == sorted(set(steps))  # continued, not restarted

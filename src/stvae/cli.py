@@ -543,6 +543,13 @@ def _add_reproduce(sub) -> None:
         help="only the runs whose names match this shell pattern, e.g. 'slow-f8-beta1-*' "
         "(repeatable; names are <model>-f<features>-beta<beta>-seed<seed>)",
     )
+    p.add_argument(
+        "--parallel",
+        type=_positive_int,
+        default=1,
+        help="train this many runs at once, each in its own process (a GPU that one run "
+        "leaves mostly idle); each run's output goes to OUT/<dataset>-<preset>/<run>.log",
+    )
     p.set_defaults(func=_cmd_reproduce)
 
 
@@ -557,6 +564,7 @@ def _cmd_reproduce(args) -> None:
         args.seeds,
         args.limit,
         only=args.only,
+        parallel=args.parallel,
     )
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
 

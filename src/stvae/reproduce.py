@@ -12,10 +12,17 @@ restarted and re-scored.
 from __future__ import annotations
 
 import fnmatch
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 import subprocess
+import threading
 import time
 from functools import cache
 from pathlib import Path
+
+import torch
 
 from stvae import __version__
 from stvae.checkpoint import RunLock, atomic_write, read_json, write_json
@@ -42,7 +49,16 @@ __all__ = [
 ]
 
 # fields that do not change what a run learns (where and how fast it trained)
-_HOW_FIELDS = ("device", "compile", "data_workers", "checkpoint_every", "log_every")
+# (data_on: the host's or the device's stream of the same videos' distribution)
+_HOW_FIELDS = (
+    "device",
+    "compile",
+    "cuda_graphs",
+    "data_workers",
+    "data_on",
+    "checkpoint_every",
+    "log_every",
+)
 
 
 def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
@@ -177,6 +193,7 @@ def reproduce(
     limit: int | None = None,
     log=print,
     only: list[str] | None = None,
+    parallel: int = 1,
 ) -> list[dict]:
     """Trains and evaluates the grid, rewriting the report after every finished run.
 
@@ -185,7 +202,11 @@ def reproduce(
     trained runs (the rest stay for a restart; scoring a finished run again does not
     count). ``only`` keeps the runs whose names (``<model>-f<features>-beta<beta>-seed<seed>``)
     match one of these shell patterns, e.g. ``["slow-f8-beta1-*"]``; runs already in the
-    report stay in it. Returns the report's rows.
+    report stay in it. ``parallel`` > 1 trains and scores that many runs at once, each in
+    its own process (spawned; its output in ``out/<dataset>-<preset>/<run name>.log``,
+    its share of the CPU threads), for a device that one run leaves mostly idle; the
+    report is still written by this process alone, after each run. Returns the report's
+    rows.
     """
     if dataset not in GRIDS:
         raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(GRIDS)}")
@@ -193,6 +214,8 @@ def reproduce(
         raise StvaeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
+    if parallel < 1:
+        raise StvaeError(f"parallel must be at least 1; got {parallel}")
     runs = grid(dataset, seeds)
     if only:
         for pattern in only:
@@ -209,35 +232,91 @@ def reproduce(
     rows = {r["name"]: r for r in done}
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):  # one grid process per folder: a second one is refused
-        return _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log)
+        args = (runs, rows, out, stem, dataset, preset, seeds, limit, log)
+        if parallel > 1:
+            return _run_parallel(*args, parallel)
+        return _run_grid(*args)
+
+
+def _train_and_score(config: TrainConfig, run_dir: Path, resume: bool, version: str) -> dict:
+    """Trains one grid run and scores it: {"stopped", "step"} and, when it finished,
+    {"wall", "how", "ev"}. Module-level, so that a spawned process can run it too."""
+    t0 = time.perf_counter()
+    summary = train(config, run_dir, resume=resume)
+    if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here
+        return {"stopped": True, "step": summary["step"]}
+    wall = time.perf_counter() - t0 + summary["earlier_wall_s"]  # all processes
+    how = {
+        "wall_s": wall,
+        "resumed": resume,
+        "version": version,
+        **{k: summary[k] for k in HOW if k in summary},
+    }
+    write_json(run_dir / "wall.json", how)
+    return {
+        "stopped": False,
+        "step": summary["step"],
+        "wall": wall,
+        "how": how,
+        "ev": evaluate_run(run_dir),
+    }
+
+
+def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, dict | None]:
+    """What the grid does with ``run``: "skip" (scored by this evaluation), "score" (its
+    finished run again) or "train" (from the start, or continued from its checkpoint),
+    with its cell's config and the run directory's saved one. A run directory of another
+    configuration is refused."""
+    run_dir = out / run.name
+    config = cell_config(dataset, preset, run)
+    if rows.get(run.name, {}).get("eval_version") == EVAL_VERSION:
+        return "skip", config, None
+    config_path = run_dir / RUN_FILES["config"]
+    saved = read_json(config_path) if config_path.exists() else None
+    if saved is not None:
+        found = TrainConfig.from_dict(saved, str(config_path))
+        differ = _mismatch(found, config)
+        if differ:
+            raise StvaeError(
+                f"{run_dir}: holds a run of another configuration than grid cell "
+                f"{run.name} ({', '.join(differ)} differ); move it away or use another --out"
+            )
+    if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
+        return "score", config, saved
+    return "train", config, saved
+
+
+def _rescore(run: GridRun, run_dir: Path, saved: dict, log) -> tuple[dict, float, dict]:
+    how = read_json(run_dir / "wall.json")
+    how.setdefault("version", saved.get("version"))
+    ev = _scored(run_dir)
+    if ev is None:
+        log(f"[{run.name}] scoring again (evaluation version {EVAL_VERSION})")
+        ev = evaluate_run(run_dir)
+    return ev, how["wall_s"], how
+
+
+def _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log) -> None:
+    rows[run.name] = result_row(run, ev, wall, how)
+    row = rows[run.name]
+    log(
+        f"[{run.name}] d-score {row['d_score_rbf']:.2f} (RBF, the authors' protocol), "
+        f"{row['d_score']:.2f} (linear)  static accuracy {row['static_accuracy_rbf']:.3f} / "
+        f"{row['static_accuracy']:.3f}  ({wall:.0f} s)"
+    )
+    _write_report(stem, _ordered(rows, dataset, seeds), dataset, preset, seeds)
 
 
 def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list[dict]:
     version = code_version()  # of the code this process loaded
     trained = 0
     for run in runs:
-        if rows.get(run.name, {}).get("eval_version") == EVAL_VERSION:
+        action, config, saved = _plan(run, rows, out, dataset, preset)
+        if action == "skip":
             continue
         run_dir = out / run.name
-        config = cell_config(dataset, preset, run)
-        config_path = run_dir / RUN_FILES["config"]
-        saved = read_json(config_path) if config_path.exists() else None
-        if saved is not None:
-            found = TrainConfig.from_dict(saved, str(config_path))
-            differ = _mismatch(found, config)
-            if differ:
-                raise StvaeError(
-                    f"{run_dir}: holds a run of another configuration than grid cell "
-                    f"{run.name} ({', '.join(differ)} differ); move it away or use another --out"
-                )
-        if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
-            how = read_json(run_dir / "wall.json")
-            how.setdefault("version", saved.get("version"))
-            wall = how["wall_s"]
-            ev = _scored(run_dir)
-            if ev is None:
-                log(f"[{run.name}] scoring again (evaluation version {EVAL_VERSION})")
-                ev = evaluate_run(run_dir)
+        if action == "score":
+            ev, wall, how = _rescore(run, run_dir, saved, log)
         else:
             if limit is not None and trained >= limit:
                 break
@@ -247,32 +326,113 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
             # a run directory of this cell with no final weights is continued, from its
             # checkpoint or the one before (a kill between the two renames leaves only
             # that), or from the start when it was killed before its first checkpoint
-            resume = saved is not None
-            t0 = time.perf_counter()
-            summary = train(config, run_dir, resume=resume)
-            if summary["stopped"]:  # SIGTERM: the run is resumable, the grid stops here
-                log(f"[{run.name}] stopped at step {summary['step']}; the same command resumes")
+            done = _train_and_score(config, run_dir, saved is not None, version)
+            if done["stopped"]:
+                log(f"[{run.name}] stopped at step {done['step']}; the same command resumes")
                 break
-            wall = time.perf_counter() - t0 + summary["earlier_wall_s"]  # all processes
-            how = {
-                "wall_s": wall,
-                "resumed": resume,
-                "version": version,
-                **{k: summary[k] for k in HOW if k in summary},
-            }
-            write_json(run_dir / "wall.json", how)
-            ev = evaluate_run(run_dir)
+            ev, wall, how = done["ev"], done["wall"], done["how"]
             trained += 1
-        rows[run.name] = result_row(run, ev, wall, how)
-        row = rows[run.name]
-        log(
-            f"[{run.name}] d-score {row['d_score_rbf']:.2f} (RBF, the authors' protocol), "
-            f"{row['d_score']:.2f} (linear)  static accuracy {row['static_accuracy_rbf']:.3f} / "
-            f"{row['static_accuracy']:.3f}  ({wall:.0f} s)"
-        )
-        _write_report(stem, _ordered(rows, dataset, seeds), dataset, preset, seeds)
+        _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
     ordered = _ordered(rows, dataset, seeds)
     if ordered:  # also when nothing new ran: the report is rendered again from its rows
+        _write_report(stem, ordered, dataset, preset, seeds)
+    return ordered
+
+
+def _worker(conn, threads: int, log_path: Path, config, run_dir: Path, resume: bool, version):
+    """A spawned process's grid run: :func:`_train_and_score` with its output (file
+    descriptors 1 and 2, so compilers' messages too) in ``log_path``; sends ("ok", result),
+    ("error", a user error's line) or ("crash", what) back over ``conn``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    torch.set_num_threads(threads)
+    try:
+        conn.send(("ok", _train_and_score(config, run_dir, resume, version)))
+    except StvaeError as e:
+        conn.send(("error", str(e)))
+    except BaseException as e:
+        conn.send(("crash", f"{type(e).__name__}: {e}"))
+        raise  # the traceback goes to the run's log
+
+
+def _run_parallel(runs, rows, out, stem, dataset, preset, seeds, limit, log, parallel):
+    """:func:`_run_grid` with up to ``parallel`` runs training at once, each in a spawned
+    process. SIGTERM (to this process or its group) stops every run at a checkpoint, as it
+    stops one; the same command resumes them."""
+    version = code_version()
+    todo = []
+    for run in runs:
+        action, config, saved = _plan(run, rows, out, dataset, preset)
+        if action == "score":
+            ev, wall, how = _rescore(run, out / run.name, saved, log)
+            _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+        elif action == "train" and (limit is None or len(todo) < limit):
+            todo.append((run, config, saved is not None))
+    threads = max(1, torch.get_num_threads() // min(parallel, max(1, len(todo))))
+    context = multiprocessing.get_context("spawn")
+    running: dict = {}  # receiving end -> (run, process)
+    stopping = False
+
+    def on_sigterm(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for _, process in running.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)  # each stops at its next step
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
+    failure = None
+    try:
+        while (todo and not stopping and failure is None) or running:
+            while todo and len(running) < parallel and not stopping and failure is None:
+                run, config, resume = todo.pop(0)
+                log_path = out / f"{run.name}.log"
+                mine, theirs = context.Pipe(duplex=False)
+                args = (theirs, threads, log_path, config, out / run.name, resume, version)
+                process = context.Process(target=_worker, args=args, daemon=False)
+                process.start()
+                theirs.close()
+                running[mine] = (run, process)
+                log(
+                    f"[{run.name}] training ({preset} preset) in process {process.pid}; "
+                    f"its output: {log_path}"
+                )
+            for conn in multiprocessing.connection.wait(list(running), timeout=1.0):
+                run, process = running.pop(conn)
+                try:
+                    kind, result = conn.recv()
+                except EOFError:  # it died before it could answer
+                    process.join()
+                    killed = process.exitcode == -signal.SIGTERM  # before train() took over
+                    code = f"exit code {process.exitcode}"
+                    kind, result = ("stopped", None) if killed else ("crash", code)
+                process.join()
+                if kind == "error":
+                    failure = failure or StvaeError(f"[{run.name}] {result}")
+                elif kind == "crash":
+                    log_path = out / f"{run.name}.log"
+                    see = f"; see {log_path}" if log_path.exists() else ""
+                    failure = failure or StvaeError(f"[{run.name}] failed ({result}){see}")
+                elif kind == "stopped" or result["stopped"]:
+                    step = (
+                        "before training or while scoring"
+                        if result is None
+                        else f"at step {result['step']}"
+                    )
+                    log(f"[{run.name}] stopped {step}; the same command resumes")
+                    stopping = True
+                else:
+                    ev, wall, how = result["ev"], result["wall"], result["how"]
+                    _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    if failure is not None:
+        raise failure
+    ordered = _ordered(rows, dataset, seeds)
+    if ordered:
         _write_report(stem, ordered, dataset, preset, seeds)
     return ordered
 
