@@ -260,6 +260,7 @@ def test_presets():
         ({"precision": "fp8"}, "precision must be"),
         ({"data.frames": 0}, "frames must be"),
         ({"data.source": "video.mp4"}, "--data must be"),
+        ({"cuda_graphs": True}, "cuda-graphs needs compile"),
     ],
 )
 def test_bad_config_values(change, message):
@@ -275,6 +276,23 @@ def test_config_from_another_version_is_refused(tmp_path):
         TrainConfig.from_dict(d)
     with pytest.raises(StvaeError, match="not a TrainConfig"):
         TrainConfig.from_dict({"class": "Other"})
+
+
+def test_cuda_graphs_compile_with_reduce_overhead_only_on_cuda(tmp_path, monkeypatch, capsys):
+    modes = []
+
+    def compiled(model, mode=None):
+        modes.append(mode)
+        return model  # eager: the mode is what is under test
+
+    monkeypatch.setattr(train_module, "_compiled", compiled)
+    train(TINY.replace(compile=True, cuda_graphs=True, steps=1), tmp_path / "cpu")
+    assert modes == [None]
+    assert "cuda-graphs needs CUDA; compiling without them on cpu" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        config = TINY.replace(compile=True, cuda_graphs=True, steps=1, device="cuda")
+        train(config, tmp_path / "cuda")
+        assert modes == [None, "reduce-overhead"]
 
 
 @pytest.mark.slow

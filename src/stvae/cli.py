@@ -105,13 +105,22 @@ TRAIN_FLAGS = {
     "device": "device",
     "precision": "precision",
     "compile": "compile",
+    "cuda_graphs": "cuda_graphs",
     "data_workers": "data_workers",
     "data_on": "data_on",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
     "time_budget": "time_budget",
 }
-RESUMABLE = {"steps", "checkpoint_every", "log_every", "device", "compile", "data_workers"}
+RESUMABLE = {
+    "steps",
+    "checkpoint_every",
+    "log_every",
+    "device",
+    "compile",
+    "cuda_graphs",
+    "data_workers",
+}
 
 
 def _add_train(sub) -> None:
@@ -188,6 +197,12 @@ def _add_train(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="torch.compile the model (eager fallback if it fails)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="on CUDA, replay the compiled step as CUDA graphs (mode reduce-overhead)",
     )
     p.add_argument(
         "--data-workers",

@@ -44,6 +44,8 @@ class TrainConfig:
     precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
     # auto: bf16 on CUDA or a CPU with native bf16, else fp32
     compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
+    cuda_graphs: bool = False  # on CUDA, compile with mode "reduce-overhead": the step's
+    # kernels replayed as CUDA graphs (launch overhead gone); needs compile; ignored elsewhere
     data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
     # (CUDA with generated data: up to 8 processes; else one thread)
     data_on: str = "auto"  # where generated batches are made: host (numpy, ahead of the
@@ -74,6 +76,8 @@ class TrainConfig:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
         if self.device not in DEVICES:
             raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.cuda_graphs and not self.compile:
+            raise StvaeError("cuda-graphs needs compile (CUDA graphs come from torch.compile)")
         if self.data_on not in DATA_ON:
             raise StvaeError(f"data-on must be one of {', '.join(DATA_ON)}; got {self.data_on!r}")
         if self.precision not in PRECISIONS:

@@ -83,13 +83,15 @@ def _autocast(config: TrainConfig, device: torch.device):
     return nullcontext()
 
 
-def _compiled(model: nn.Module):
-    # A fresh dynamo cache per run: several runs in one process (a reproduce grid) would
-    # otherwise pile up recompilations of VideoVAE.forward until dynamo's recompile limit
-    # silently turns them eager. Compiled kernels stay in inductor's on-disk cache.
+def _compiled(model: nn.Module, mode: str | None = None):
+    """``torch.compile(model, mode=mode)``, or ``model`` where compiling is unavailable.
+
+    A fresh dynamo cache per run: several runs in one process (a reproduce grid) would
+    otherwise pile up recompilations of VideoVAE.forward until dynamo's recompile limit
+    silently turns them eager. Compiled kernels stay in inductor's on-disk cache."""
     try:
         torch.compiler.reset()
-        return torch.compile(model)
+        return torch.compile(model, mode=mode)
     except Exception as e:  # noqa: BLE001 - e.g. no C compiler, unsupported platform
         print(
             f"stvae: torch.compile unavailable ({type(e).__name__}); training eagerly",
@@ -268,7 +270,13 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         eager = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
         )
-    forward = _compiled(eager) if config.compile else eager
+    graphs = config.cuda_graphs and device.type == "cuda"
+    if config.cuda_graphs and not graphs and d.main:
+        print(
+            f"stvae: cuda-graphs needs CUDA; compiling without them on {device.type}",
+            file=sys.stderr,
+        )
+    forward = _compiled(eager, "reduce-overhead" if graphs else None) if config.compile else eager
     if forward is not eager and d.main:
         _announce_compiling(device)
     mine = d.shard(config.batch_videos)
@@ -298,6 +306,8 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
                 group["lr"] = config.lr_at(step)
             beta = config.beta_at(step)
             args = (x, beta, eps, autocast, optimizer, d)
+            if graphs:  # the last step's graph outputs (already read) may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             try:
                 terms, what = _forward_backward(forward, *args)
             except Exception as e:
