@@ -7,9 +7,9 @@ import torch
 from stvae import StvaeError
 from stvae import train as train_module
 from stvae.checkpoint import read_json
-from stvae.data import DataConfig, bouncing_mnist
+from stvae.data import DataConfig, bouncing_mnist, chairs
 from stvae.data.digits import load_digits
-from stvae.data.on_device import DeviceBouncingMNIST, _mix, _mul32, uniforms
+from stvae.data.on_device import DeviceBouncingMNIST, DeviceChairs, _mix, _mul32, uniforms
 from stvae.model import ModelConfig
 from stvae.train import RUN_FILES, TrainConfig, load_run, resolve_data_on, train
 
@@ -112,14 +112,16 @@ def test_auto_draws_on_the_device_only_on_cuda_and_only_bouncing_mnist():
     assert resolve_data_on(TrainConfig(), cuda) == "device"
     sprites = TrainConfig().replace(**{"data.source": "sprites"})
     assert resolve_data_on(sprites, cuda) == "host"
-    with pytest.raises(StvaeError, match="data-on device makes generated bouncing-mnist only"):
+    chairs = TrainConfig().replace(**{"data.source": "chairs"})
+    assert resolve_data_on(chairs, cuda) == "device"
+    with pytest.raises(StvaeError, match="makes generated bouncing-mnist and chairs only"):
         resolve_data_on(sprites.replace(data_on="device"), cpu)
 
 
 def test_a_bad_data_on_is_refused_before_a_run_directory_exists(tmp_path):
     with pytest.raises(StvaeError, match="data-on must be one of auto, host, device"):
         TrainConfig(data_on="gpu")
-    config = ON_DEVICE.replace(**{"data.source": "chairs"})
+    config = ON_DEVICE.replace(**{"data.source": "sprites"})
     with pytest.raises(StvaeError, match="made on the host"):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -152,3 +154,45 @@ def test_the_loop_trains_on_exactly_the_device_generators_batches(tmp_path, monk
     for step, x in enumerate(seen):
         want = made.sample(ON_DEVICE.seed, step, range(2))["videos"].float() / 255
         assert x.shape == (2, 4, 1, 64, 64) and torch.equal(x[:, :, 0], want)
+
+
+@pytest.fixture(scope="module")
+def chair_bank():
+    return DeviceChairs(frames=16, identities=3)
+
+
+def test_chairs_come_from_the_host_renderers_views(chair_bank):
+    which, start, speed = chair_bank.params(seed=0, step=2, videos=range(40))
+    made = chair_bank.paint(which, start, speed)
+    views = np.mod(start.numpy()[:, None] + speed.numpy()[:, None] * np.arange(16), chairs.VIEWS)
+    ids = chairs.TRAIN_OFFSET + which.numpy()
+    want = np.stack([chairs._view_bank(int(i))[v] for i, v in zip(ids, views, strict=True)])
+    np.testing.assert_array_equal(made["videos"].numpy(), want)
+    np.testing.assert_array_equal(made["static_labels"].numpy(), ids)
+    np.testing.assert_array_equal(made["temporal_labels"].numpy(), views * 8 // chairs.VIEWS)
+    # the image ids of the host path: chair, then azimuth in half grid steps
+    np.testing.assert_array_equal(made["image_ids"].numpy(), ids[:, None] * 144 + 2 * views)
+
+
+def test_chair_draws_follow_the_host_paths_distributions(chair_bank):
+    which, start, speed = chair_bank.params(seed=1, step=0, videos=range(6000))
+    assert set(which.tolist()) == {0, 1, 2}
+    assert start.min() == 0 and start.max() == chairs.VIEWS - 1
+    counts = np.bincount(speed.numpy() + 3, minlength=7)  # -3..3
+    assert counts[3] == 0 and (counts[[0, 1, 2, 4, 5, 6]] > 0.8 * 1000).all()
+    again = chair_bank.sample(seed=1, step=0, videos=range(2, 5))["videos"]
+    assert torch.equal(again, chair_bank.sample(seed=1, step=0, videos=range(6))["videos"][2:5])
+
+
+def test_training_on_device_chairs(tmp_path, monkeypatch):
+    made = []
+
+    def few_chairs(frames, device, workers):  # 3 chairs: the 2,000-chair bank takes minutes
+        made.append(DeviceChairs(frames, device, identities=3, workers=min(workers, 1)))
+        return made[-1]
+
+    monkeypatch.setattr(train_module, "DeviceChairs", few_chairs)
+    config = ON_DEVICE.replace(steps=2, **{"data.source": "chairs"})
+    summary = train(config, tmp_path / "run")
+    assert summary["step"] == 2 and len(made) == 1 and made[0].bank.shape == (3, 72, 64, 64)
+    assert read_json(tmp_path / "run" / RUN_FILES["config"])["data_on"] == "device"

@@ -41,7 +41,7 @@ from stvae.checkpoint import (
 )
 from stvae.config import PRESETS, RUN_FILES, TrainConfig
 from stvae.data import open_source
-from stvae.data.on_device import DeviceBouncingMNIST, DeviceFeed
+from stvae.data.on_device import ON_DEVICE, DeviceBouncingMNIST, DeviceChairs, DeviceFeed
 from stvae.errors import StvaeError
 from stvae.model import make_model
 from stvae.nets import to_channels_last
@@ -113,14 +113,14 @@ def data_workers(config: TrainConfig, device: torch.device) -> int:
 
 def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
     """Where training batches are made (``TrainConfig.data_on``): "device" draws generated
-    Bouncing MNIST on the training device (:mod:`stvae.data.on_device`), "host" in numpy
+    Bouncing MNIST or chairs on the training device (:mod:`stvae.data.on_device`), "host" in numpy
     ahead of the loop; "auto" is "device" on CUDA where it can be, else "host" (a CPU's
     spare core keeps the host path ahead of its model, and its stream stays as it was)."""
-    can = config.data.source == "bouncing-mnist"
+    can = config.data.source in ON_DEVICE
     if config.data_on == "device" and not can:
         raise StvaeError(
-            f"data-on device makes generated bouncing-mnist only; {config.data.source} is "
-            "made on the host (use --data-on host or auto)"
+            f"data-on device makes generated {' and '.join(ON_DEVICE)} only; "
+            f"{config.data.source} is made on the host (use --data-on host or auto)"
         )
     if config.data_on == "auto":
         return "device" if can and device.type == "cuda" else "host"
@@ -129,6 +129,11 @@ def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
 
 def _feed(config: TrainConfig, source, mine: range, step: int, device: torch.device):
     """The loop's batches, float32 [B/W, N, C, 64, 64] on ``device``, from ``step`` on."""
+    if config.data_on == "device" and config.data.source == "chairs":
+        workers = max(0, (os.cpu_count() or 1) - 1)  # the bank's rendering, once
+        return DeviceFeed(
+            DeviceChairs(config.data.frames, device, workers=workers), config.seed, mine
+        )
     if config.data_on == "device":
         made = DeviceBouncingMNIST(source.digits, config.data.frames, config.data.speed, device)
         return DeviceFeed(made, config.seed, mine)

@@ -4,7 +4,9 @@ A GPU trains the paper's network faster than host processes draw Bouncing MNIST 
 copy it over (on an H200 the data was the bottleneck: docs/results/performance.md).
 Here the split's digit images live on the training device and each batch is made there:
 per video five uniform numbers, the bouncing path of its top-left corner [V, T, 2], the
-location labels, and the frames painted by one indexed write. The host only launches.
+location labels, and the frames painted by one indexed write. Rotating chairs come from a
+bank of every training chair's rendered views held on the device, one gather a batch
+(:class:`DeviceChairs`). The host only launches.
 
 **Random numbers** come from a counter-based stream: number ``j`` of video ``k`` of step
 ``s`` of stream ``seed`` is a chain of 32-bit integer hashes (lowbias32, a bijection on
@@ -26,14 +28,20 @@ resume keeps it.
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from stvae.data import chairs
 from stvae.data.bouncing_mnist import DIGIT, FRAME, SPEED, TRAVEL
 from stvae.data.digits import Digits
 
-__all__ = ["uniforms", "DeviceBouncingMNIST", "DeviceFeed"]
+__all__ = ["uniforms", "DeviceBouncingMNIST", "DeviceChairs", "DeviceFeed", "ON_DEVICE"]
+
+ON_DEVICE = ("bouncing-mnist", "chairs")  # the generated datasets this module makes
 
 MASK = 0xFFFFFFFF
 _VIDEO, _DRAW, _SEED, _STEP = 0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F  # one per word
@@ -130,11 +138,65 @@ class DeviceBouncingMNIST:
         return self.paint(*self.params(seed, step, videos))
 
 
+def _bank(identity: int) -> np.ndarray:
+    return chairs._view_bank(identity)
+
+
+class DeviceChairs:
+    """Rotating chairs (:mod:`stvae.data.chairs`, training split) made on ``device``.
+
+    Every training chair's views on the 5-degree grid are rendered once, up front, on the
+    host (``workers`` processes; 0: this one) into a bank held on the device, uint8
+    [I, 72, 64, 64] (I x 295 KB: 590 MB for the 2,000 training chairs). A video is then one
+    gather from the bank: per video a chair uniform over the I, a start view uniform over
+    the 72, 1-3 grid steps a frame in either direction, as the host path draws them (the
+    same views for the same draws: tested), from this module's counter-based stream.
+    """
+
+    def __init__(self, frames: int, device="cpu", identities: int = 2000, workers: int = 0):
+        self.device, self.frames = torch.device(device), frames
+        ids = chairs.TRAIN_OFFSET + np.arange(identities)
+        if workers > 0:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                views = list(pool.map(_bank, ids.tolist(), chunksize=8))
+        else:
+            views = [_bank(int(i)) for i in ids]
+        self.bank = torch.as_tensor(np.stack(views), device=self.device)  # [I, 72, 64, 64]
+        self.ids = torch.as_tensor(ids, device=self.device)
+
+    def params(self, seed: int, step: int, videos: range) -> tuple[Tensor, Tensor, Tensor]:
+        """chair int64 [V] (rows of the bank), start int64 [V] (a view), speed int64 [V]
+        (grid steps a frame, signed: +-1 to +-3)."""
+        u = uniforms(seed, step, videos, 4, self.device)
+        count = len(self.ids)
+        which = (u[:, 0] * count).long().clamp_(max=count - 1)
+        start = (u[:, 1] * chairs.VIEWS).long().clamp_(max=chairs.VIEWS - 1)
+        pace = (u[:, 2] * chairs.MAX_STEP).long().clamp_(max=chairs.MAX_STEP - 1) + 1
+        return which, start, torch.where(u[:, 3] < 0.5, -pace, pace)
+
+    def paint(self, which: Tensor, start: Tensor, speed: Tensor) -> dict[str, Tensor]:
+        """Videos uint8 [V, T, 64, 64] and the labels of :func:`stvae.data.chairs.render`."""
+        t = torch.arange(self.frames, device=self.device)
+        steps = torch.remainder(start[:, None] + speed[:, None] * t, chairs.VIEWS)  # [V, T]
+        return {
+            "videos": self.bank[which[:, None], steps],
+            "static_labels": self.ids[which],
+            "temporal_labels": steps * chairs.AZIMUTH_BINS // chairs.VIEWS,
+            "angles": (steps * (2 * math.pi / chairs.VIEWS)).float(),
+            "image_ids": self.ids[which][:, None] * (2 * chairs.VIEWS) + 2 * steps,
+        }
+
+    def sample(self, seed: int, step: int, videos: range) -> dict[str, Tensor]:
+        """Videos ``videos`` of step ``step`` of stream ``seed``, with their labels."""
+        return self.paint(*self.params(seed, step, videos))
+
+
 class DeviceFeed:
     """Training batches made on the device, in the loop's order: ``get(step)`` returns
     float32 [B, N, 1, 64, 64] in [0, 1] (the interface of the host path's feed)."""
 
-    def __init__(self, source: DeviceBouncingMNIST, seed: int, videos: range):
+    def __init__(self, source: DeviceBouncingMNIST | DeviceChairs, seed: int, videos: range):
         self.source, self.seed, self.videos = source, seed, videos
 
     def get(self, step: int) -> Tensor:
