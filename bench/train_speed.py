@@ -1,7 +1,7 @@
 """Training and encoding throughput of the paper's network, as ratios taken in one process.
 
     python bench/train_speed.py [--device cpu|cuda] [--batch-videos N] [--frames 16] [--steps 12]
-                                [--precision auto|fp32|bf16] [--profile]
+                                [--precision auto|fp32|bf16] [--parallel N] [--profile]
 
 Prints, all measured in this one run so that machine noise cancels in the ratios:
 
@@ -12,6 +12,8 @@ Prints, all measured in this one run so that machine noise cancels in the ratios
   (MFU) against the peak of the precision in use, measured again just before the row
   (a shared CPU's speed drifts within a run; the spread of the readings is printed), and
   the speed-up over the naive step;
+* on a GPU, end to end also with CUDA graphs and with host-made data, each as a fraction
+  of the bare compiled step too, and ``--parallel`` runs at once against one alone;
 * the same for encoding (inference);
 * the cost of the KL terms against N (should grow linearly);
 * each data generator's rate against what training consumes.
@@ -32,6 +34,8 @@ import argparse
 import contextlib
 import io
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -200,6 +204,57 @@ def end_to_end(args, **changes) -> tuple[float, float]:
     return rate, first["wall_s"]
 
 
+def several_at_once(args, runs: int) -> tuple[float, list[float]]:
+    """Frames/s of ``runs`` ``stvae train`` processes started together on the device (cpu
+    preset flags, ``--steps`` + 5 steps, seeds 0..runs-1), counted over the window in which
+    all of them were training (from the last one's first record, after its 5 warm-up
+    steps and any compiling, to the first one's last record; each run's steps in the
+    window interpolated from its records' times). Returns (all of them together, each)."""
+    steps = args.steps + 5
+    flags = (
+        f"--preset cpu --steps {steps} --batch-videos {args.batch_videos} --frames {args.frames}"
+        f" --log-every 5 --checkpoint-every 100000 --device {args.device.type}"
+        f" --precision {args.precision} --no-check"
+    ).split()
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "stvae",
+                    "train",
+                    *flags,
+                    "--seed",
+                    str(i),
+                    "--out",
+                    f"{tmp}/run{i}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(runs)
+        ]
+        if any(p.wait() for p in procs):
+            raise RuntimeError("a run failed")
+        records = []
+        for i in range(runs):
+            rows = [json.loads(line) for line in (Path(tmp) / f"run{i}" / "metrics.jsonl").open()]
+            records.append(
+                (np.array([r["time"] for r in rows]), np.array([r["step"] for r in rows]))
+            )
+    begin = max(t[0] for t, _ in records)
+    end = min(t[-1] for t, _ in records)
+    if end <= begin:
+        raise RuntimeError("the runs did not train at the same time; give more --steps")
+    frames = args.batch_videos * args.frames
+    each = [
+        frames * float(np.diff(np.interp([begin, end], t, s))[0]) / (end - begin)
+        for t, s in records
+    ]
+    return sum(each), each
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -222,8 +277,16 @@ def main() -> None:
         help="the precision of the end-to-end runs (auto: what stvae train picks here; fp32 "
         "measures the path of CPUs without bf16) and of --profile",
     )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        help="also time this many stvae train processes at once against one alone "
+        "(default: 3 on a GPU, none on a CPU)",
+    )
     args = p.parse_args()
     args.device = dev = torch.device(args.device)
+    if args.parallel is None:
+        args.parallel = 3 if dev.type == "cuda" else 0
     if args.batch_videos is None:
         args.batch_videos = 64 if dev.type == "cuda" else 16
     if args.profile:
@@ -257,7 +320,7 @@ def main() -> None:
 
     print("\ntraining step")
     print(f"{'configuration':32s} {'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}")
-    naive = None
+    naive = bare = None
     for name, cl, precision, compiled in configurations(args):
         model = VideoVAE(ModelConfig()).to(dev)
         model.load_state_dict(base.state_dict())
@@ -278,6 +341,7 @@ def main() -> None:
             print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
             continue
         naive = naive or sec
+        bare = sec if compiled else bare  # the last compiled row: the bare step stvae runs
         gflops = train_flops / sec / 1e9
         print(
             f"{name:32s} {frames / sec:9.0f} {gflops:8.0f} {gflops / peak[precision]:6.2f} "
@@ -290,18 +354,38 @@ def main() -> None:
         (f"stvae train{flag} (compiled)", {"precision": args.precision}),
         (f"stvae train{flag} --no-compile", {"precision": args.precision, "compile": False}),
     ]
-    if dev.type == "cuda":  # where worker processes are the default
-        no_workers = {"precision": args.precision, "data_workers": 0}
-        variants.append((f"stvae train{flag} --data-workers 0", no_workers))
+    if dev.type == "cuda":  # data made on the device is the default there
+        variants.append(
+            (f"stvae train{flag} --cuda-graphs", {"precision": args.precision, "cuda_graphs": True})
+        )
+        host = {"precision": args.precision, "data_on": "host"}
+        variants.append((f"stvae train{flag} --data-on host", host))
+        variants.append(("  ... --data-workers 0", {**host, "data_workers": 0}))
     for name, changes in variants:
         peak.measure(default_precision)
-        e2e, warmup_s = end_to_end(args, **changes)
+        try:
+            e2e, warmup_s = end_to_end(args, **changes)
+        except Exception as e:  # noqa: BLE001 - a failed variant is a result too
+            print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
+            continue
         gflops = train_flops / frames * e2e / 1e9
+        vs_bare = f", {e2e * bare / frames:.2f} of the bare compiled step" if bare else ""
         print(
             f"{name:32s} {e2e:9.0f} {gflops:8.0f} "
             f"{gflops / peak[default_precision]:6.2f} {e2e * naive / frames:8.2f}x"
-            f"   (first 5 steps: {warmup_s:.0f} s)"
+            f"   (first 5 steps: {warmup_s:.0f} s{vs_bare})"
         )
+    if args.parallel > 1:
+        try:
+            one, _ = several_at_once(args, 1)
+            together, each = several_at_once(args, args.parallel)
+            print(
+                f"{args.parallel} stvae train processes at once: {together:.0f} frames/s in "
+                f"all ({' + '.join(f'{r:.0f}' for r in each)}), {together / one:.2f}x one "
+                f"alone ({one:.0f}, the same flags)"
+            )
+        except RuntimeError as e:
+            print(f"{args.parallel} stvae train processes at once: {e}")
 
     print("\nencoding (inference, eval mode)")
     for name, cl, precision in [

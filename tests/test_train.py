@@ -57,7 +57,9 @@ def test_run_directory(tmp_path):
         assert (run / name).is_file()
     rows = metrics(run)
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert {"loss", "reconstruction", "kl_static", "kl_temporal", "frames_per_s"} <= set(rows[0])
+    assert {"loss", "reconstruction", "kl_static", "kl_temporal", "frames_per_s", "time"} <= set(
+        rows[0]
+    )
     assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(1e-4)
     # the config as given, with what it left open fixed: the data's channels (grey: 1) and
     # where batches were made (auto on a CPU: the host)

@@ -361,7 +361,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
                 fps = config.frames_per_batch * (step - step_logged) / max(now - t_logged, 1e-9)
                 t_logged, step_logged = now, step
                 row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
-                row.update(wall_s=now - t_start, final=final)
+                row.update(wall_s=now - t_start, time=time.time(), final=final)
                 log.record(row)
             if saved:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
