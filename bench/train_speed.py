@@ -46,6 +46,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stvae.data import GENERATED, GeneratedSource, to_tensor
+from stvae.data.digits import load_digits
+from stvae.data.on_device import DeviceBouncingMNIST, DeviceChairs, DeviceFeed
 from stvae.model import ModelConfig, VideoVAE
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
@@ -440,6 +442,20 @@ def main() -> None:
         print(
             f"{name:16s} {frames / gen:9.0f} frames/s, {steps[c] / gen:5.1f}x what a "
             f"{'colour' if c == 3 else 'grey'} step consumes ({gen * 1e3:.1f} ms a batch)"
+        )
+    print(f"made on the {dev.type} by torch ops (stvae.data.on_device), float32 batch included")
+    videos = range(args.batch_videos)
+    made = {
+        "bouncing-mnist": DeviceBouncingMNIST(load_digits("train"), args.frames, device=dev),
+        "chairs (40 chairs)": DeviceChairs(args.frames, dev, identities=40),
+    }
+    for name, source in made.items():
+        feed = DeviceFeed(source, 0, videos)
+        counter = iter(range(10**9))
+        gen = time_it(lambda feed=feed, counter=counter: feed.get(next(counter)), 20, device=dev)
+        print(
+            f"{name:18s} {frames / gen:7.0f} frames/s, {steps[1] / gen:5.1f}x what a "
+            f"grey step consumes ({gen * 1e3:.2f} ms a batch)"
         )
 
 

@@ -11,6 +11,7 @@ stvae.grids records it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,12 @@ def test_readme_table_matches_its_report(header):
         model, beta = cells[0], float(cells[1])
         want = [column(rows, model, beta) for column in columns]
         assert cells[2:] == want, f"{report}: {model} beta {beta:g}"
+
+
+def test_every_test_the_readme_names_exists():
+    """The README's failure-mode table names the tests that hold each promise up."""
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", readme)
+    assert len(named) > 10
+    for file, name in named:
+        assert re.search(rf"^def {name}\(", (ROOT / "tests" / file).read_text(), re.M), name
