@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from stvae.data import generate
+from stvae.data import chairs, generate
 from stvae.data.chairs import (
     AZIMUTH_BINS,
     HELD_OUT,
@@ -85,3 +85,31 @@ def test_score_split_shows_the_held_out_chairs_between_the_fit_views():
     np.testing.assert_array_equal(same["videos"], fit["videos"])
     diff = np.abs(score["videos"].astype(int) - fit["videos"].astype(int)).mean()
     assert 0 < diff < 10
+
+
+def test_rendered_views_are_kept_on_disk_and_damaged_files_rendered_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("STVAE_CACHE", "off")
+    chairs._view_bank.cache_clear()
+    fresh = chairs._view_bank(1003)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setenv("STVAE_CACHE", str(tmp_path))
+    chairs._view_bank.cache_clear()
+    assert np.array_equal(chairs._view_bank(1003), fresh)
+    (kept,) = chairs.cache_dir().glob("1003-*.npy")
+    assert np.array_equal(np.load(kept), fresh) and not list(chairs.cache_dir().glob(".*tmp"))
+    chairs._view_bank.cache_clear()
+    kept.write_bytes(np.zeros(10, np.uint8).tobytes())  # damaged: not an .npy any more
+    assert np.array_equal(chairs._view_bank(1003), fresh)
+    assert np.array_equal(np.load(kept), fresh)  # replaced by a whole file
+    chairs._view_bank.cache_clear()
+    kept.unlink()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("STVAE_CACHE", str(blocked))
+    assert np.array_equal(chairs._view_bank(1003), fresh)  # rendered, not an error
+    chairs._view_bank.cache_clear()
+
+
+def test_the_cache_folder_is_named_by_the_renderers_source():
+    assert chairs.cache_dir().name == f"chairs-{chairs._SOURCE_HASH}"
+    assert len(chairs._SOURCE_HASH) == 12
