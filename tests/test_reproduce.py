@@ -69,7 +69,7 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
             row
         )
         # how it trained, as train() reports it
-        assert row["device"] == "cpu" and row["precision"] in ("bf16", "fp32")
+        assert row["device"] == row["device_name"] == "cpu" and row["precision"] in ("bf16", "fp32")
         assert row["compiled"] is tiny.compile
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
     assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 21" in md
@@ -404,3 +404,13 @@ def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resume
     for name in PAIR:
         steps = [json.loads(x)["step"] for x in (folder / name / "metrics.jsonl").open()]
         assert steps[-1] == 400 and steps == sorted(set(steps))  # continued, not restarted
+
+
+def test_a_row_names_the_gpu_it_trained_on():
+    from stvae.report import _how
+
+    row = {"device": "cuda", "precision": "bf16", "compiled": True, "version": "0.4.0"}
+    assert _how(row) == "cuda bf16 compiled (stvae 0.4.0)"  # rows before the name was kept
+    named = {**row, "device_name": "NVIDIA H100 80GB HBM3"}
+    assert _how(named) == "NVIDIA H100 80GB HBM3 bf16 compiled (stvae 0.4.0)"
+    assert "device_name" in rep.HOW

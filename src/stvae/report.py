@@ -24,7 +24,8 @@ def _how(row: dict) -> str:
     """How a row's run trained, e.g. cpu bf16 compiled (stvae 0.2.0); empty for older rows."""
     if "device" not in row:
         return ""
-    how = f"{row['device']} {row['precision']} {'compiled' if row['compiled'] else 'eager'}"
+    device = row.get("device_name", row["device"])  # the GPU's model, where recorded
+    how = f"{device} {row['precision']} {'compiled' if row['compiled'] else 'eager'}"
     return how + (f" (stvae {row['version']})" if row.get("version") else "")
 
 

@@ -75,7 +75,7 @@ def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
     return out
 
 
-HOW = ("device", "precision", "compiled", "version")  # how a run trained
+HOW = ("device", "device_name", "precision", "compiled", "version")  # how a run trained
 
 
 @cache

@@ -113,9 +113,10 @@ def data_workers(config: TrainConfig, device: torch.device) -> int:
 
 def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
     """Where training batches are made (``TrainConfig.data_on``): "device" draws generated
-    Bouncing MNIST or chairs on the training device (:mod:`stvae.data.on_device`), "host" in numpy
-    ahead of the loop; "auto" is "device" on CUDA where it can be, else "host" (a CPU's
-    spare core keeps the host path ahead of its model, and its stream stays as it was)."""
+    Bouncing MNIST or chairs on the training device (:mod:`stvae.data.on_device`), "host"
+    in numpy ahead of the loop; "auto" is "device" on CUDA where it can be, else "host" (a
+    CPU's spare core keeps the host path ahead of its model, and its stream stays as it
+    was)."""
     can = config.data.source in ON_DEVICE
     if config.data_on == "device" and not can:
         raise StvaeError(
@@ -164,8 +165,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     whether SIGTERM stopped it early (then the checkpoint holds that step and no final
     weights are written), the last loss terms and the seconds spent in the loop
     (``wall_s``, over all processes of a resumed run, as in metrics.jsonl;
-    ``earlier_wall_s`` is the part before this call), and how it ran (``device``,
-    ``precision``, ``compiled``: false when compiling was off or fell back to eager).
+    ``earlier_wall_s`` is the part before this call), and how it ran (``device``, its
+    ``device_name``: the GPU's model on CUDA, ``precision``, ``compiled``: false when
+    compiling was off or fell back to eager).
     Everything a user can get wrong is checked before ``out`` is created.
     """
     t_call = time.perf_counter()  # a time budget counts from here
@@ -328,6 +330,8 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             optimizer.step()
             first_bad = torch.where((first_bad < 0) & (what > 0), 4 * step + what, first_bad)
             step += 1
+            if choice is None and timing_from is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)  # a time budget times steps done, not launched
             now = time.perf_counter()
             if step == timing_from:
                 t_timing = now
@@ -388,6 +392,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         "wall_s": time.perf_counter() - t_start,
         "earlier_wall_s": earlier,
         "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": resolve_precision(config.precision, device),
         "compiled": forward is not eager,
         "final": row,
