@@ -74,7 +74,9 @@ esac
 for run in "$RUNS/$DATASET-$PRESET"/*/; do
     [ -f "$run/config.json" ] || continue
     name=$(basename "$run")
-    if [ ! -f "$run/eval.json" ]; then # stopped by the time limit: score what it reached
+    # stopped by the time limit (no final weights): score the step it reached, again on
+    # every call (an earlier call's score is of an earlier step)
+    if [ ! -f "$run/model.safetensors" ] || [ ! -f "$run/eval.json" ]; then
         timeout 150 "$PY" -m stvae evaluate "$run" >>"$RUNS/reproduce.log" 2>&1
     fi
     mkdir -p "$KEEP/runs/$name"
