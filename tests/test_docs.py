@@ -166,3 +166,17 @@ def test_every_test_the_readme_names_exists():
     assert len(named) > 10
     for file, name in named:
         assert re.search(rf"^def {name}\(", (ROOT / "tests" / file).read_text(), re.M), name
+
+
+def test_no_two_reports_share_a_table_header():
+    """The README's copies are matched to report tables by header: one report each."""
+    seen: dict[str, str] = {}
+    for stem, dataset in REPORTS.items():
+        path = ROOT / "docs" / "results" / f"{stem}.json"
+        if not path.exists():
+            continue
+        earlier = path.with_name(f"{stem}-0.1.json")
+        old = json.loads(earlier.read_text()) if earlier.exists() else None
+        for lines in report_tables(json.loads(path.read_text()), dataset, old).values():
+            assert lines[0] not in seen, f"{stem} and {seen.get(lines[0])}: {lines[0]}"
+            seen[lines[0]] = stem

@@ -240,8 +240,8 @@ def earlier_table(rows: list[dict], earlier: list[dict], dataset: str) -> list[s
         ]
         return _mean_spread(got)
 
-    head = (
-        "| model | beta | stvae 0.1: linear, shared images | now: linear | now: RBF "
+    head = (  # named by its dataset: the README checks each copied table by its header
+        f"| model | beta | {dataset}, stvae 0.1: linear, shared images | now: linear | now: RBF "
         "(authors' protocol) | paper |"
     )
     lines = [head, "|---" * 6 + "|"]
