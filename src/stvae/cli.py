@@ -213,7 +213,7 @@ def _add_train(sub) -> None:
         "--data-on",
         choices=DATA_ON,
         help="where generated batches are made: host (numpy, ahead of the loop) or device "
-        "(torch ops on the training device; bouncing-mnist); auto: device on CUDA",
+        "(torch ops on the training device; bouncing-mnist and chairs); auto: device on CUDA",
     )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")

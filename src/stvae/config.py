@@ -49,8 +49,8 @@ class TrainConfig:
     data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
     # (CUDA with generated data: up to 8 processes; else one thread)
     data_on: str = "auto"  # where generated batches are made: host (numpy, ahead of the
-    # loop) or device (torch ops on the training device, stvae.data.on_device; Bouncing
-    # MNIST); auto: device on CUDA where supported, else host. config.json records the choice
+    # loop) or device (torch ops on the training device, stvae.data.on_device: Bouncing
+    # MNIST, chairs); auto: device on CUDA where supported, else host; config.json records it
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
     time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
