@@ -196,3 +196,19 @@ def test_training_on_device_chairs(tmp_path, monkeypatch):
     summary = train(config, tmp_path / "run")
     assert summary["step"] == 2 and len(made) == 1 and made[0].bank.shape == (3, 72, 64, 64)
     assert read_json(tmp_path / "run" / RUN_FILES["config"])["data_on"] == "device"
+
+
+def test_a_colour_model_on_device_made_grey_frames_sees_them_repeated(tmp_path, monkeypatch):
+    """--channels 3 on Bouncing MNIST: as on the host path, grey is repeated per channel."""
+    seen = []
+    real = train_module._forward_backward
+
+    def spy(forward, x, *rest):
+        seen.append(x.clone())
+        return real(forward, x, *rest)
+
+    monkeypatch.setattr(train_module, "_forward_backward", spy)
+    train(ON_DEVICE.replace(steps=1, **{"model.channels": 3}), tmp_path / "run")
+    (x,) = seen
+    assert x.shape == (2, 4, 3, 64, 64)
+    assert torch.equal(x[:, :, 0], x[:, :, 1]) and torch.equal(x[:, :, 0], x[:, :, 2])

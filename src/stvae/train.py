@@ -130,14 +130,13 @@ def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
 
 def _feed(config: TrainConfig, source, mine: range, step: int, device: torch.device):
     """The loop's batches, float32 [B/W, N, C, 64, 64] on ``device``, from ``step`` on."""
-    if config.data_on == "device" and config.data.source == "chairs":
-        workers = max(0, (os.cpu_count() or 1) - 1)  # the bank's rendering, once
-        return DeviceFeed(
-            DeviceChairs(config.data.frames, device, workers=workers), config.seed, mine
-        )
     if config.data_on == "device":
-        made = DeviceBouncingMNIST(source.digits, config.data.frames, config.data.speed, device)
-        return DeviceFeed(made, config.seed, mine)
+        if config.data.source == "chairs":
+            workers = max(0, (os.cpu_count() or 1) - 1)  # the bank's rendering, once
+            made = DeviceChairs(config.data.frames, device, workers=workers)
+        else:
+            made = DeviceBouncingMNIST(source.digits, config.data.frames, config.data.speed, device)
+        return DeviceFeed(made, config.seed, mine, config.model.channels)
     workers = data_workers(config, device)
     prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)
     return HostFeed(prefetch, device, config.model.channels)

@@ -25,6 +25,7 @@ is a pure function of the seed it is given.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from stvae.data.digits import Digits
 
@@ -59,13 +60,16 @@ def _bounce(start: np.ndarray, velocity: np.ndarray, frames: int) -> np.ndarray:
     return 1.0 - np.abs(folded - 1.0)  # a triangle wave is a ball between two walls
 
 
-def location_class(top_left: np.ndarray) -> np.ndarray:
+def location_class(top_left):
     """The authors' 3x3 location class of top-left corners in pixels: [..., 2] -> [...].
 
     Per axis ``int(3 x)`` with x = corner / TRAVEL in [0, 1], x = 1 (the far wall) kept
     in the last third: corners 0-11 -> 0, 12-23 -> 1, 24-36 -> 2. Class = row * 3 + col.
+    Integer arrays, or int64 torch tensors on any device (:mod:`stvae.data.on_device`).
     """
-    cell = np.minimum(np.asarray(top_left, dtype=np.int64) * 3 // TRAVEL, 2)
+    if not isinstance(top_left, torch.Tensor):
+        top_left = np.asarray(top_left, dtype=np.int64)
+    cell = (top_left * 3 // TRAVEL).clip(max=2)
     return cell[..., 0] * 3 + cell[..., 1]
 
 

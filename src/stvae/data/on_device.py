@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stvae.data import chairs
-from stvae.data.bouncing_mnist import DIGIT, FRAME, SPEED, TRAVEL
+from stvae.data import chairs, to_tensor
+from stvae.data.bouncing_mnist import DIGIT, FRAME, SPEED, TRAVEL, location_class
 from stvae.data.digits import Digits
 
 __all__ = ["uniforms", "DeviceBouncingMNIST", "DeviceChairs", "DeviceFeed", "ON_DEVICE"]
@@ -124,11 +124,10 @@ class DeviceBouncingMNIST:
         v_idx = torch.arange(videos, device=self.device)[:, None, None, None]
         t_idx = torch.arange(frames, device=self.device)[None, :, None, None]
         out[v_idx, t_idx, rows, cols] = self.images[pick][:, None]
-        cell = torch.clamp(top_left * 3 // TRAVEL, max=2)
         return {
             "videos": out,
             "static_labels": self.labels[pick],
-            "temporal_labels": cell[..., 0] * 3 + cell[..., 1],
+            "temporal_labels": location_class(top_left),
             "positions": (top_left + DIGIT / 2).float(),
             "image_ids": self.ids[pick],
         }
@@ -194,14 +193,21 @@ class DeviceChairs:
 
 class DeviceFeed:
     """Training batches made on the device, in the loop's order: ``get(step)`` returns
-    float32 [B, N, 1, 64, 64] in [0, 1] (the interface of the host path's feed)."""
+    float32 [B, N, C, 64, 64] in [0, 1], grey frames given the ``channels`` the model
+    sees by :func:`stvae.data.to_tensor` (the interface of the host path's feed)."""
 
-    def __init__(self, source: DeviceBouncingMNIST | DeviceChairs, seed: int, videos: range):
-        self.source, self.seed, self.videos = source, seed, videos
+    def __init__(
+        self,
+        source: DeviceBouncingMNIST | DeviceChairs,
+        seed: int,
+        videos: range,
+        channels: int = 1,
+    ):
+        self.source, self.seed, self.videos, self.channels = source, seed, videos, channels
 
     def get(self, step: int) -> Tensor:
         frames = self.source.sample(self.seed, step, self.videos)["videos"]
-        return frames.unsqueeze(2).float().div_(255.0)
+        return to_tensor(frames, frames.device, self.channels)
 
     def extend(self, stop: int) -> None:
         """Nothing is made ahead: any step can be drawn at any time."""
