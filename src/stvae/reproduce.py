@@ -333,8 +333,13 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
             ev, wall, how = done["ev"], done["wall"], done["how"]
             trained += 1
         _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+    return _final_report(rows, stem, dataset, preset, seeds)
+
+
+def _final_report(rows, stem, dataset, preset, seeds) -> list[dict]:
+    """The report's rows in grid order, rendered once more (also when nothing new ran)."""
     ordered = _ordered(rows, dataset, seeds)
-    if ordered:  # also when nothing new ran: the report is rendered again from its rows
+    if ordered:
         _write_report(stem, ordered, dataset, preset, seeds)
     return ordered
 
@@ -402,13 +407,14 @@ def _run_parallel(runs, rows, out, stem, dataset, preset, seeds, limit, log, par
             for conn in multiprocessing.connection.wait(list(running), timeout=1.0):
                 run, process = running.pop(conn)
                 try:
-                    kind, result = conn.recv()
+                    kind, result = conn.recv()  # before join: a large answer fills the pipe
                 except EOFError:  # it died before it could answer
-                    process.join()
+                    kind, result = None, None
+                process.join()
+                if kind is None:
                     killed = process.exitcode == -signal.SIGTERM  # before train() took over
                     code = f"exit code {process.exitcode}"
                     kind, result = ("stopped", None) if killed else ("crash", code)
-                process.join()
                 if kind == "error":
                     failure = failure or StvaeError(f"[{run.name}] {result}")
                 elif kind == "crash":
@@ -431,10 +437,7 @@ def _run_parallel(runs, rows, out, stem, dataset, preset, seeds, limit, log, par
             signal.signal(signal.SIGTERM, previous)
     if failure is not None:
         raise failure
-    ordered = _ordered(rows, dataset, seeds)
-    if ordered:
-        _write_report(stem, ordered, dataset, preset, seeds)
-    return ordered
+    return _final_report(rows, stem, dataset, preset, seeds)
 
 
 def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
