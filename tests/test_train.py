@@ -527,3 +527,27 @@ def test_data_workers_auto_uses_processes_only_for_generated_data_on_cuda():
     assert data_workers(TINY.replace(**{"data.source": "clips.npy"}), cuda) == 0
     with pytest.raises(StvaeError, match="data-workers must be -1"):
         TINY.replace(data_workers=-2)
+
+
+def test_snapshots_keep_the_weights_every_n_steps_and_at_the_end(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=7, snapshot_every=3), run)
+    snaps = sorted(p.name for p in (run / train_module.SNAPSHOTS).iterdir())
+    assert snaps == [
+        "step-000003.safetensors",
+        "step-000006.safetensors",
+        "step-000007.safetensors",
+    ]
+    final = checkpoint_module._load(run / RUN_FILES["weights"])[0]
+    last = checkpoint_module._load(train_module.snapshot_path(run, 7))[0]
+    earlier = checkpoint_module._load(train_module.snapshot_path(run, 3))[0]
+    assert final.keys() == last.keys()
+    for k in final:
+        torch.testing.assert_close(last[k], final[k], rtol=0, atol=0)
+    assert any(not torch.equal(earlier[k], final[k]) for k in final)  # weights of step 3
+
+
+def test_no_snapshots_by_default(tmp_path):
+    run = tmp_path / "run"
+    train(TINY, run)
+    assert not (run / train_module.SNAPSHOTS).exists()

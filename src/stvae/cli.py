@@ -110,12 +110,14 @@ TRAIN_FLAGS = {
     "data_on": "data_on",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
+    "snapshot_every": "snapshot_every",
     "time_budget": "time_budget",
 }
 RESUMABLE = {
     "steps",
     "checkpoint_every",
     "log_every",
+    "snapshot_every",
     "device",
     "compile",
     "cuda_graphs",
@@ -217,6 +219,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
+    p.add_argument(
+        "--snapshot-every",
+        type=_nonneg_int,
+        help="keep the weights every this many steps (and at the end) in RUN/snapshots, for "
+        "`stvae curve` (0: none, the default)",
+    )
     p.add_argument(
         "--time-budget",
         type=_duration,

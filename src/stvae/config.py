@@ -53,6 +53,8 @@ class TrainConfig:
     # MNIST, chairs); auto: device on CUDA where supported, else host; config.json records it
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl records
+    snapshot_every: int = 0  # steps between weight snapshots in snapshots/ (and one at the
+    # end; 0: none): `stvae curve` scores them into a learning curve (stvae.curve)
     time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
     # schedule) to fit; config.json then records the steps chosen and no budget
 
@@ -72,6 +74,8 @@ class TrainConfig:
             self.time_budget > 0 and math.isfinite(self.time_budget)
         ):
             raise StvaeError(f"time-budget must be a positive duration; got {self.time_budget}")
+        if self.snapshot_every < 0:
+            raise StvaeError(f"snapshot-every must be 0 (off) or more; got {self.snapshot_every}")
         if self.beta_warmup < 0:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
         if self.device not in DEVICES:

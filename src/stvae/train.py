@@ -6,6 +6,8 @@ A run directory holds
 * ``metrics.jsonl``: one JSON object per logged step (loss terms, lr, beta, frames/s);
 * ``checkpoint.safetensors``: the full training state, rewritten atomically;
 * ``model.safetensors``: the final weights (config in its metadata);
+* ``snapshots/step-NNNNNN.safetensors``: the weights every ``snapshot_every`` steps and at
+  the end (with ``--snapshot-every``; scored into a learning curve by :mod:`stvae.curve`);
 * ``tb/``: TensorBoard events, when tensorboard is installed.
 
 SIGTERM (a scheduler's time limit, ``timeout``, ``kill``) ends a one-process run cleanly:
@@ -56,6 +58,7 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "resolve_data_on",
+    "snapshot_path",
     "RUN_FILES",
 ]
 
@@ -368,6 +371,9 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
                 log.record(row)
             if saved:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
+            if config.snapshot_every and (step % config.snapshot_every == 0 or final):
+                (out / SNAPSHOTS).mkdir(exist_ok=True)
+                save_weights(snapshot_path(out, step), model, config.to_dict())
     finally:
         stop.__exit__()
         feed.close()
@@ -397,6 +403,14 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         "final": row,
         "budget": None if choice is None else dataclasses.asdict(choice),
     }
+
+
+SNAPSHOTS = "snapshots"  # the run directory's folder of weight snapshots
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    """Where the weights after ``step`` steps are kept (``--snapshot-every``)."""
+    return Path(run_dir) / SNAPSHOTS / f"step-{step:06d}.safetensors"
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[dict, Tensor]:
