@@ -592,6 +592,35 @@ def _cmd_reproduce(args) -> None:
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
 
 
+def _add_curve(sub) -> None:
+    from stvae.evaluate import PROBE_CHOICES
+
+    p = sub.add_parser(
+        "curve",
+        help="score a run's weight snapshots into a learning curve",
+        description="Score every snapshot of a run (kept with --snapshot-every) not yet in "
+        "RUN/curve.json as evaluate scores the final weights, on the same probe sets, and "
+        "write curve.json, curve.png and TensorBoard scalars into the run directory.",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe sets (as evaluate)")
+    p.add_argument(
+        "--probe", choices=PROBE_CHOICES, default="both", help="which probes (as evaluate)"
+    )
+    p.set_defaults(func=_cmd_curve)
+
+
+def _cmd_curve(args) -> None:
+    from stvae.curve import CURVE_FILES, curve_run
+
+    curve = curve_run(args.run, args.seed, args.probe)
+    run = Path(args.run)
+    print(
+        f"{len(curve['points'])} points in {run / CURVE_FILES['json']} and "
+        f"{run / CURVE_FILES['png']}"
+    )
+
+
 def _add_figures(sub) -> None:
     p = sub.add_parser(
         "figures",
@@ -625,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_encode(sub)
     _add_figures(sub)
+    _add_curve(sub)
     _add_reproduce(sub)
     return parser
 

@@ -59,6 +59,7 @@ __all__ = [
     "probe_run",
     "encode_run",
     "evaluate_run",
+    "evaluate_model",
     "static_targets",
     "elbo_terms",
     # the cores, from stvae.probes
@@ -363,13 +364,33 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
     names the temporal source's action and each attribute of the static source.
     """
+    model, config = load_run(run_dir)
+    result = evaluate_model(model, config, data, seed, probe)
+    write_json(Path(run_dir) / "eval.json", result)
+    return result
+
+
+def evaluate_model(
+    model,
+    config,
+    data=None,
+    seed: int = 0,
+    probe: str = "both",
+    sets: dict | None = None,
+    judge: bool = True,
+    cache: dict | None = None,
+) -> dict:
+    """What :func:`evaluate_run` writes to ``eval.json``, for a model in hand (a run's
+    :class:`TrainConfig` beside it). ``sets``: this config's :func:`probe_sets` made once
+    by the caller (a learning curve scores many snapshots on the same sets); ``judge``:
+    False leaves out the judged swaps on sprites (they train a judge classifier);
+    ``cache``: filled with the posterior means of each video set, by ``id`` of its dict."""
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
     probes = list(PROBES) if probe == "both" else [probe]
-    model, config = load_run(run_dir)
-    cache: dict = {}
+    cache = {} if cache is None else cache
     if data is None and config.data.generated:
-        sets = probe_sets(config.data, seed=seed)
+        sets = sets if sets is not None else probe_sets(config.data, seed=seed)
         score = sets["score"]
         pairs = {p: (sets["fit"][p], score) for p in probes}
         named = {p: (sets["describe"][p], sets["describe"]["score"]) for p in probes}
@@ -438,13 +459,12 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
                 values = [a[key] for a in result["attributes"].values() if key in a]
                 if values:
                     result[key] = float(np.mean(values))
-    if "attributes" in score and k and config.data.source == "sprites":
+    if judge and "attributes" in score and k and config.data.source == "sprites":
         from stvae.judge import judge_accuracy, judge_swaps, train_judge
 
-        judge = train_judge(seed)
+        classifier = train_judge(seed)
         result["swaps"] = {
-            "judge_accuracy": judge_accuracy(judge, seed=seed),
-            **judge_swaps(model, score, judge, seed),
+            "judge_accuracy": judge_accuracy(classifier, seed=seed),
+            **judge_swaps(model, score, classifier, seed),
         }
-    write_json(Path(run_dir) / "eval.json", result)
     return result

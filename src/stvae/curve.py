@@ -1,0 +1,300 @@
+"""Learning curves: every weight snapshot of a run scored as ``evaluate`` scores its final
+weights, against frames seen (``stvae curve``).
+
+A run trained with ``--snapshot-every N`` keeps its weights every N steps and at the end
+in ``snapshots/`` (:func:`stvae.train.snapshot_path`). :func:`curve_run` scores each
+snapshot not yet in ``curve.json`` with :func:`stvae.evaluate.evaluate_model` on the
+same probe sets as ``evaluate`` (so the point of the final snapshot equals ``eval.json``
+of the final weights, and the same snapshot scored twice gives the same numbers), adds
+the static label read from the static factor on videos of the *training* images beside
+the held-out ones (the gap says whether the training digits are being memorised), and
+writes ``curve.json``, ``curve.png`` and TensorBoard scalars (``curve/<key>``) in the run
+directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from stvae.checkpoint import atomic_write, load_weights, read_json, write_json
+from stvae.config import RUN_FILES, TrainConfig
+from stvae.data import generate
+from stvae.errors import StvaeError
+from stvae.evaluate import (
+    EVAL_VERSION,
+    PROBE_CHOICES,
+    PROBE_SEED,
+    PROBES,
+    SUFFIX,
+    evaluate_model,
+    probe_sets,
+    static_accuracy,
+)
+from stvae.model import encode_videos, make_model
+from stvae.train import SNAPSHOTS
+
+__all__ = ["CURVE_FILES", "CURVE_VERSION", "snapshots", "curve_run", "training_image_gap"]
+
+CURVE_FILES = {"json": "curve.json", "png": "curve.png"}
+CURVE_VERSION = 1
+TRAIN_SET = 4  # the stream of the extra set of training-image videos (probe_sets uses 1-3)
+
+
+def snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every weight snapshot of a run, in step order."""
+    folder = Path(run_dir) / SNAPSHOTS
+    found = []
+    for path in folder.glob("step-*.safetensors") if folder.is_dir() else []:
+        try:
+            found.append((int(path.stem.split("-", 1)[1]), path))
+        except ValueError:
+            continue  # not a name stvae writes
+    return sorted(found)
+
+
+def _checksum(path: Path) -> str:
+    """The sha256 that :mod:`stvae.checkpoint` keeps in a weights file's metadata."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("sha256", "")
+    except (SafetensorError, OSError) as e:
+        raise StvaeError(f"{path}: corrupt or truncated safetensors file ({e})") from None
+
+
+def training_image_gap(
+    model, config: TrainConfig, sets: dict, train_videos: dict, seed: int, cache: dict
+) -> dict:
+    """The static label from the static factor (all features for a baseline) with a probe
+    fitted on the videos of training images that the ``rbf`` protocol fits on, scored on
+    other videos of the same training images (``static_train``) and on the held-out score
+    set (``static_held_out``; for ``rbf`` it is eval.json's ``static_accuracy_rbf``).
+    Keys carry the probe's suffix (``_rbf`` for RBF, none for linear). ``cache``: posterior
+    means by ``id`` of a video set (as :func:`stvae.evaluate.evaluate_model` fills it)."""
+    fit, held = sets["fit"]["rbf"], sets["score"]
+    for d in (fit, train_videos, held):
+        if id(d) not in cache:
+            cache[id(d)] = encode_videos(model, d["videos"])[0]
+    mus = [cache[id(d)] for d in (fit, train_videos, held)]
+    k = config.model.n_static
+    out = {}
+    for other, name in ((1, "static_train"), (2, "static_held_out")):
+        mu = np.concatenate([mus[0], mus[other]])
+        labels = np.concatenate(
+            [fit["static_labels"], (train_videos, held)[other - 1]["static_labels"]]
+        )
+        vf = len(mus[0])
+        split = (np.arange(vf), np.arange(vf, len(mu)))
+        for p in PROBES:
+            found = static_accuracy(mu, labels, k, seed, p, split)
+            out[f"{name}{SUFFIX[p]}"] = found["static_accuracy"]
+    return out
+
+
+def _headline(ev: dict) -> dict:
+    """The curve's scalars from one evaluate result."""
+    out = {}
+    for p in PROBES:
+        sfx = SUFFIX[p]
+        for key in (f"d_score{sfx}", f"static_accuracy{sfx}"):
+            if key in ev:
+                out[key] = ev[key]
+        d = ev.get(f"disentanglement{sfx}")
+        if d:
+            out[f"temporal_from_temporal{sfx}"] = d["temporal_acc_from_temporal"]
+            out[f"temporal_from_static{sfx}"] = d["temporal_acc_from_static"]
+            out[f"static_from_temporal{sfx}"] = d["static_acc_from_temporal"]
+    for key, value in ev["elbo"].items():
+        out[f"elbo_{key}"] = value
+    return out
+
+
+def _fresh(config: TrainConfig, seed: int, probe: str) -> dict:
+    return {
+        "curve_version": CURVE_VERSION,
+        "eval_version": EVAL_VERSION,
+        "seed": seed,
+        "probe": probe,
+        "frames_per_step": config.frames_per_batch,
+        "points": [],
+    }
+
+
+def _existing(path: Path, want: dict) -> dict:
+    """curve.json as far as it was scored under the same settings, else a fresh one."""
+    if not path.exists():
+        return want
+    have = read_json(path)
+    same = isinstance(have, dict) and all(
+        have.get(k) == v for k, v in want.items() if k != "points"
+    )
+    if not same:
+        print(
+            f"stvae: {path} was scored with other settings; scoring every snapshot again",
+            file=sys.stderr,
+        )
+        return want
+    return have
+
+
+def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bool = False) -> dict:
+    """Scores every snapshot of ``run_dir`` not yet in its ``curve.json`` and writes
+    ``curve.json`` (after each point, so an interrupted call keeps what it scored),
+    ``curve.png`` and TensorBoard scalars. Returns the curve: ``points`` in step order,
+    each with ``step``, ``frames`` seen, ``lr``, the headline numbers (``d_score``,
+    ``d_score_rbf``, ``static_accuracy[_rbf]``, ``temporal_from_temporal[_rbf]``, ...,
+    ``elbo_<term>``), the training-image gap (:func:`training_image_gap`, generated data
+    with training images only) and the whole evaluate result under ``eval``."""
+    run_dir = Path(run_dir)
+    if probe not in PROBE_CHOICES:
+        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
+    if not run_dir.is_dir():
+        raise StvaeError(f"{run_dir}: no such run directory")
+    cfg_path = run_dir / RUN_FILES["config"]
+    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+    found = snapshots(run_dir)
+    if not found:
+        raise StvaeError(
+            f"{run_dir}: no snapshots to score (train with --snapshot-every N to keep them)"
+        )
+    path = run_dir / CURVE_FILES["json"]
+    curve = _existing(path, _fresh(config, seed, probe))
+    done = {(p["step"], p["sha256"]) for p in curve["points"]}
+    todo = [(step, snap, _checksum(snap)) for step, snap in found]
+    todo = [t for t in todo if (t[0], t[2]) not in done]
+    sets = train_videos = None
+    new = []
+    for step, snap, sha in todo:
+        if sets is None and config.data.generated:
+            sets = probe_sets(config.data, seed=seed)
+            if sets["fit"]["rbf"] is not sets["fit"]["linear"]:  # training images exist
+                train_videos = generate(
+                    config.data.source,
+                    len(sets["score"]["videos"]),
+                    config.data.frames,
+                    [PROBE_SEED, seed, TRAIN_SET],
+                    "train",
+                    config.data.mnist_dir,
+                    config.data.speed,
+                )
+        model = make_model(config.model)
+        load_weights(snap, model)
+        model.eval()
+        cache: dict = {}  # this snapshot's encodings of each set
+        ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=False, cache=cache)
+        point = {"step": step, "frames": step * config.frames_per_batch, "sha256": sha}
+        point["lr"] = config.lr_at(max(step - 1, 0))
+        point.update(_headline(ev))
+        if train_videos is not None and "static_labels" in train_videos:
+            point.update(training_image_gap(model, config, sets, train_videos, seed, cache))
+        point["eval"] = ev
+        curve["points"] = sorted(
+            [p for p in curve["points"] if p["step"] != step] + [point], key=lambda p: p["step"]
+        )
+        write_json(path, curve)
+        new.append(point)
+        if not quiet:
+            print(describe_point(point), flush=True)
+    _tensorboard(run_dir, new)
+    plot_curve(curve, run_dir / CURVE_FILES["png"], config)
+    return curve
+
+
+def describe_point(point: dict) -> str:
+    """One line of a curve point, as ``stvae curve`` prints it."""
+    parts = [f"step {point['step']:>6}  {point['frames'] / 1e6:6.2f} M frames"]
+    for key, label in (
+        ("d_score_rbf", "eq19 rbf"),
+        ("d_score", "linear"),
+        ("static_train_rbf", "static train"),
+        ("static_held_out_rbf", "held-out"),
+        ("temporal_from_temporal_rbf", "temporal"),
+        ("elbo_negative_elbo", "-elbo"),
+    ):
+        if key in point:
+            parts.append(f"{label} {point[key]:.3f}")
+    return "  ".join(parts)
+
+
+def _tensorboard(run_dir: Path, points: list[dict]) -> None:
+    """The new points' scalars as ``curve/<key>`` at their training step, in ``tb/``."""
+    if not points:
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return
+    writer = SummaryWriter(str(run_dir / "tb"))
+    try:
+        for point in points:
+            for key, value in point.items():
+                if key not in ("step", "sha256", "eval") and isinstance(value, (int, float)):
+                    writer.add_scalar(f"curve/{key}", value, point["step"])
+    finally:
+        writer.close()
+
+
+PANELS = (
+    ("eq 19 score", (("d_score_rbf", "RBF (authors')"), ("d_score", "linear (text)"))),
+    (
+        "static label from the static factor",
+        (
+            ("static_train_rbf", "training images, RBF"),
+            ("static_held_out_rbf", "held-out images, RBF"),
+            ("static_train", "training images, linear"),
+            ("static_held_out", "held-out images, linear"),
+        ),
+    ),
+    (
+        "temporal label",
+        (
+            ("temporal_from_temporal_rbf", "from temporal, RBF"),
+            ("temporal_from_temporal", "from temporal, linear"),
+            ("temporal_from_static_rbf", "from static, RBF"),
+        ),
+    ),
+    (
+        "-ELBO terms (nats/frame)",
+        (
+            ("elbo_reconstruction", "reconstruction"),
+            ("elbo_kl", "KL"),
+        ),
+    ),
+)
+
+
+def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
+    """curve.png: one panel per group of :data:`PANELS` against millions of frames seen,
+    the learning-rate decays as dotted lines."""
+    from matplotlib.figure import Figure
+
+    points = curve["points"]
+    frames = np.array([p["frames"] for p in points]) / 1e6
+    fig = Figure(figsize=(13, 3.2))
+    axes = fig.subplots(1, len(PANELS))
+    last = points[-1]["step"] if points else 0
+    decays = range(config.lr_decay_every, last + 1, config.lr_decay_every)
+    for ax, (title, series) in zip(axes, PANELS, strict=True):
+        for key, label in series:
+            have = [(f, p[key]) for f, p in zip(frames, points, strict=True) if key in p]
+            if have:
+                xs, ys = zip(*have, strict=True)
+                ax.plot(xs, ys, "-o", ms=3, lw=1, label=label)
+        for step in decays:
+            ax.axvline(step * config.frames_per_batch / 1e6, ls=":", lw=0.8, color="grey")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("frames seen (millions)", fontsize=8)
+        if title.startswith("-ELBO"):
+            ax.set_yscale("log")
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        f"{config.model.kind}, {config.model.features} features, beta {config.model.beta:g}: "
+        f"{len(points)} snapshots (dotted: learning-rate decays)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))

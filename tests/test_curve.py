@@ -1,0 +1,111 @@
+"""Learning curves over weight snapshots (stvae curve, issue 25)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stvae import curve as curve_module
+from stvae.curve import CURVE_FILES, curve_run, snapshots
+from stvae.data import DataConfig
+from stvae.errors import StvaeError
+from stvae.evaluate import evaluate_run
+from stvae.model import ModelConfig
+from stvae.train import TrainConfig, snapshot_path, train
+
+TINY = TrainConfig(
+    model=ModelConfig(features=4),
+    data=DataConfig(frames=4),
+    steps=4,
+    batch_videos=2,
+    checkpoint_every=2,
+    log_every=2,
+    snapshot_every=2,
+)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A tiny run with snapshots at steps 2 and 4, its curve and its eval.json."""
+    run = tmp_path_factory.mktemp("curve") / "run"
+    train(TINY, run)
+    curve = curve_run(run, quiet=True)
+    ev = evaluate_run(run)
+    return run, curve, ev
+
+
+def strip(point):
+    return {k: v for k, v in point.items() if k != "eval"}
+
+
+@pytest.mark.slow
+def test_every_snapshot_is_scored_and_the_last_point_is_evaluate_of_the_final_weights(scored):
+    run, curve, ev = scored
+    assert [p["step"] for p in curve["points"]] == [2, 4]
+    assert [p["frames"] for p in curve["points"]] == [2 * 8, 4 * 8]  # 2 videos x 4 frames
+    last = curve["points"][-1]
+    assert last["eval"] == ev  # the final snapshot holds the final weights
+    assert last["d_score_rbf"] == ev["d_score_rbf"] and last["d_score"] == ev["d_score"]
+    assert last["static_accuracy_rbf"] == ev["static_accuracy_rbf"]
+    rbf = ev["disentanglement_rbf"]
+    assert last["temporal_from_temporal_rbf"] == rbf["temporal_acc_from_temporal"]
+    assert last["elbo_negative_elbo"] == ev["elbo"]["negative_elbo"]
+    # the authors' protocol fits on training digits: held out, it is evaluate's own number
+    assert last["static_held_out_rbf"] == ev["static_accuracy_rbf"]
+    assert {"static_train", "static_train_rbf", "static_held_out"} <= set(last)
+    assert curve["points"][0]["d_score_rbf"] != last["d_score_rbf"]  # other weights
+    on_disk = json.loads((run / CURVE_FILES["json"]).read_text())
+    assert on_disk == json.loads(json.dumps(curve))
+    assert (run / CURVE_FILES["png"]).stat().st_size > 10_000
+    assert any(p.name.startswith("events") for p in (run / "tb").iterdir())
+
+
+@pytest.mark.slow
+def test_scored_snapshots_are_not_scored_again_and_rescoring_gives_the_same(scored, monkeypatch):
+    run, curve, _ = scored
+    calls = []
+    real = curve_module.evaluate_model
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(curve_module, "evaluate_model", counting)
+    again = curve_run(run, quiet=True)
+    assert calls == [] and again == json.loads(json.dumps(curve))
+    # from nothing, the same snapshots give the same numbers
+    (run / CURVE_FILES["json"]).unlink()
+    fresh = curve_run(run, quiet=True)
+    assert len(calls) == 2
+    assert [strip(p) for p in fresh["points"]] == [strip(p) for p in curve["points"]]
+    # a new snapshot (the run continued) is scored alone
+    train(TINY.replace(steps=6), run, resume=True)
+    assert [s for s, _ in snapshots(run)] == [2, 4, 6]
+    calls.clear()
+    longer = curve_run(run, quiet=True)
+    assert len(calls) == 1 and [p["step"] for p in longer["points"]] == [2, 4, 6]
+    assert [strip(p) for p in longer["points"][:2]] == [strip(p) for p in curve["points"]]
+
+
+def test_a_run_without_snapshots_is_refused_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=1, snapshot_every=0), run)
+    with pytest.raises(StvaeError, match="no snapshots to score"):
+        curve_run(run)
+    cli = [sys.executable, "-m", "stvae.cli", "curve", str(run)]
+    done = subprocess.run(cli, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "--snapshot-every" in done.stderr
+    missing = subprocess.run(cli[:-1] + [str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_a_damaged_snapshot_is_refused_by_name(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=2), run)
+    snap = snapshot_path(run, 2)
+    snap.write_bytes(snap.read_bytes()[:100])
+    with pytest.raises(StvaeError, match="step-000002.safetensors: corrupt"):
+        curve_run(run)
+    assert not (run / CURVE_FILES["json"]).exists()
