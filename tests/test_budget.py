@@ -109,3 +109,23 @@ def test_before_a_budget_chooses_the_steps_progress_says_it_is_timing(tmp_path, 
     assert first.startswith("step     50  loss") and "timing the rate" in first
     assert str(UNTIL_CHOSEN) not in first and "left" not in first
     assert second.startswith("step    100/600") and "left" in second
+
+
+def test_a_time_budget_never_raises_the_learning_rate_and_config_json_replays_it(tmp_path):
+    # measuring takes at least 23 steps: with a decay every 10 the preset's schedule would
+    # decay twice while measuring, and the schedule chosen after must not undo that
+    cfg = TINY.replace(
+        time_budget=8.0, steps=1000, lr_decay_every=10, log_every=1, checkpoint_every=1000
+    )
+    train(cfg, tmp_path / "budget")
+    saved = TrainConfig.from_dict(json.loads((tmp_path / "budget" / "config.json").read_text()))
+    lrs = [r["lr"] for r in _rows(tmp_path / "budget")]
+    assert len(lrs) == saved.steps >= 23
+    assert all(later <= before for before, later in zip(lrs, lrs[1:], strict=False)), lrs
+    assert lrs == [saved.lr_at(step) for step in range(saved.steps)]  # the schedule recorded
+    train(saved, tmp_path / "rerun")
+    assert [r["lr"] for r in _rows(tmp_path / "rerun")] == lrs
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / RUN_FILES["metrics"]).read_text().splitlines()]

@@ -551,3 +551,39 @@ def test_no_snapshots_by_default(tmp_path):
     run = tmp_path / "run"
     train(TINY, run)
     assert not (run / train_module.SNAPSHOTS).exists()
+
+
+def _compiled_that_fails_at(call: int, error: Exception):
+    """A stand-in for torch.compile whose model runs eagerly until its ``call``-th call."""
+
+    def compile_(model, **options):
+        calls = []
+
+        def run(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == call:
+                raise error
+            return model(*args, **kwargs)
+
+        return run
+
+    return compile_
+
+
+def test_an_error_after_the_first_compiled_step_is_not_taken_for_a_compile_failure(
+    tmp_path, monkeypatch, capsys
+):
+    oom = RuntimeError("CPU out of memory: tried to allocate")
+    monkeypatch.setattr(torch, "compile", _compiled_that_fails_at(3, oom))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(TINY.replace(compile=True), tmp_path / "oom")
+    assert "training eagerly" not in capsys.readouterr().err
+
+
+def test_the_compilers_own_error_at_a_later_step_falls_back_to_eager(tmp_path, monkeypatch, capsys):
+    from torch._dynamo.exc import RecompileError
+
+    monkeypatch.setattr(torch, "compile", _compiled_that_fails_at(3, RecompileError("again")))
+    summary = train(TINY.replace(compile=True), tmp_path / "recompiled")
+    assert "torch.compile failed (RecompileError); training eagerly" in capsys.readouterr().err
+    assert summary["step"] == TINY.steps and not summary["compiled"]

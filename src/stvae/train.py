@@ -266,7 +266,9 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         if resume:  # what is left of the budget after the loop time already spent
             planned = config.replace(time_budget=max(config.time_budget - earlier, 1e-3))
         timing_from = step + budget.WARMUP_STEPS
-        config = config.replace(steps=budget.UNTIL_CHOSEN)
+        # until the steps are chosen, no decay: the chosen schedule takes none before the
+        # step it is chosen at, so the learning rate never rises and config.json replays it
+        config = config.replace(steps=budget.UNTIL_CHOSEN, lr_decay_every=budget.UNTIL_CHOSEN)
     log = (
         MetricsLog(out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch)
         if d.main
@@ -294,6 +296,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
     # and any number of ranks splits the same global batch.
     feed = _feed(config, source, mine, step, device)
+    start = step  # the first step of this process: where a compiled model first runs
     # The first non-finite step, as 4 * step + what (1: the loss, 2: a gradient), kept on
     # the device (no host round trip a step) and read where the loop logs or saves.
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
@@ -320,7 +323,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             try:
                 terms, what = _forward_backward(forward, *args)
             except Exception as e:
-                if forward is eager or isinstance(e, StvaeError):
+                if forward is eager or not _compile_failed(e, first=step == start):
                     raise
                 print(
                     f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
@@ -406,6 +409,16 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
 
 
 SNAPSHOTS = "snapshots"  # the run directory's folder of weight snapshots
+
+
+def _compile_failed(e: Exception, first: bool) -> bool:
+    """Whether an error of a compiled step is compiling's own failure, after which the run
+    goes on eagerly: any error of the ``first`` compiled step (where compiling happens),
+    later only the compiler's own exception types (a recompilation). Anything else (out of
+    memory, a lost peer, a bad value) is the run's error and goes out as it is."""
+    if isinstance(e, StvaeError):
+        return False
+    return first or type(e).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:
