@@ -104,3 +104,67 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         atomic_write(path, half)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def _rewrite(path, **metadata_changes):
+    """The file again with some metadata entries changed and its digest kept."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    metadata.update(metadata_changes)
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    save_file(tensors, str(path), metadata=metadata)
+    return tensors, metadata
+
+
+def test_the_checksum_covers_the_step_the_optimiser_and_the_config(tmp_path, trained):
+    model, opt = trained
+    for i, change in enumerate(({"step": "70"}, {"config": '{"a": 2}'}, {"param_groups": "[]"})):
+        path = tmp_path / f"c{i}.safetensors"  # no previous checkpoint to fall back to
+        save_checkpoint(path, model, opt, 7, {"a": 1})
+        _rewrite(path, **change)
+        with pytest.raises(StvaeError, match="checksum mismatch"):
+            load_checkpoint(path, VideoVAE(ModelConfig(features=4)), opt)
+
+
+def test_files_of_earlier_versions_whose_digest_covers_the_tensors_still_load(tmp_path, trained):
+    from stvae.checkpoint import _sha256
+
+    model, opt = trained
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, model, opt, 7, {"a": 1})
+    tensors, _ = _rewrite(path, covers=None)  # as stvae 0.4 wrote it: no "covers" ...
+    _rewrite(path, covers=None, sha256=_sha256(tensors))  # ... and a digest of the tensors
+    assert load_checkpoint(path, VideoVAE(ModelConfig(features=4)), opt) == 7
+
+
+def test_a_damaged_checkpoint_is_never_rotated_over_a_good_previous_one(tmp_path, trained):
+    from stvae.checkpoint import previous
+
+    model, opt = trained
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, model, opt, 2, {})
+    save_checkpoint(path, model, opt, 4, {})  # step 2 is now the previous one
+    path.write_bytes(path.read_bytes()[:-1000])  # the newest damaged
+    fresh = VideoVAE(ModelConfig(features=4))
+    assert load_checkpoint(path, fresh) == 2  # resume falls back to it
+    save_checkpoint(path, model, opt, 3, {})  # the resumed run's next checkpoint
+    assert load_checkpoint(previous(path), fresh) == 2  # the good one is still there
+    assert load_checkpoint(path, fresh) == 3
+    save_checkpoint(path, model, opt, 4, {})  # a good newest rotates as before
+    assert load_checkpoint(previous(path), fresh) == 3
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_take_the_mode_the_umask_gives(tmp_path, umask):
+    import os
+
+    before = os.umask(umask)
+    try:
+        path = tmp_path / "f.json"
+        atomic_write(path, lambda p: p.write_text("{}"))
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(before)

@@ -409,12 +409,52 @@ def test_one_writer_per_run_directory(tmp_path):
     with RunLock(run), pytest.raises(StvaeError, match=f"in use by process {os.getpid()} on "):
         train(TINY, run, resume=True)  # as a second process resuming a training run would be
     assert (run / RUN_FILES["config"]).exists()  # refused without touching the run
-    # a lock left by a process that died is taken over
+    # a lock file left by a process that died, by another host's process, or left empty
+    # (a crash between creating it and writing it) holds no OS lock: it is taken
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (run / RunLock.NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
-    train(TINY.replace(steps=4), run, resume=True)
-    assert metrics(run)[-1]["step"] == 4 and not (run / RunLock.NAME).exists()
+    for left in (
+        json.dumps({"pid": dead.pid, "host": socket.gethostname()}),
+        json.dumps({"pid": 1, "host": "another-host"}),
+        "",
+    ):
+        (run / RunLock.NAME).write_text(left)
+        steps = metrics(run)[-1]["step"] + 1
+        train(TINY.replace(steps=steps), run, resume=True)
+        assert metrics(run)[-1]["step"] == steps and not (run / RunLock.NAME).exists()
+
+
+def test_the_refusal_says_how_to_clear_a_lock_on_a_file_system_without_locks(tmp_path):
+    with RunLock(tmp_path), pytest.raises(StvaeError) as refused:
+        RunLock(tmp_path).acquire()
+    assert f"delete {tmp_path / RunLock.NAME}" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_of_two_processes_resuming_a_killed_run_together_exactly_one_trains(tmp_path):
+    run = tmp_path / "run"
+    argv = tiny_argv(steps=400, checkpoint_every=2, log_every=1)
+    owner = subprocess.Popen([*CLI_TRAIN, *argv, "--out", str(run)], stderr=subprocess.DEVNULL)
+    while not (run / RUN_FILES["checkpoint"]).exists():
+        time.sleep(0.1)
+    owner.kill()  # -9: its lock file stays behind, its OS lock does not
+    owner.wait()
+    assert (run / RunLock.NAME).exists()
+    both = [
+        subprocess.Popen(
+            [*CLI_TRAIN, *argv, "--resume", "--out", str(run)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    done = [(p.wait(), *p.communicate()) for p in both]
+    codes = sorted(code for code, _, _ in done)
+    assert codes == [0, 2], done
+    refused = next(err for code, _, err in done if code == 2)
+    assert "in use by" in refused and "Traceback" not in refused
+    assert metrics(run)[-1]["step"] == 400
 
 
 def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_path, monkeypatch):
@@ -434,7 +474,9 @@ def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_
     with pytest.raises(StvaeError, match=r"checkpoint.safetensors: could not be written \(No sp"):
         train(TINY, run)
     assert not list(run.glob(".*.tmp"))  # no half-written file left behind
-    assert load_checkpoint(previous(run / RUN_FILES["checkpoint"]), VideoVAE(TINY.model)) == 2
+    # the new file is written before the old one moves: the step-2 checkpoint is in place
+    assert load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(TINY.model)) == 2
+    assert not previous(run / RUN_FILES["checkpoint"]).exists()
     monkeypatch.setattr(checkpoint_module, "save_file", real_save)  # space again
     train(TINY, run, resume=True)
     assert [r["loss"] for r in metrics(run)] == [r["loss"] for r in metrics(straight)]
@@ -443,6 +485,31 @@ def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_
     log.file = _FullFile(log.file)
     with pytest.raises(StvaeError, match=r"m.jsonl: could not be written \(No space left"):
         log.record({"step": 1, "loss": 1.0, "reconstruction": 1.0, "kl": 0.0})
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_fails_the_real_safetensors_write_in_one_line(tmp_path):
+    # safetensors reports a failed write as its own error type with the OS message inside
+    run = tmp_path / "run"
+    argv = tiny_argv(steps=2, checkpoint_every=2, log_every=1)
+    subprocess.run([*CLI_TRAIN, *argv, "--out", str(run)], check=True, capture_output=True)
+    ckpt = run / RUN_FILES["checkpoint"]
+    size = ckpt.stat().st_size
+    limited = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size // 2}, {size // 2})); "
+        "from stvae.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = tiny_argv(steps=4, checkpoint_every=2, log_every=1)
+    cmd = [sys.executable, "-c", limited, "train", *argv, "--resume", "--out", str(run)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "checkpoint.safetensors: could not be written (" in done.stderr
+    assert "File too large" in done.stderr and "it is unchanged" in done.stderr
+    assert ckpt.exists() and not previous(ckpt).exists()  # nothing rotated before the write
+    assert load_checkpoint(ckpt, VideoVAE(TINY.model)) == 2  # the last good one, in place
+    assert not list(run.glob(".*.tmp"))
 
 
 class _FullFile:

@@ -8,12 +8,14 @@ metadata. Nothing is pickled, so loading cannot run code.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,22 +42,30 @@ __all__ = [
 CHECKPOINT_FORMAT = "stvae-checkpoint-1"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it into place.
+def atomic_write(
+    path: Path, write: Callable[[Path], None], before_replace: Callable[[], None] | None = None
+) -> None:
+    """Calls ``write(tmp)`` on a temporary file beside ``path``, flushes it to the disk,
+    calls ``before_replace()`` (if given), renames it into place and flushes the folder.
 
-    A write that fails (a full disk, a read-only folder) leaves ``path`` as it was and
-    raises :class:`StvaeError` naming the file and the reason.
+    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the
+    0600 of a temporary file. A write that fails (a full disk, a read-only folder) leaves
+    ``path`` as it was and raises :class:`StvaeError` naming the file and the reason.
     """
     path = Path(path)
     tmp_path = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         tmp_path = Path(tmp)
         write(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp_path, path)
+        _fsync_folder(path.parent)
     except BaseException as e:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)
@@ -63,6 +73,33 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise StvaeError(f"{path}: could not be written ({reason}); it is unchanged") from None
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _io_error(e: BaseException) -> bool:
@@ -83,23 +120,39 @@ def read_json(path: Path) -> Any:
         raise StvaeError(f"{path}: not valid JSON ({e})") from None
 
 
-def _sha256(tensors: dict[str, torch.Tensor]) -> str:
+COVERS = "tensors+metadata"  # what "sha256" covers in files of stvae 0.5 on
+
+
+def _sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
+    """Digest of the tensors (names, dtypes, bytes) and, given ``metadata``, of every
+    metadata entry but the digest itself."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         digest.update(name.encode())
         digest.update(str(t.dtype).encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    if metadata is not None:
+        kept = {k: v for k, v in metadata.items() if k != "sha256"}
+        digest.update(json.dumps(kept, sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+def _save(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    before_replace: Callable[[], None] | None = None,
+) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    metadata = {**metadata, "sha256": _sha256(tensors)}
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    metadata = {**metadata, "covers": COVERS}
+    metadata["sha256"] = _sha256(tensors, metadata)
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata), before_replace)
 
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A file's tensors and metadata, its checksum verified: over tensors and metadata
+    (``covers`` = :data:`COVERS`), or, in files of stvae before 0.5, over the tensors."""
     if not path.is_file():
         raise StvaeError(f"{path}: no such file")
     try:
@@ -108,9 +161,18 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:
         raise StvaeError(f"{path}: corrupt or truncated safetensors file ({e})") from None
-    if metadata.get("sha256") != _sha256(tensors):
+    covered = metadata if metadata.get("covers") == COVERS else None
+    if metadata.get("sha256") != _sha256(tensors, covered):
         raise StvaeError(f"{path}: checksum mismatch; the file was altered or damaged")
     return tensors, metadata
+
+
+def _intact(path: Path) -> bool:
+    try:
+        _load(path)
+    except StvaeError:
+        return False
+    return True
 
 
 def save_weights(path: Path, model: nn.Module, config: dict) -> None:
@@ -141,10 +203,15 @@ def save_checkpoint(
 ) -> None:
     """Everything needed to continue training bit for bit (data batches derive from the step).
 
-    The checkpoint it replaces is kept as :func:`previous`, so a damaged newest file still
-    leaves a good one to resume from."""
-    if path.exists():
-        os.replace(path, previous(path))
+    The new file is written and flushed to the disk first; only then is the checkpoint it
+    replaces kept as :func:`previous` (when it passes its checksum: a damaged file never
+    replaces a good previous one) and the new one renamed into place. A kill or a full
+    disk at any point leaves an intact checkpoint to resume from."""
+
+    def rotate() -> None:
+        if path.exists() and _intact(path):
+            os.replace(path, previous(path))
+
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     state = optimizer.state_dict()
     for idx, slots in state["state"].items():
@@ -159,7 +226,7 @@ def save_checkpoint(
         "param_groups": json.dumps(state["param_groups"]),
         "config": json.dumps(config),
     }
-    _save(path, tensors, metadata)
+    _save(path, tensors, metadata, before_replace=rotate)
 
 
 def load_checkpoint(
@@ -205,61 +272,64 @@ def load_checkpoint(
 
 
 class RunLock:
-    """One writer per folder: ``<folder>/.lock`` holds the owner's pid and host.
+    """One writer per folder: an OS lock (``flock``) on ``<folder>/.lock``, held for the
+    writer's life.
 
-    Taken with an exclusive create, so of two processes only one gets it; the other is
-    refused with the owner named. A lock whose owner is gone (same host, no such pid) is
-    taken over. Released (the file removed) on exit.
+    The kernel drops the lock when its process ends in any way (``kill -9`` included), so
+    a dead owner's lock is free to the next process; of two processes that try at once,
+    exactly one gets it. The file's content (pid, host, start time) serves only the
+    refusal's message. Released (and the file removed) on exit.
     """
 
     NAME = ".lock"
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / self.NAME
-        self.held = False
+        self.fd: int | None = None
 
-    def _owner(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
-    @staticmethod
-    def _alive(pid: int) -> bool:
+    def _owner(self) -> str:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # exists, owned by someone else
-            return True
-        return True
+            owner = json.loads(self.path.read_text())
+            return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
 
     def acquire(self) -> RunLock:
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):
+        for _ in range(10):  # a lock file removed by its releasing owner: open it anew
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                pid, host = owner.get("pid"), owner.get("host")
-                if host == me["host"] and isinstance(pid, int) and not self._alive(pid):
-                    self.path.unlink(missing_ok=True)  # its owner died: take it over
-                    continue
-                who = f"process {pid} on {host}" if pid else "another process"
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
                 raise StvaeError(
-                    f"{self.path.parent}: in use by {who} ({self.path} since it started); "
-                    "wait for it, or stop it"
+                    f"{self.path.parent}: in use by {self._owner()}; wait for it or stop it "
+                    f"(the lock ends with its process; if no process of this run is alive, "
+                    f"the folder is on a file system without locks: delete {self.path})"
                 ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(me))
-            self.held = True
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its owner removed the file between our open and our lock
+                os.close(fd)
+                continue
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.ctime()}
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(me).encode())
+            self.fd = fd
             return self
-        raise StvaeError(f"{self.path}: could not be taken over")
+        raise StvaeError(f"{self.path}: could not be taken (it keeps being replaced)")
 
     def release(self) -> None:
-        if self.held and self._owner().get("pid") == os.getpid():
-            self.path.unlink(missing_ok=True)
-        self.held = False
+        if self.fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: no one locks a removed file
+        os.close(self.fd)  # drops the lock
+        self.fd = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()
