@@ -256,3 +256,20 @@ def test_speed_is_config_data_and_old_configs_keep_their_speed():
     for bad in ([0.2, 0.1], [-0.1, 0.1], [0.1], "fast"):
         with pytest.raises(StvaeError, match="speed"):
             DataConfig(speed=bad)
+
+
+def test_a_dataset_write_past_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    limited = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+        "from stvae.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    out = tmp_path / "d.npz"
+    cmd = [sys.executable, "-c", limited, "dataset", "bouncing-mnist", "--videos", "50"]
+    done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "could not be written (File too large" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind

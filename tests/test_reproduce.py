@@ -255,11 +255,16 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, m
         model=ModelConfig(), data=DataConfig(frames=3), steps=4, batch_videos=2, checkpoint_every=2
     )
     monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
-    calls = []
+    calls, starts = [], []
     real_train = rep.train
-    monkeypatch.setattr(
-        rep, "train", lambda c, d, resume: calls.append(resume) or real_train(c, d, resume)
-    )
+
+    def recorded(c, d, resume):
+        calls.append(resume)
+        summary = real_train(c, d, resume)
+        starts.append(summary["start_step"])
+        return summary
+
+    monkeypatch.setattr(rep, "train", recorded)
     folder = tmp_path / "runs" / "bouncing-mnist-cpu"
     first, second = (folder / r.name for r in rep.grid()[:2])
     cell = rep.cell_config("bouncing-mnist", "cpu", rep.grid()[0])
@@ -275,6 +280,7 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, m
     kwargs = dict(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None)
     rows = rep.reproduce(limit=2, **kwargs)
     assert [r["name"] for r in rows] == [first.name, second.name] and calls == [True, True]
+    assert starts == [2, 0]  # the first from its previous checkpoint, the second from 0
     steps = [json.loads(x)["step"] for x in (first / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 4
     # and the continued runs equal a grid that was never interrupted, to the last bit
@@ -397,13 +403,17 @@ def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resume
         assert (folder / name / "checkpoint.safetensors").exists()
         assert not (folder / name / "model.safetensors").exists()
     assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()
+    since = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads((tmp_path / "docs" / "bouncing-mnist-cpu.json").read_text())
     assert sorted(r["name"] for r in rows) == sorted(PAIR)
     for name in PAIR:
         steps = [json.loads(x)["step"] for x in (folder / name / "metrics.jsonl").open()]
-        assert steps[-1] == 400 and steps == sorted(set(steps))  # continued, not restarted
+        assert steps[-1] == 400 and steps == sorted(set(steps))
+        records = [json.loads(x) for x in (folder / name / "metrics.jsonl").open()]
+        kept = [r["step"] for r in records if r["time"] < since]  # from before the stop
+        assert kept and kept[-1] > 0  # continued from its checkpoint, not restarted
 
 
 def test_a_row_names_the_gpu_it_trained_on():

@@ -2,6 +2,7 @@
 
 import errno
 import json
+import math
 import os
 import signal
 import socket
@@ -47,6 +48,13 @@ def tiny_argv(steps: int, checkpoint_every: int, log_every: int) -> list[str]:
 
 def metrics(run):
     return [json.loads(line) for line in (run / RUN_FILES["metrics"]).read_text().splitlines()]
+
+
+def resumed_from(run, since: float) -> int:
+    """The last step whose record was written before ``since`` (when a resume began) and
+    kept: the step the resume continued from (0: it started over)."""
+    kept = [r["step"] for r in metrics(run) if r["time"] < since]
+    return kept[-1] if kept else 0
 
 
 def test_run_directory(tmp_path):
@@ -202,6 +210,60 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_log
         train(config, tmp_path / "run")
     assert calls["n"] == 4  # it ran on to the log of step 4, then stopped
     assert not (tmp_path / "run").exists()  # nothing to resume: no half-written run
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_metrics_log(tmp_path, monkeypatch):
+    forward = VideoVAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, beta=None, eps=None):
+        out = forward(self, x, beta, eps)
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 2
+            out["loss"] = out["loss"] * float("inf")
+        return out
+
+    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    run = tmp_path / "run"
+    kept = tmp_path / "run.metrics.jsonl"
+    with pytest.raises(StvaeError, match=f"metrics log is kept as {kept}"):
+        train(TINY.replace(steps=8, log_every=1, checkpoint_every=100), run)
+    assert not run.exists()
+    rows = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # why it stopped: the bad loss is there
+    assert not math.isfinite(rows[-1]["loss"])
+
+
+def test_the_loop_skips_a_non_finite_update(tmp_path, monkeypatch):
+    """Driven through the loop: steps 1-3 ran after a NaN loss at step 1 (the run stops at
+    its log of step 4), and the weights and Adam's moments never took a NaN."""
+    models = []
+    real_build = train_module.build_model
+    monkeypatch.setattr(
+        train_module, "build_model", lambda *a: models.append(real_build(*a)) or models[-1]
+    )
+    forward = VideoVAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, beta=None, eps=None):
+        out = forward(self, x, beta, eps)
+        calls["n"] += 1
+        if calls["n"] == 2:  # step 1
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    optimizers = []
+    real_adam = torch.optim.Adam
+    monkeypatch.setattr(
+        torch.optim, "Adam", lambda *a, **k: optimizers.append(real_adam(*a, **k)) or optimizers[-1]
+    )
+    with pytest.raises(StvaeError, match="non-finite at step 1"):
+        train(TINY.replace(steps=8, log_every=4, checkpoint_every=4), tmp_path / "run")
+    (model,), (optimizer,) = models, optimizers
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    moments = [v for state in optimizer.state.values() for v in state.values() if v.dim()]
+    assert moments and all(torch.isfinite(m).all() for m in moments)
 
 
 def test_the_skipped_update_leaves_weights_and_optimiser_untouched(monkeypatch):
@@ -363,9 +425,13 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL  # it was killed, not finished
     assert not (killed / RUN_FILES["weights"]).exists()
-    subprocess.run(
+    since = time.time()
+    done = subprocess.run(
         [*cmd, "--resume", "--out", str(killed), "--no-check"], check=True, capture_output=True
     )
+    start = resumed_from(killed, since)
+    assert start >= 3 and start % 3 == 0  # from a checkpoint, not from the beginning
+    assert f"resumed at step {start}" in done.stdout.decode()
     a, b = metrics(tmp_path / "straight"), metrics(killed)
     assert [r["step"] for r in b] == list(range(1, 81))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
@@ -556,7 +622,9 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_resume_is_exact(tmp_pa
     rows = metrics(run)
     assert rows[-1]["step"] == step and not rows[-1]["final"]  # the stop is logged
     assert load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(ModelConfig(features=4))) == step
+    since = time.time()
     subprocess.run([*cmd, "--resume", "--out", str(run), "--no-check"], check=True)
+    assert resumed_from(run, since) == step  # continued from the stop, not restarted
     straight = tmp_path / "straight"
     train(TrainConfig.from_dict(read_json(run / RUN_FILES["config"])), straight)
     assert metrics(run)[-1]["loss"] == metrics(straight)[-1]["loss"]

@@ -311,8 +311,9 @@ def _describe_run(summary: dict) -> str:
         if k in ("loss", "reconstruction", "kl") or k.startswith("kl_")
     )
     files = "  ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in run.iterdir()))
+    resumed = f"resumed at step {summary['start_step']}, " if summary.get("start_step") else ""
     return (
-        f"run {run}: {summary['step']} steps in {summary['wall_s']:.0f} s\n"
+        f"run {run}: {resumed}{summary['step']} steps in {summary['wall_s']:.0f} s\n"
         f"  final (nats/frame): {terms}\n  files: {files}"
     )
 

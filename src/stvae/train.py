@@ -163,7 +163,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Trains ``config`` into run directory ``out`` (or continues it with ``resume``).
 
     Under ``torchrun`` every rank calls this with the same arguments (see
-    :mod:`stvae.distributed`). Returns a summary: the run directory, the step reached,
+    :mod:`stvae.distributed`). Returns a summary: the run directory, the step it started
+    from (``start_step``: 0, or the checkpoint's step on resume), the step reached,
     whether SIGTERM stopped it early (then the checkpoint holds that step and no final
     weights are written), the last loss terms and the seconds spent in the loop
     (``wall_s``, over all processes of a resumed run, as in metrics.jsonl;
@@ -205,14 +206,34 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                 f"rank {d.rank}: lost contact with another process of the run ({lost[:160]}); "
                 f"{where}"
             ) from None
-    except BaseException:
+    except BaseException as e:
         ckpt = out / RUN_FILES["checkpoint"]
         if d.main and created and not (ckpt.exists() or previous(ckpt).exists()):
+            kept = _keep_log(out)
             lock.release()
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
+            if kept is not None:
+                where = f"{out} was removed (no checkpoint yet); its metrics log is kept as {kept}"
+                if isinstance(e, StvaeError):
+                    raise StvaeError(f"{e}; {where}") from None
+                print(f"stvae: {where}", file=sys.stderr)
         raise
     finally:
         lock.release()
+
+
+def _keep_log(out: Path) -> Path | None:
+    """A run that ends before its first checkpoint is removed; its metrics log, when it
+    holds a record (why it diverged), is moved beside it as ``<out>.metrics.jsonl``."""
+    log = out / RUN_FILES["metrics"]
+    if not (log.is_file() and log.stat().st_size):
+        return None
+    kept = out.with_name(out.name + "." + RUN_FILES["metrics"])
+    try:
+        os.replace(log, kept)
+    except OSError:
+        return None
+    return kept
 
 
 class _StopOnSigterm:
@@ -359,19 +380,21 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
             logged = step % config.log_every == 0 or final or halt
             saved = step % config.checkpoint_every == 0 or final or halt
+            if log is not None:
+                log.tick()
+                if logged:  # recorded before the check below: a bad step's loss is shown
+                    row = {k: v.item() for k, v in terms.items()}  # waits for the step
+                    now = time.perf_counter()
+                    fps = config.frames_per_batch * (step - step_logged)
+                    fps /= max(now - t_logged, 1e-9)
+                    t_logged, step_logged = now, step
+                    row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
+                    row.update(wall_s=now - t_start, time=time.time(), final=final)
+                    log.record(row)
             if logged or saved:
                 _raise_if_bad(first_bad, ckpt)  # every rank: they all saw the same values
             if log is None:
                 continue
-            log.tick()
-            if logged:
-                row = {k: v.item() for k, v in terms.items()}  # waits for the step
-                now = time.perf_counter()
-                fps = config.frames_per_batch * (step - step_logged) / max(now - t_logged, 1e-9)
-                t_logged, step_logged = now, step
-                row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
-                row.update(wall_s=now - t_start, time=time.time(), final=final)
-                log.record(row)
             if saved:
                 save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
             if config.snapshot_every and (step % config.snapshot_every == 0 or final):
@@ -395,6 +418,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         torch.distributed.barrier()  # the run directory is complete before anyone returns
     return {
         "run_dir": str(out),
+        "start_step": start,
         "step": step,
         "stopped": stopped,
         "wall_s": time.perf_counter() - t_start,

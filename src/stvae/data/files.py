@@ -18,13 +18,12 @@ video files or of folders of frame images is cut into clips. Every check raises
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from stvae.checkpoint import atomic_write
 from stvae.data.frames import load_folder, to_frames64
 from stvae.errors import StvaeError
 
@@ -139,7 +138,7 @@ def load_dataset(
 
 
 def save_dataset(data: dict[str, np.ndarray], path: str | Path) -> Path:
-    """Writes a dataset ``.npz`` atomically (temporary file in the same folder, then rename)."""
+    """Writes a dataset ``.npz`` atomically (:func:`stvae.checkpoint.atomic_write`)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise StvaeError(f"{path}: dataset files end in .npz")
@@ -147,12 +146,10 @@ def save_dataset(data: dict[str, np.ndarray], path: str | Path) -> Path:
     _check_labels(data, str(path))
     if not path.parent.is_dir():
         raise StvaeError(f"{path.parent}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)  # flushed, renamed; a full disk is one StvaeError
     return path
