@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,38 +212,66 @@ def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, mon
     assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()
 
 
-def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypatch):
-    def resumed_train(config, run_dir, resume):
-        run_dir.mkdir(parents=True)
-        return {
-            "run_dir": str(run_dir),
-            "step": 2400,
-            "stopped": False,
-            "earlier_wall_s": 500.0,
-            "device": "cpu",
-            "precision": "fp32",
-            "compiled": False,
-        }
+def _finished(run_dir, earlier=0.0):
+    """What `train` returns for a finished run (the tests that fake training)."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return {
+        "run_dir": str(run_dir),
+        "start_step": 0,
+        "step": 2400,
+        "stopped": False,
+        "earlier_wall_s": earlier,
+        "device": "cpu",
+        "precision": "fp32",
+        "compiled": False,
+    }
 
-    ev = {
+
+def _scored(d_score=2.0):
+    """An eval.json result with what a report row reads."""
+    d = {
+        "d_score": d_score,
+        "static_set": [0],
+        "temporal_set": [1],
+        "division": "model",
+        "temporal_chance": 0.5,
+        "ceiling": 4.47,
+        "ceiling_this_balance": 4.5,
+    }
+    return {
         "eval_version": rep.EVAL_VERSION,
-        "disentanglement": {
-            "d_score": 2.0,
-            "static_set": [0],
-            "temporal_set": [1],
-            "division": "model",
-            "temporal_chance": 0.5,
-            "ceiling": 4.47,
-            "ceiling_this_balance": 4.5,
-        },
+        "disentanglement": d,
+        "disentanglement_rbf": d,
         "static_accuracy": 0.5,
         "static_chance": 0.1,
+        "static_accuracy_rbf": 0.5,
+        "static_chance_rbf": 0.1,
         "elbo": {"negative_elbo": 100.0},
     }
-    ev["disentanglement_rbf"] = ev["disentanglement"]
-    ev["static_accuracy_rbf"], ev["static_chance_rbf"] = 0.5, 0.1
-    monkeypatch.setattr(rep, "train", resumed_train)
-    monkeypatch.setattr(rep, "evaluate_run", lambda d: ev)
+
+
+def test_two_grids_writing_one_report_keep_each_others_rows(tmp_path, monkeypatch):
+    first, second = (r.name for r in rep.grid()[:2])
+    docs = tmp_path / "docs"
+
+    def train_while_another_grid_reports(config, run_dir, resume):
+        if Path(run_dir).name == first:  # grid A trains; meanwhile grid B reports a run
+            rep.reproduce(out=tmp_path / "b", report_dir=docs, only=[second], log=print)
+        return _finished(run_dir)
+
+    monkeypatch.setattr(rep, "train", train_while_another_grid_reports)
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: _scored())
+    rows = rep.reproduce(out=tmp_path / "a", report_dir=docs, only=[first], log=print)
+    on_disk = json.loads((docs / "bouncing-mnist-cpu.json").read_text())
+    assert [r["name"] for r in on_disk] == [first, second] == [r["name"] for r in rows]
+    md = (docs / "bouncing-mnist-cpu.md").read_text()
+    assert md.count("| 2.00") >= 2  # both rows rendered
+    assert not list(docs.glob(".*.lock"))  # the report's lock is gone with its writer
+
+
+def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypatch):
+    monkeypatch.setattr(rep, "train", lambda c, d, resume: _finished(d, earlier=500.0))
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: _scored())
     rows = rep.reproduce(
         out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lambda s: None, limit=1
     )
@@ -345,8 +374,11 @@ rep.PRESETS["cpu"] = TrainConfig(
     checkpoint_every=50, log_every=1,
 )
 if __name__ == "__main__":  # spawned processes import this file too
-    rep.reproduce(out=sys.argv[1] + "/runs", report_dir=sys.argv[1] + "/docs", parallel=2,
-                  only=["hierarchical-f4-beta1-seed0", "slow-f4-beta1-seed0"])
+    from stvae.cli import main
+
+    sys.exit(main(["reproduce", "--out", sys.argv[1] + "/runs", "--report-dir",
+                   sys.argv[1] + "/docs", "--parallel", "2", "--only",
+                   "hierarchical-f4-beta1-seed0", "--only", "slow-f4-beta1-seed0"]))
 """
 PAIR = ("hierarchical-f4-beta1-seed0", "slow-f4-beta1-seed0")
 
@@ -397,7 +429,7 @@ def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resume
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)  # to the grid's process only: it tells its runs
     out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out
+    assert proc.returncode == 128 + signal.SIGTERM, out  # as `stvae train` stopped so
     assert out.count("the same command resumes") == 2, out
     for name in PAIR:
         assert (folder / name / "checkpoint.safetensors").exists()

@@ -37,6 +37,7 @@ __all__ = [
     "load_checkpoint",
     "CHECKPOINT_FORMAT",
     "RunLock",
+    "FileLock",
 ]
 
 CHECKPOINT_FORMAT = "stvae-checkpoint-1"
@@ -271,20 +272,19 @@ def load_checkpoint(
     return int(metadata["step"])
 
 
-class RunLock:
-    """One writer per folder: an OS lock (``flock``) on ``<folder>/.lock``, held for the
-    writer's life.
+class FileLock:
+    """An OS lock (``flock``) on the file ``path``, held until :meth:`release`.
 
     The kernel drops the lock when its process ends in any way (``kill -9`` included), so
     a dead owner's lock is free to the next process; of two processes that try at once,
-    exactly one gets it. The file's content (pid, host, start time) serves only the
-    refusal's message. Released (and the file removed) on exit.
+    exactly one gets it. ``blocking``: wait for the owner to release it, else refuse at
+    once. The file's content (pid, host, start time) serves only the refusal's message;
+    the file is removed on release.
     """
 
-    NAME = ".lock"
-
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / self.NAME
+    def __init__(self, path: Path, blocking: bool = False):
+        self.path = Path(path)
+        self.blocking = blocking
         self.fd: int | None = None
 
     @property
@@ -298,18 +298,18 @@ class RunLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def acquire(self) -> RunLock:
-        for _ in range(10):  # a lock file removed by its releasing owner: open it anew
+    def _refuse(self) -> StvaeError:
+        return StvaeError(f"{self.path}: held by {self._owner()}")
+
+    def acquire(self):
+        flags = fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB)
+        for _ in range(100):  # a lock file removed by its releasing owner: open it anew
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, flags)
             except OSError:
                 os.close(fd)
-                raise StvaeError(
-                    f"{self.path.parent}: in use by {self._owner()}; wait for it or stop it "
-                    f"(the lock ends with its process; if no process of this run is alive, "
-                    f"the folder is on a file system without locks: delete {self.path})"
-                ) from None
+                raise self._refuse() from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -331,8 +331,25 @@ class RunLock:
         os.close(self.fd)  # drops the lock
         self.fd = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self):
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """One writer per folder: a :class:`FileLock` on ``<folder>/.lock``, refused at once
+    while another process holds it, for the writer's life."""
+
+    NAME = ".lock"
+
+    def __init__(self, folder: Path):
+        super().__init__(Path(folder) / self.NAME)
+
+    def _refuse(self) -> StvaeError:
+        return StvaeError(
+            f"{self.path.parent}: in use by {self._owner()}; wait for it or stop it "
+            f"(the lock ends with its process; if no process of this run is alive, "
+            f"the folder is on a file system without locks: delete {self.path})"
+        )

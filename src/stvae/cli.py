@@ -577,7 +577,7 @@ def _add_reproduce(sub) -> None:
     p.set_defaults(func=_cmd_reproduce)
 
 
-def _cmd_reproduce(args) -> None:
+def _cmd_reproduce(args) -> int | None:
     from stvae.reproduce import reproduce
 
     rows = reproduce(
@@ -591,6 +591,9 @@ def _cmd_reproduce(args) -> None:
         parallel=args.parallel,
     )
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
+    if rows.stopped:
+        return 128 + signal.SIGTERM  # as train: stopped by SIGTERM, the grid is not finished
+    return None
 
 
 def _add_curve(sub) -> None:

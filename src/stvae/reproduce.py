@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from stvae import __version__
-from stvae.checkpoint import RunLock, atomic_write, read_json, write_json
+from stvae.checkpoint import FileLock, RunLock, atomic_write, read_json, write_json
 from stvae.config import PRESETS, RUN_FILES, TrainConfig
 from stvae.errors import StvaeError
 from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
@@ -42,6 +42,7 @@ __all__ = [
     "grid",
     "cell_config",
     "reproduce",
+    "GridRows",
     "report_markdown",
     "report_tables",
     "result_row",
@@ -206,7 +207,7 @@ def reproduce(
     its own process (spawned; its output in ``out/<dataset>-<preset>/<run name>.log``,
     its share of the CPU threads), for a device that one run leaves mostly idle; the
     report is still written by this process alone, after each run. Returns the report's
-    rows.
+    rows (a :class:`GridRows`, whose ``stopped`` says whether SIGTERM stopped the grid).
     """
     if dataset not in GRIDS:
         raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(GRIDS)}")
@@ -297,14 +298,13 @@ def _rescore(run: GridRun, run_dir: Path, saved: dict, log) -> tuple[dict, float
 
 
 def _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log) -> None:
-    rows[run.name] = result_row(run, ev, wall, how)
-    row = rows[run.name]
+    row = result_row(run, ev, wall, how)
+    rows.update(_write_report(stem, {run.name: row}, dataset, preset, seeds))
     log(
         f"[{run.name}] d-score {row['d_score_rbf']:.2f} (RBF, the authors' protocol), "
         f"{row['d_score']:.2f} (linear)  static accuracy {row['static_accuracy_rbf']:.3f} / "
         f"{row['static_accuracy']:.3f}  ({wall:.0f} s)"
     )
-    _write_report(stem, _ordered(rows, dataset, seeds), dataset, preset, seeds)
 
 
 def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list[dict]:
@@ -329,18 +329,25 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
             done = _train_and_score(config, run_dir, saved is not None, version)
             if done["stopped"]:
                 log(f"[{run.name}] stopped at step {done['step']}; the same command resumes")
-                break
+                return _final_report(rows, stem, dataset, preset, seeds, stopped=True)
             ev, wall, how = done["ev"], done["wall"], done["how"]
             trained += 1
         _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
     return _final_report(rows, stem, dataset, preset, seeds)
 
 
-def _final_report(rows, stem, dataset, preset, seeds) -> list[dict]:
+class GridRows(list):
+    """The report's rows in grid order (a list), and whether SIGTERM stopped the grid
+    (``stopped``: a run is left at a checkpoint; the same command resumes it)."""
+
+    stopped: bool = False
+
+
+def _final_report(rows, stem, dataset, preset, seeds, stopped: bool = False) -> GridRows:
     """The report's rows in grid order, rendered once more (also when nothing new ran)."""
-    ordered = _ordered(rows, dataset, seeds)
-    if ordered:
-        _write_report(stem, ordered, dataset, preset, seeds)
+    rows.update(_write_report(stem, {}, dataset, preset, seeds))
+    ordered = GridRows(_ordered(rows, dataset, seeds))
+    ordered.stopped = stopped
     return ordered
 
 
@@ -437,7 +444,7 @@ def _run_parallel(runs, rows, out, stem, dataset, preset, seeds, limit, log, par
             signal.signal(signal.SIGTERM, previous)
     if failure is not None:
         raise failure
-    return _final_report(rows, stem, dataset, preset, seeds)
+    return _final_report(rows, stem, dataset, preset, seeds, stopped=stopping)
 
 
 def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
@@ -449,9 +456,20 @@ def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
 EARLIER = "0.1"  # the report of stvae 0.1's protocol, kept beside the current one
 
 
-def _write_report(stem: Path, rows: list[dict], dataset: str, preset: str, seeds: int) -> None:
-    write_json(stem.with_suffix(".json"), rows)
-    earlier = stem.with_name(f"{stem.name}-{EARLIER}.json")
-    old = read_json(earlier) if earlier.exists() else None
-    md = report_markdown(rows, dataset, preset, seeds, old)
-    atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(md))
+def _write_report(stem: Path, new: dict[str, dict], dataset: str, preset: str, seeds: int):
+    """Merges the rows ``new`` (by name) into the report on disk and writes it again, under
+    the report's lock: two grids (other ``--out`` folders, one report) keep each other's
+    rows. Returns every row of the report by name; writes nothing while it has none."""
+    path = stem.with_suffix(".json")
+    with FileLock(stem.with_name(f".{stem.name}.lock"), blocking=True):
+        rows = {r["name"]: r for r in (read_json(path) if path.exists() else [])}
+        rows.update(new)
+        if not rows:
+            return rows
+        ordered = _ordered(rows, dataset, seeds)
+        write_json(path, ordered)
+        earlier = stem.with_name(f"{stem.name}-{EARLIER}.json")
+        old = read_json(earlier) if earlier.exists() else None
+        md = report_markdown(ordered, dataset, preset, seeds, old)
+        atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(md))
+    return rows
