@@ -194,3 +194,31 @@ def test_evaluate_and_encode_commands(tmp_path, capsys):
     assert run(["encode", str(run_dir), "--data", str(data), "--out", str(tmp_path / "f.txt")]) == 2
     assert run(["evaluate", str(tmp_path / "nothing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_every_training_field_has_its_flag_and_every_flag_its_field():
+    import argparse
+
+    from stvae.cli import build_parser
+    from stvae.config import train_fields, train_flags
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {a.dest for a in sub.choices["train"]._actions} - {"help"}
+    flags = train_flags()
+    assert set(flags.values()) == set(train_fields())  # one flag per field, none left out
+    assert set(flags) <= dests
+    assert dests - set(flags) == {"preset", "out", "resume", "no_check"}  # not config fields
+
+
+def test_resume_takes_the_original_command_with_data_on_auto(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--steps", "2", "--batch-videos", "2", "--frames", "4", "--no-compile"]
+    argv += ["--data-on", "auto", "--no-check", "--out", str(out)]
+    assert main(argv) == 0
+    assert read_json(out / "config.json")["data_on"] == "host"  # auto on a CPU, recorded
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--steps", "3"]) == 0, capsys.readouterr().err
+    assert "resumed at step 2, 3 steps" in capsys.readouterr().out
+    assert main([*argv, "--resume", "--data-on", "device"]) == 2  # another stream: refused
+    assert "cannot change data_on (run: 'host', given: 'device')" in capsys.readouterr().err

@@ -456,3 +456,20 @@ def test_a_row_names_the_gpu_it_trained_on():
     named = {**row, "device_name": "NVIDIA H100 80GB HBM3"}
     assert _how(named) == "NVIDIA H100 80GB HBM3 bf16 compiled (stvae 0.4.0)"
     assert "device_name" in rep.HOW
+
+
+def test_a_continued_grid_run_keeps_the_data_stream_it_started_with(tmp_path, monkeypatch):
+    run = rep.grid()[0]
+    folder = tmp_path / "runs" / "bouncing-mnist-cpu" / run.name
+    folder.mkdir(parents=True)
+    cell = rep.cell_config("bouncing-mnist", "cpu", run)
+    assert cell.data_on == "auto"
+    started = cell.replace(data_on="device")  # begun where auto meant the device (a GPU)
+    (folder / "config.json").write_text(json.dumps(started.to_dict()))
+    seen = []
+    monkeypatch.setattr(
+        rep, "train", lambda c, d, resume: seen.append((c.data_on, resume)) or _finished(d)
+    )
+    monkeypatch.setattr(rep, "evaluate_run", lambda d: _scored())
+    rep.reproduce(out=tmp_path / "runs", report_dir=tmp_path / "docs", only=[run.name])
+    assert seen == [("device", True)]  # not auto, which is the host's stream on a CPU

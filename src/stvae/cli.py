@@ -81,50 +81,6 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-# flag -> TrainConfig field (dotted for nested configs)
-TRAIN_FLAGS = {
-    "channels": "model.channels",
-    "model": "model.kind",
-    "features": "model.features",
-    "static_features": "model.static_features",
-    "beta": "model.beta",
-    "sigma2": "model.sigma2",
-    "posterior": "model.posterior",
-    "data": "data.source",
-    "frames": "data.frames",
-    "mnist_dir": "data.mnist_dir",
-    "clip_stride": "data.clip_stride",
-    "speed": "data.speed",
-    "steps": "steps",
-    "batch_videos": "batch_videos",
-    "lr": "lr",
-    "lr_decay": "lr_decay",
-    "lr_decay_every": "lr_decay_every",
-    "beta_warmup": "beta_warmup",
-    "seed": "seed",
-    "device": "device",
-    "precision": "precision",
-    "compile": "compile",
-    "cuda_graphs": "cuda_graphs",
-    "data_workers": "data_workers",
-    "data_on": "data_on",
-    "checkpoint_every": "checkpoint_every",
-    "log_every": "log_every",
-    "snapshot_every": "snapshot_every",
-    "time_budget": "time_budget",
-}
-RESUMABLE = {
-    "steps",
-    "checkpoint_every",
-    "log_every",
-    "snapshot_every",
-    "device",
-    "compile",
-    "cuda_graphs",
-    "data_workers",
-}
-
-
 def _add_train(sub) -> None:
     from stvae.config import DATA_ON, DEVICES, PRECISIONS, PRESETS
 
@@ -249,13 +205,13 @@ def _add_train(sub) -> None:
 
 def _cmd_train(args) -> int | None:
     from stvae.checkpoint import read_json
-    from stvae.config import PRESETS, RUN_FILES, TrainConfig
+    from stvae.config import AUTO_FIELDS, PRESETS, RESUMABLE, RUN_FILES, TrainConfig, train_flags
     from stvae.evaluate import probe_run
     from stvae.train import train
 
     given = {
         field: getattr(args, flag)
-        for flag, field in TRAIN_FLAGS.items()
+        for flag, field in train_flags().items()
         if getattr(args, flag) is not None
     }
     if args.resume:
@@ -269,6 +225,9 @@ def _cmd_train(args) -> int | None:
         # budget already turned into steps (config.json records them) is that retry too
         if config.time_budget is None:
             given.pop("time_budget", None)
+        for field in AUTO_FIELDS:  # "auto" was resolved when the run began: as recorded
+            if given.get(field) == "auto":
+                given.pop(field)
         changed = _changes(config, {f: v for f, v in given.items() if f not in RESUMABLE})
         if changed:
             raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")

@@ -16,7 +16,19 @@ from stvae.data.bouncing_mnist import LEGACY_SPEED
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig
 
-__all__ = ["TrainConfig", "PRESETS", "RUN_FILES", "PRECISIONS", "DEVICES", "DATA_ON"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "RUN_FILES",
+    "PRECISIONS",
+    "DEVICES",
+    "DATA_ON",
+    "train_fields",
+    "train_flags",
+    "RESUMABLE",
+    "HOW_FIELDS",
+    "AUTO_FIELDS",
+]
 
 RUN_FILES = {
     "config": "config.json",
@@ -29,32 +41,48 @@ DEVICES = ("auto", "cpu", "cuda")
 DATA_ON = ("auto", "host", "device")
 
 
+def _how(default, resumable: bool = True, **meta):
+    """A field of *how* a run trains (where, how fast, how often it writes): it does not
+    change what the run learns, so a grid cell does not compare it, and ``--resume`` may
+    change it (field metadata read by :func:`train_fields`)."""
+    return field(default=default, metadata={"learns": False, "resumable": resumable, **meta})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every setting of a run. Fields carry metadata that the CLI, resume and the grid read
+    (:func:`train_fields`): ``flag`` (its flag's name where not the field's), ``learns``
+    (False: how it trains, not what it learns), ``resumable`` (``--resume`` may change
+    it), ``auto`` (the value "auto" is resolved when the run starts and the resolved
+    value is kept: on resume or in a grid, "auto" means "as recorded")."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    steps: int = 30_000  # optimiser steps (section 4.2)
+    steps: int = field(default=30_000, metadata={"resumable": True})  # optimiser steps
+    # (section 4.2); --resume may extend a run, and a grid cell compares it
     batch_videos: int = 64  # videos per batch; frames per batch = batch_videos * data.frames
     lr: float = 1e-3  # Adam learning rate (section 4.2)
     lr_decay: float = 0.1  # multiply the learning rate by this ...
     lr_decay_every: int = 10_000  # ... every this many steps (section 4.2)
     beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
     seed: int = 0  # seeds weights, sampling noise and the data stream
-    device: str = "auto"  # auto: cuda when available, else cpu
+    device: str = _how("auto")  # auto: cuda when available, else cpu
     precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
     # auto: bf16 on CUDA or a CPU with native bf16, else fp32
-    compile: bool = False  # torch.compile the model (falls back to eager if compiling fails)
-    cuda_graphs: bool = False  # on CUDA, compile with mode "reduce-overhead": the step's
-    # kernels replayed as CUDA graphs (launch overhead gone); needs compile; ignored elsewhere
-    data_workers: int = -1  # processes drawing batches ahead; 0: one thread; -1: auto
+    compile: bool = _how(False)  # torch.compile the model (eager if compiling fails)
+    cuda_graphs: bool = _how(False)  # on CUDA, compile with mode "reduce-overhead": the
+    # step's kernels replayed as CUDA graphs (launch overhead gone); needs compile
+    data_workers: int = _how(-1)  # processes drawing batches ahead; 0: one thread; -1: auto
     # (CUDA with generated data: up to 8 processes; else one thread)
-    data_on: str = "auto"  # where generated batches are made: host (numpy, ahead of the
-    # loop) or device (torch ops on the training device, stvae.data.on_device: Bouncing
-    # MNIST, chairs); auto: device on CUDA where supported, else host; config.json records it
-    checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
-    log_every: int = 50  # steps between metrics.jsonl records
-    snapshot_every: int = 0  # steps between weight snapshots in snapshots/ (and one at the
-    # end; 0: none): `stvae curve` scores them into a learning curve (stvae.curve)
+    data_on: str = field(default="auto", metadata={"auto": True})  # where generated batches
+    # are made: host (numpy, ahead of the loop) or device (torch ops on the training
+    # device, stvae.data.on_device: Bouncing MNIST, chairs); auto: device on CUDA where
+    # supported, else host. The two draw other videos from a seed: config.json records the
+    # choice and a resumed run or a continued grid keeps it
+    checkpoint_every: int = _how(1000)  # steps between checkpoints (and one at the end)
+    log_every: int = _how(50)  # steps between metrics.jsonl records
+    snapshot_every: int = _how(0)  # steps between weight snapshots in snapshots/ (and one
+    # at the end; 0: none): `stvae curve` scores them into a learning curve (stvae.curve)
     time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
     # schedule) to fit; config.json then records the steps chosen and no budget
 
@@ -137,6 +165,30 @@ class TrainConfig:
             data=dataclasses.replace(self.data, **data),
             **top,
         )
+
+
+def train_fields() -> dict[str, dataclasses.Field]:
+    """Every leaf field of :class:`TrainConfig` by dotted name (``model.beta``, ``steps``):
+    the one source of the CLI's training flags, the fields ``--resume`` may change and
+    the fields a grid cell compares (their metadata; see :class:`TrainConfig`)."""
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("model", "data"):
+            inner = ModelConfig if f.name == "model" else DataConfig
+            out.update({f"{f.name}.{g.name}": g for g in dataclasses.fields(inner)})
+        else:
+            out[f.name] = f
+    return out
+
+
+def train_flags() -> dict[str, str]:
+    """CLI flag dest (``batch_videos``) -> dotted field (``batch_videos``, ``model.kind``)."""
+    return {f.metadata.get("flag", name.split(".")[-1]): name for name, f in train_fields().items()}
+
+
+RESUMABLE = frozenset(n for n, f in train_fields().items() if f.metadata.get("resumable"))
+HOW_FIELDS = frozenset(n for n, f in train_fields().items() if not f.metadata.get("learns", 1))
+AUTO_FIELDS = frozenset(n for n, f in train_fields().items() if f.metadata.get("auto"))
 
 
 PRESETS: dict[str, TrainConfig] = {

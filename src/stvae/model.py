@@ -14,7 +14,7 @@ builds whichever kind a config names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ SPLIT_KINDS = ("hierarchical", "dsvae")  # kinds with a static/temporal division
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "hierarchical"  # which prior blocks the latent features get (see module doc)
+    # which prior blocks the latent features get (see module doc); flag --model
+    kind: str = field(default="hierarchical", metadata={"flag": "model"})
     features: int = 4  # latent features per frame in total (Table 1: 4 for Bouncing MNIST)
     static_features: int | None = None  # hierarchical, dsvae; None means half of `features`
     beta: float = 1.0  # KL weight of eq 5

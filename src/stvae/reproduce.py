@@ -26,7 +26,7 @@ import torch
 
 from stvae import __version__
 from stvae.checkpoint import FileLock, RunLock, atomic_write, read_json, write_json
-from stvae.config import PRESETS, RUN_FILES, TrainConfig
+from stvae.config import AUTO_FIELDS, HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
 from stvae.errors import StvaeError
 from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
@@ -49,30 +49,29 @@ __all__ = [
     "code_version",
 ]
 
-# fields that do not change what a run learns (where and how fast it trained)
-# (data_on: the host's or the device's stream of the same videos' distribution)
-_HOW_FIELDS = (
-    "device",
-    "compile",
-    "cuda_graphs",
-    "data_workers",
-    "data_on",
-    "checkpoint_every",
-    "log_every",
-)
+
+def _get(config: TrainConfig, name: str):
+    """The value of a dotted field (``model.beta``)."""
+    for part in name.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
-    """The fields (dotted) in which a run directory's config differs from its grid cell's."""
+    """The fields (dotted) that change what a run learns in which a run directory's config
+    differs from its grid cell's (:data:`stvae.config.HOW_FIELDS` aside; a cell's "auto"
+    matches what the run resolved it to)."""
     a, b = found.to_dict(), wanted.to_dict()
     out = []
-    for key in sorted(b):
-        if key in ("class", "version", *_HOW_FIELDS):
+    for name in train_fields():
+        if name in HOW_FIELDS:
             continue
-        if isinstance(b[key], dict):
-            out += [f"{key}.{k}" for k in sorted(b[key]) if a[key].get(k) != b[key][k]]
-        elif a.get(key) != b[key]:
-            out.append(key)
+        part, _, leaf = name.rpartition(".")
+        have, want = (a[part], b[part]) if part else (a, b)
+        if name in AUTO_FIELDS and want[leaf] == "auto":
+            continue
+        if have.get(leaf) != want[leaf]:
+            out.append(name)
     return out
 
 
@@ -282,6 +281,8 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
                 f"{run_dir}: holds a run of another configuration than grid cell "
                 f"{run.name} ({', '.join(differ)} differ); move it away or use another --out"
             )
+        # what the run resolved "auto" to is kept (data_on: its stream of videos)
+        config = config.replace(**{n: _get(found, n) for n in AUTO_FIELDS})
     if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
         return "score", config, saved
     return "train", config, saved

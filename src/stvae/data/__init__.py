@@ -8,7 +8,7 @@ resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,8 @@ SPLITS = ("train", "test", "test-fit", "test-score")
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "bouncing-mnist"  # a generated dataset's name, or a .npz/.npy path
+    # a generated dataset's name, or a .npz/.npy path; flag --data
+    source: str = field(default="bouncing-mnist", metadata={"flag": "data"})
     frames: int = 16  # frames per training clip (N); the paper uses 16
     mnist_dir: str | None = None  # full MNIST IDX files instead of the shipped subset
     clip_stride: int | None = None  # folder data: frames between clip starts (None: = frames)
