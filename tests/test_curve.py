@@ -109,3 +109,28 @@ def test_a_damaged_snapshot_is_refused_by_name(tmp_path):
     with pytest.raises(StvaeError, match="step-000002.safetensors: corrupt"):
         curve_run(run)
     assert not (run / CURVE_FILES["json"]).exists()
+
+
+@pytest.mark.slow
+def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
+    from stvae.curve import curve_report
+
+    run, _, _ = scored
+    curve = json.loads((run / CURVE_FILES["json"]).read_text())  # as the tests above left it
+    report = curve_report(run, tmp_path / "docs" / "paper-cpu", commit="abc1234")
+    assert [p["step"] for p in report["points"]] == [p["step"] for p in curve["points"]]
+    assert all("eval" not in p for p in report["points"])
+    assert report["paper"] == {
+        "d_score": 6.71,
+        "static_accuracy": 0.71,
+        "static_column": "Table 2 Acc 2",
+    }
+    assert report["finished"] and report["steps_done"] == curve["points"][-1]["step"]
+    md = (tmp_path / "docs" / "paper-cpu.md").read_text()
+    first = curve["points"][0]
+    assert f"| 2 | 0.00 | 0.001 | {first['d_score_rbf']:.3f} |" in md
+    assert "| paper | 30.72 | | 6.71 |" in md and "abc1234" in md
+    assert (tmp_path / "docs" / "paper-cpu.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "docs" / "paper-cpu.json").read_text()) == json.loads(
+        json.dumps(report)
+    )

@@ -142,17 +142,7 @@ def test_trains_on_a_file(tmp_path):
 
 
 def test_non_finite_loss_stops_cleanly(tmp_path, monkeypatch):
-    forward = VideoVAE.forward
-    calls = {"n": 0}
-
-    def poisoned(self, x, beta=None, eps=None):
-        out = forward(self, x, beta, eps)
-        calls["n"] += 1
-        if calls["n"] == 4:  # after the step-2 checkpoint
-            out["loss"] = out["loss"] * float("nan")
-        return out
-
-    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    poison_loss(monkeypatch, call=4, factor=float("nan"))  # after the step-2 checkpoint
     run = tmp_path / "run"
     with pytest.raises(
         StvaeError, match="loss became non-finite at step 3 .*; the last good checkpoint"
@@ -189,22 +179,29 @@ def test_non_finite_gradient_from_a_finite_loss_stops_before_the_update(tmp_path
     assert step == 2
 
 
-def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_log(
-    tmp_path, monkeypatch
-):
-    """No host round trip a step: the bad step's update is skipped (Adam's found_inf) and
-    the run stops where it next logs or saves, naming the step."""
+def poison_loss(monkeypatch, call: int, factor: float) -> dict:
+    """Makes the ``call``-th forward's loss non-finite (times ``factor``); returns the
+    count of forwards, ``{"n": ...}``."""
     forward = VideoVAE.forward
     calls = {"n": 0}
 
     def poisoned(self, x, beta=None, eps=None):
         out = forward(self, x, beta, eps)
         calls["n"] += 1
-        if calls["n"] == 2:  # step 1
-            out["loss"] = out["loss"] * float("nan")
+        if calls["n"] == call:
+            out["loss"] = out["loss"] * factor
         return out
 
     monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    return calls
+
+
+def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_log(
+    tmp_path, monkeypatch
+):
+    """No host round trip a step: the bad step's update is skipped (Adam's found_inf) and
+    the run stops where it next logs or saves, naming the step."""
+    calls = poison_loss(monkeypatch, call=2, factor=float("nan"))  # step 1
     config = TINY.replace(steps=8, log_every=4, checkpoint_every=4)
     with pytest.raises(StvaeError, match="loss became non-finite at step 1 .*before any checkp"):
         train(config, tmp_path / "run")
@@ -213,17 +210,7 @@ def test_a_non_finite_step_is_skipped_on_the_device_and_reported_at_the_next_log
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_metrics_log(tmp_path, monkeypatch):
-    forward = VideoVAE.forward
-    calls = {"n": 0}
-
-    def poisoned(self, x, beta=None, eps=None):
-        out = forward(self, x, beta, eps)
-        calls["n"] += 1
-        if calls["n"] == 3:  # step 2
-            out["loss"] = out["loss"] * float("inf")
-        return out
-
-    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    poison_loss(monkeypatch, call=3, factor=float("inf"))  # step 2
     run = tmp_path / "run"
     kept = tmp_path / "run.metrics.jsonl"
     with pytest.raises(StvaeError, match=f"metrics log is kept as {kept}"):
@@ -242,17 +229,7 @@ def test_the_loop_skips_a_non_finite_update(tmp_path, monkeypatch):
     monkeypatch.setattr(
         train_module, "build_model", lambda *a: models.append(real_build(*a)) or models[-1]
     )
-    forward = VideoVAE.forward
-    calls = {"n": 0}
-
-    def poisoned(self, x, beta=None, eps=None):
-        out = forward(self, x, beta, eps)
-        calls["n"] += 1
-        if calls["n"] == 2:  # step 1
-            out["loss"] = out["loss"] * float("nan")
-        return out
-
-    monkeypatch.setattr(VideoVAE, "forward", poisoned)
+    poison_loss(monkeypatch, call=2, factor=float("nan"))  # step 1
     optimizers = []
     real_adam = torch.optim.Adam
     monkeypatch.setattr(

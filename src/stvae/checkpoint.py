@@ -304,7 +304,10 @@ class FileLock:
     def acquire(self):
         flags = fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB)
         for _ in range(100):  # a lock file removed by its releasing owner: open it anew
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise StvaeError(f"{self.path}: could not be created ({e.strerror})") from None
             try:
                 fcntl.flock(fd, flags)
             except OSError:

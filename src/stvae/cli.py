@@ -570,18 +570,31 @@ def _add_curve(sub) -> None:
     p.add_argument(
         "--probe", choices=PROBE_CHOICES, default="both", help="which probes (as evaluate)"
     )
+    p.add_argument(
+        "--report",
+        metavar="STEM",
+        help="also write the curve as a report: STEM.json, STEM.md and STEM.png",
+    )
+    p.add_argument("--commit", help="with --report: the commit the run was trained at")
     p.set_defaults(func=_cmd_curve)
 
 
 def _cmd_curve(args) -> None:
     from stvae.curve import CURVE_FILES, curve_run
 
+    if args.commit and not args.report:
+        raise StvaeError("--commit goes with --report")
     curve = curve_run(args.run, args.seed, args.probe)
     run = Path(args.run)
     print(
         f"{len(curve['points'])} points in {run / CURVE_FILES['json']} and "
         f"{run / CURVE_FILES['png']}"
     )
+    if args.report:
+        from stvae.curve import curve_report
+
+        curve_report(run, args.report, args.commit)
+        print(f"report: {args.report}.md, .json and .png")
 
 
 def _add_figures(sub) -> None:

@@ -14,6 +14,7 @@ directory.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -298,3 +299,143 @@ def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
     )
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
+
+
+def _cpu() -> str:
+    """The CPU's model name and its fastest bf16 path, from /proc/cpuinfo where Linux has it."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "")
+    flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+    isa = "AMX bf16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else ""
+    return f"{name or 'unknown CPU'}" + (f", {isa}" if isa else "")
+
+
+def _paper_numbers(config: TrainConfig) -> dict:
+    """The paper's eq 19 score (Table 1) and static accuracy (Table 2 or 3) of this run's
+    cell, where the paper has one."""
+    from stvae.grids import GRIDS
+
+    spec = GRIDS.get(config.data.source)
+    if spec is None:
+        return {}
+    cell = (config.model.kind, config.model.beta)
+    out = {}
+    if config.model.features == spec.table1_features and cell in spec.paper_table1:
+        out["d_score"] = spec.paper_table1[cell]
+    for i, (heading, sizes) in enumerate(spec.static_columns):
+        if sizes.get(config.model.kind) == config.model.features and cell in spec.paper_static:
+            out["static_accuracy"] = spec.paper_static[cell][i]
+            out["static_column"] = f"{spec.static_table} {heading}"
+    return out
+
+
+REPORT_COLUMNS = (
+    ("d_score_rbf", "eq 19, RBF"),
+    ("d_score", "eq 19, linear"),
+    ("static_train_rbf", "static from static, training images (RBF)"),
+    ("static_held_out_rbf", "static from static, held-out (RBF)"),
+    ("static_accuracy", "static from static, held-out (linear)"),
+    ("temporal_from_temporal_rbf", "temporal from temporal (RBF)"),
+    ("temporal_from_static_rbf", "temporal from static (RBF)"),
+    ("elbo_negative_elbo", "-ELBO (nats/frame)"),
+)
+
+
+def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = None) -> dict:
+    """Writes ``stem.json``, ``stem.md`` and ``stem.png``: a run's learning curve (its
+    ``curve.json`` as :func:`curve_run` scored it, without the whole evaluate results),
+    where the run stands (steps done, finished or not, hours in the loop), the CPU it was
+    scored on, the commit it was trained at (``commit``, as given) and the paper's numbers
+    for its cell. Returns the JSON written."""
+    import shutil
+
+    from stvae.checkpoint import read_json as read
+
+    run_dir, stem = Path(run_dir), Path(stem)
+    config = TrainConfig.from_dict(read(run_dir / RUN_FILES["config"]))
+    curve = read(run_dir / CURVE_FILES["json"])
+    last = {}
+    metrics = run_dir / RUN_FILES["metrics"]
+    if metrics.exists():
+        lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+        last = json.loads(lines[-1]) if lines else {}
+    report = {
+        "run": run_dir.name,
+        "trained_at_commit": commit,
+        "cpu": _cpu(),
+        "config": config.to_dict(),
+        "steps": config.steps,
+        "steps_done": last.get("step", 0),
+        "finished": (run_dir / RUN_FILES["weights"]).exists(),
+        "loop_hours": last.get("wall_s", 0.0) / 3600,
+        "paper": _paper_numbers(config),
+        "points": [{k: v for k, v in p.items() if k != "eval"} for p in curve["points"]],
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_json(stem.with_suffix(".json"), report)
+    atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(_report_markdown(report, stem)))
+    png = run_dir / CURVE_FILES["png"]
+    if png.exists():
+        atomic_write(stem.with_suffix(".png"), lambda p: shutil.copyfile(png, p))
+    return report
+
+
+def _report_markdown(report: dict, stem: Path) -> str:
+    cfg = TrainConfig.from_dict(report["config"])
+    state = (
+        "finished"
+        if report["finished"]
+        else f"in progress: step {report['steps_done']:,} of {report['steps']:,}"
+    )
+    lines = [
+        f"# Learning curve: {report['run']}",
+        "",
+        f"Made by `stvae curve RUN --report {stem}`"
+        + (
+            f" (trained at commit {report['trained_at_commit']})"
+            if report["trained_at_commit"]
+            else ""
+        )
+        + f", scored on {report['cpu']}.",
+        "",
+        f"{cfg.model.kind} model, {cfg.model.features} features, beta {cfg.model.beta:g}, seed "
+        f"{cfg.seed}, on {cfg.data.source}: {cfg.steps:,} steps of {cfg.batch_videos} videos x "
+        f"{cfg.data.frames} frames, Adam {cfg.lr:g} x {cfg.lr_decay:g} every "
+        f"{cfg.lr_decay_every:,} steps, precision {cfg.precision}. The run is {state}, "
+        f"{report['loop_hours']:.2f} h in the training loop so far (on a machine shared with "
+        "other work; not a speed measurement).",
+        "",
+        "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
+        "probe sets); *training images* fits and scores the static probe on videos of the "
+        "training digits, *held-out* scores it on held-out digits.",
+        "",
+        "| step | frames (M) | lr | " + " | ".join(label for _, label in REPORT_COLUMNS) + " |",
+        "|" + "---|" * (3 + len(REPORT_COLUMNS)),
+    ]
+    for p in report["points"]:
+        cells = [f"{p[k]:.3f}" if k in p else "—" for k, _ in REPORT_COLUMNS]
+        cells[-1] = f"{p['elbo_negative_elbo']:.1f}" if "elbo_negative_elbo" in p else "—"
+        lines.append(
+            f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['lr']:g} | " + " | ".join(cells) + " |"
+        )
+    paper = report["paper"]
+    if paper:
+        cells = {
+            "d_score_rbf": paper.get("d_score"),
+            "static_held_out_rbf": paper.get("static_accuracy"),
+        }
+        row = [f"{cells[k]:.2f}" if cells.get(k) is not None else "" for k, _ in REPORT_COLUMNS]
+        from stvae.config import PRESETS
+
+        frames = PRESETS["paper"].steps * PRESETS["paper"].frames_per_batch / 1e6
+        lines.append(f"| paper | {frames:.2f} | | " + " | ".join(row) + " |")
+        lines += [
+            "",
+            f"Paper: eq 19 from Table 1, static accuracy from {paper.get('static_column', '—')} "
+            "(the authors' code scored both with the RBF protocol).",
+        ]
+    lines += ["", f"![learning curve]({stem.name}.png)", ""]
+    return "\n".join(lines)
