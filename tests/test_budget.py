@@ -115,7 +115,7 @@ def test_a_time_budget_never_raises_the_learning_rate_and_config_json_replays_it
     # measuring takes at least 23 steps: with a decay every 10 the preset's schedule would
     # decay twice while measuring, and the schedule chosen after must not undo that
     cfg = TINY.replace(
-        time_budget=8.0, steps=1000, lr_decay_every=10, log_every=1, checkpoint_every=1000
+        time_budget=5.0, steps=1000, lr_decay_every=10, log_every=1, checkpoint_every=1000
     )
     train(cfg, tmp_path / "budget")
     saved = TrainConfig.from_dict(json.loads((tmp_path / "budget" / "config.json").read_text()))

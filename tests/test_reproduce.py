@@ -207,9 +207,14 @@ def test_a_run_stopped_by_sigterm_is_not_scored_and_stops_the_grid(tmp_path, mon
     monkeypatch.setattr(rep, "evaluate_run", lambda d: pytest.fail("scored an unfinished run"))
     lines = []
     rows = rep.reproduce(out=tmp_path / "runs", report_dir=tmp_path / "docs", log=lines.append)
-    assert rows == [] and len(calls) == 1
+    assert rows == [] and len(calls) == 1 and rows.stopped
     assert "stopped at step 1; the same command resumes" in lines[-1]
     assert not (tmp_path / "docs" / "bouncing-mnist-cpu.json").exists()
+    # the command exits as `stvae train` does when SIGTERM stopped it
+    from stvae.cli import main
+
+    argv = ["reproduce", "--out", str(tmp_path / "runs"), "--report-dir", str(tmp_path / "d")]
+    assert main(argv) == 128 + signal.SIGTERM
 
 
 def _finished(run_dir, earlier=0.0):
