@@ -251,9 +251,7 @@ def _changes(config, given: dict) -> list[str]:
     """``field (run: X, given: Y)`` for each given field whose value differs from the run's."""
     out = []
     for field, value in sorted(given.items()):
-        have = config
-        for part in field.split("."):
-            have = getattr(have, part)
+        have = config.get(field)
         if isinstance(have, tuple):
             value = tuple(value)
         if have != value:

@@ -154,6 +154,13 @@ class TrainConfig:
                 f"cannot be read by {__version__} ({e})"
             ) from None
 
+    def get(self, name: str):
+        """The value of a field by dotted name (``model.beta``, ``steps``)."""
+        value = self
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with top-level fields or ``model.<field>`` / ``data.<field>`` changed."""
         model = {k[6:]: v for k, v in changes.items() if k.startswith("model.")}

@@ -31,11 +31,12 @@ from stvae.evaluate import (
     PROBE_SEED,
     PROBES,
     SUFFIX,
+    _probe_inputs,
     evaluate_model,
     probe_sets,
     static_accuracy,
 )
-from stvae.model import encode_videos, make_model
+from stvae.model import make_model
 from stvae.train import SNAPSHOTS
 
 __all__ = ["CURVE_FILES", "CURVE_VERSION", "snapshots", "curve_run", "training_image_gap"]
@@ -75,22 +76,13 @@ def training_image_gap(
     set (``static_held_out``; for ``rbf`` it is eval.json's ``static_accuracy_rbf``).
     Keys carry the probe's suffix (``_rbf`` for RBF, none for linear). ``cache``: posterior
     means by ``id`` of a video set (as :func:`stvae.evaluate.evaluate_model` fills it)."""
-    fit, held = sets["fit"]["rbf"], sets["score"]
-    for d in (fit, train_videos, held):
-        if id(d) not in cache:
-            cache[id(d)] = encode_videos(model, d["videos"])[0]
-    mus = [cache[id(d)] for d in (fit, train_videos, held)]
+    fit = sets["fit"]["rbf"]
     k = config.model.n_static
     out = {}
-    for other, name in ((1, "static_train"), (2, "static_held_out")):
-        mu = np.concatenate([mus[0], mus[other]])
-        labels = np.concatenate(
-            [fit["static_labels"], (train_videos, held)[other - 1]["static_labels"]]
-        )
-        vf = len(mus[0])
-        split = (np.arange(vf), np.arange(vf, len(mu)))
+    for name, scored in (("static_train", train_videos), ("static_held_out", sets["score"])):
+        mu, labels, split = _probe_inputs(model, fit, scored, cache, seed)
         for p in PROBES:
-            found = static_accuracy(mu, labels, k, seed, p, split)
+            found = static_accuracy(mu, labels["static_labels"], k, seed, p, split)
             out[f"{name}{SUFFIX[p]}"] = found["static_accuracy"]
     return out
 
@@ -352,11 +344,9 @@ def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = Non
     for its cell. Returns the JSON written."""
     import shutil
 
-    from stvae.checkpoint import read_json as read
-
     run_dir, stem = Path(run_dir), Path(stem)
-    config = TrainConfig.from_dict(read(run_dir / RUN_FILES["config"]))
-    curve = read(run_dir / CURVE_FILES["json"])
+    config = TrainConfig.from_dict(read_json(run_dir / RUN_FILES["config"]))
+    curve = read_json(run_dir / CURVE_FILES["json"])
     last = {}
     metrics = run_dir / RUN_FILES["metrics"]
     if metrics.exists():

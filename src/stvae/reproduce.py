@@ -50,27 +50,15 @@ __all__ = [
 ]
 
 
-def _get(config: TrainConfig, name: str):
-    """The value of a dotted field (``model.beta``)."""
-    for part in name.split("."):
-        config = getattr(config, part)
-    return config
-
-
 def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
     """The fields (dotted) that change what a run learns in which a run directory's config
     differs from its grid cell's (:data:`stvae.config.HOW_FIELDS` aside; a cell's "auto"
     matches what the run resolved it to)."""
-    a, b = found.to_dict(), wanted.to_dict()
     out = []
-    for name in train_fields():
-        if name in HOW_FIELDS:
+    for name in sorted(train_fields()):
+        if name in HOW_FIELDS or (name in AUTO_FIELDS and wanted.get(name) == "auto"):
             continue
-        part, _, leaf = name.rpartition(".")
-        have, want = (a[part], b[part]) if part else (a, b)
-        if name in AUTO_FIELDS and want[leaf] == "auto":
-            continue
-        if have.get(leaf) != want[leaf]:
+        if found.get(name) != wanted.get(name):
             out.append(name)
     return out
 
@@ -282,7 +270,7 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
                 f"{run.name} ({', '.join(differ)} differ); move it away or use another --out"
             )
         # what the run resolved "auto" to is kept (data_on: its stream of videos)
-        config = config.replace(**{n: _get(found, n) for n in AUTO_FIELDS})
+        config = config.replace(**{n: found.get(n) for n in AUTO_FIELDS})
     if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
         return "score", config, saved
     return "train", config, saved
