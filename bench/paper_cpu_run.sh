@@ -4,20 +4,48 @@
 # It lives outside the work tree, in its own clone at a fixed commit, so later work never
 # changes the code under it; the same command starts it or, once stopped, resumes it.
 #
-#   bash bench/paper_cpu_run.sh [MODEL] [COMMIT]    # MODEL: hierarchical (default) or slow
+#   bash bench/paper_cpu_run.sh [MODEL] [COMMIT]       # start or resume (MODEL: hierarchical, slow)
+#   bash bench/paper_cpu_run.sh save [MODEL]           # stop it and keep it in the repository
 #
-# Then, from the work tree, as its snapshots arrive (about 40 s each to score):
+# A machine here does not outlive its session, so a run that needs several sessions
+# travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
+# in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl,
+# curve.json) into long/<run>/ of the work tree, to be committed; on a new machine the
+# first command finds no run directory, restores it from long/<run>/ and resumes it there.
+# The curve's points already scored are in curve.json; score new snapshots before `save`.
+#
+# Then, from the work tree, as its snapshots arrive (about 40-90 s each to score):
 #   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 \
 #     --report docs/results/bouncing-mnist-paper-cpu --commit <COMMIT>
 # It runs at nice 19. Anything run beside it should use OMP_NUM_THREADS=1 (two
 # multi-threaded torch processes on two cores slow each other by tens of times), or
 # pause it meanwhile: kill -STOP / kill -CONT its pid.
 set -euo pipefail
-MODEL=${1:-hierarchical}
-COMMIT=${2:-1466fe7}
-ROOT=${LONG_ROOT:-$HOME/long}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${LONG_ROOT:-$HOME/long}
+KEEP=(config.json checkpoint.safetensors metrics.jsonl curve.json)
+if [ "${1:-}" = save ]; then
+  MODEL=${2:-hierarchical}
+  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+  pid=$(pgrep -f "stvae train .*--out $RUN( |$)" || true)
+  if [ -n "$pid" ]; then
+    kill -CONT $pid 2>/dev/null || true
+    kill -TERM $pid
+    while kill -0 $pid 2>/dev/null; do sleep 1; done
+  fi
+  dest="$REPO/long/$MODEL-f4-beta4-seed0"
+  mkdir -p "$dest"
+  for f in "${KEEP[@]}"; do
+    if [ -f "$RUN/$f" ]; then cp "$RUN/$f" "$dest/$f"; fi
+  done
+  git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$dest/COMMIT"
+  echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
+  exit 0
+fi
+MODEL=${1:-hierarchical}
 RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+kept="$REPO/long/$MODEL-f4-beta4-seed0"
+COMMIT=${2:-$(cat "$kept/COMMIT" 2>/dev/null || echo 56f7840)}
 mkdir -p "$ROOT/runs"
 if [ ! -d "$ROOT/stvae" ]; then
   git clone -q "$REPO" "$ROOT/stvae"
@@ -27,6 +55,13 @@ have=$(git -C "$ROOT/stvae" rev-parse --short=7 HEAD)
 if [ "$have" != "${COMMIT:0:7}" ]; then
   echo "$ROOT/stvae is at $have, not $COMMIT: a run is never continued by other code" >&2
   exit 2
+fi
+if [ ! -e "$RUN" ] && [ -f "$kept/checkpoint.safetensors" ]; then
+  mkdir -p "$RUN"
+  for f in "${KEEP[@]}"; do
+    if [ -f "$kept/$f" ]; then cp "$kept/$f" "$RUN/$f"; fi
+  done
+  echo "restored $RUN from $kept"
 fi
 make -C "$ROOT/stvae" setup >/dev/null
 if pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; then
