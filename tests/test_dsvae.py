@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from stvae.data import DataConfig, generate
-from stvae.dsvae import DSVAE, RNN_HIDDEN
+from stvae.kinds.dsvae import DSVAE, RNN_HIDDEN
 from stvae.evaluate import encode_run, evaluate_run
 from stvae.model import ModelConfig, make_model
 from stvae.nets import HIDDEN, Encoder

@@ -31,8 +31,8 @@ def test_each_kind_gets_its_priors(kind, names):
 @pytest.mark.parametrize("kind", ["hierarchical", "slow", "vae"])
 @pytest.mark.parametrize("beta", [1.0, 4.0])
 def test_loss_is_negative_beta_elbo_per_frame(kind, beta):
-    cfg = ModelConfig(kind=kind, features=6, static_features=2 if kind == "hierarchical" else None,
-                      beta=beta, sigma2=0.05)  # fmt: skip
+    own = {"hierarchical": {"static_features": 2, "sigma2": 0.05}, "slow": {"sigma2": 0.05}}
+    cfg = ModelConfig(kind=kind, features=6, beta=beta, **own.get(kind, {}))
     model = VideoVAE(cfg).eval()
     x = video(3, 4)
     torch.manual_seed(7)

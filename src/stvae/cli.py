@@ -17,7 +17,6 @@ import numpy as np
 
 from stvae import __version__
 from stvae.errors import StvaeError
-from stvae.model import MODEL_KINDS, POSTERIORS
 
 PROG = "stvae"
 
@@ -81,6 +80,34 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
+def _model_flags(p) -> None:
+    """--model from the registry of kinds, and a flag for each kind's own hyperparameters
+    from the fields it declares (stvae.kinds; their metadata gives help and choices)."""
+    import dataclasses
+
+    from stvae.model import KINDS, ModelConfig
+
+    kinds = "; ".join(f"{name}: {kind.summary}" for name, kind in KINDS.items())
+    p.add_argument("--model", choices=tuple(KINDS), help=f"the model kind ({kinds})")
+    common = {"kind", "features", "beta", "channels"}
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in common:
+            continue
+        takers = [
+            n for n, k in KINDS.items() if f.name in {g.name for g in dataclasses.fields(k.options)}
+        ]
+        help = f"{', '.join(takers)}: {f.metadata.get('help', f.name)}"
+        if "choices" in f.metadata:
+            p.add_argument(
+                f"--{f.name.replace('_', '-')}", choices=f.metadata["choices"], help=help
+            )
+        else:
+            parse = {"int": _positive_int, "float": _positive_float}.get(
+                str(f.type).split()[0], str
+            )
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=parse, help=help)
+
+
 def _add_train(sub) -> None:
     from stvae.config import DATA_ON, DEVICES, PRECISIONS, PRESETS
 
@@ -96,17 +123,7 @@ def _add_train(sub) -> None:
         default="cpu",
         help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
     )
-    p.add_argument(
-        "--model",
-        choices=MODEL_KINDS,
-        help="hierarchical (the paper's), slow or vae (its baselines), or dsvae (Li & Mandt 2018)",
-    )
-    p.add_argument(
-        "--posterior",
-        choices=POSTERIORS,
-        help="dsvae: the dynamic posterior from each frame alone (factorized, default) or from "
-        "the whole video and the static latent (full)",
-    )
+    _model_flags(p)
     p.add_argument(
         "--data",
         help="bouncing-mnist, chairs or sprites (generated on the fly), a .npz/.npy file, or "
@@ -128,13 +145,7 @@ def _add_train(sub) -> None:
         help="the same as --channels 1: colour frames become their luminance",
     )
     p.add_argument("--features", type=_positive_int, help="latent features per frame in total")
-    p.add_argument(
-        "--static-features",
-        type=_positive_int,
-        help="hierarchical, dsvae: how many leading features are static (default: half)",
-    )
     p.add_argument("--beta", type=_positive_float, help="KL weight of eq 5")
-    p.add_argument("--sigma2", type=_positive_float, help="prior variance sigma_s^2 = sigma_t^2")
     p.add_argument("--steps", type=_positive_int, help="optimiser steps")
     p.add_argument("--batch-videos", type=_positive_int, help="videos per batch")
     p.add_argument("--frames", type=_positive_int, help="frames per video clip")

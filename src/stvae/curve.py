@@ -2,7 +2,7 @@
 weights, against frames seen (``stvae curve``).
 
 A run trained with ``--snapshot-every N`` keeps its weights every N steps and at the end
-in ``snapshots/`` (:func:`stvae.train.snapshot_path`). :func:`curve_run` scores each
+in ``snapshots/`` (:func:`stvae.rundir.snapshot_path`). :func:`curve_run` scores each
 snapshot not yet in ``curve.json`` with :func:`stvae.evaluate.evaluate_model` on the
 same probe sets as ``evaluate`` (so the point of the final snapshot equals ``eval.json``
 of the final weights, and the same snapshot scored twice gives the same numbers), adds
@@ -37,7 +37,7 @@ from stvae.evaluate import (
     static_accuracy,
 )
 from stvae.model import make_model
-from stvae.train import SNAPSHOTS
+from stvae.rundir import SNAPSHOTS
 
 __all__ = ["CURVE_FILES", "CURVE_VERSION", "snapshots", "curve_run", "training_image_gap"]
 

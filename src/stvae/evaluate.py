@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
-from stvae.data.frames import LUMA
 from stvae.errors import StvaeError
+from stvae.layout import LUMA
 from stvae.model import encode_videos
 from stvae.probes import (
     PROBES,
@@ -48,7 +48,7 @@ from stvae.probes import (
     static_in_temporal,
     video_split,
 )
-from stvae.train import load_run
+from stvae.rundir import load_run
 
 __all__ = [
     "EVAL_VERSION",

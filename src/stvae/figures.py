@@ -22,7 +22,7 @@ from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.evaluate import disentanglement, static_targets
 from stvae.model import encode_videos
-from stvae.train import RUN_FILES, load_run
+from stvae.rundir import RUN_FILES, load_run
 
 __all__ = ["make_figures", "division"]
 

@@ -1,80 +1,90 @@
-"""The video VAE: per-frame encoder (eq 12), structured prior (eqs 6-8), beta-ELBO (eq 5).
+"""Model configuration and construction: :class:`ModelConfig`, :func:`make_model`.
 
-The three model kinds differ only in which prior each block of latent features gets:
-
-* ``hierarchical``: the first ``static_features`` features get the static prior (eq 7),
-  the rest the random walk (eq 8) -- the paper's model;
-* ``slow``: every feature gets the random walk (the probabilistic slow-feature baseline);
-* ``vae``: every feature gets N(0, I) per frame (the VAE baseline).
-
-A fourth kind, ``dsvae``, is the Disentangled Sequential Autoencoder of Li & Mandt (2018),
-with posteriors and a learned prior of its own (:mod:`stvae.dsvae`); :func:`make_model`
-builds whichever kind a config names.
+The kinds themselves live in :mod:`stvae.kinds` (their registry, ``KINDS``) on the base of
+:mod:`stvae.elbo` (the beta-ELBO of eq 5). :class:`ModelConfig` holds the fields every
+kind has (``kind``, ``features``, ``beta``, ``channels``) and, beside them, each kind's
+own hyperparameters as that kind declares them (its ``options`` dataclass): one flat
+dataclass, so ``config.json`` keeps the layout it has always had, and a field a kind
+does not take must keep its default (``posterior`` is dsvae's, ``sigma2`` the random
+walk's). The CLI's model flags come from the same fields.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from stvae import priors
-from stvae.data import to_tensor
+from stvae.elbo import SequenceVAE
 from stvae.errors import StvaeError
-from stvae.nets import FRAME_SIZE, Decoder, Encoder
+from stvae.kinds import KINDS
+from stvae.kinds.blocks import VideoVAE
+from stvae.layout import to_tensor
 
-__all__ = ["ModelConfig", "VideoVAE", "MODEL_KINDS", "POSTERIORS", "encode_videos", "make_model"]
+__all__ = [
+    "ModelConfig",
+    "VideoVAE",
+    "SequenceVAE",
+    "KINDS",
+    "MODEL_KINDS",
+    "encode_videos",
+    "make_model",
+    "kind_of",
+]
 
-MODEL_KINDS = ("hierarchical", "slow", "vae", "dsvae")
 CHANNELS = (None, 1, 3)  # grey or RGB frames; None: what the data has
-POSTERIORS = ("factorized", "full")  # dsvae's dynamic posterior (Li & Mandt's two)
-SPLIT_KINDS = ("hierarchical", "dsvae")  # kinds with a static/temporal division of their own
+
+
+def kind_of(name: str) -> type[SequenceVAE]:
+    """The class registered as model kind ``name``."""
+    if name not in KINDS:
+        raise StvaeError(f"unknown model kind {name!r}; choose from {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def _option_names(kind: type[SequenceVAE]) -> set[str]:
+    return {f.name for f in dataclasses.fields(kind.options)}
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    # which prior blocks the latent features get (see module doc); flag --model
+class _Common:
+    """The fields of every kind (the options of each kind follow; see the module doc)."""
+
+    # which model (stvae.kinds.KINDS); flag --model
     kind: str = field(default="hierarchical", metadata={"flag": "model"})
     features: int = 4  # latent features per frame in total (Table 1: 4 for Bouncing MNIST)
-    static_features: int | None = None  # hierarchical, dsvae; None means half of `features`
     beta: float = 1.0  # KL weight of eq 5
-    sigma2: float = 0.01  # sigma_s^2 = sigma_t^2, the paper's only value (section 4.2)
-    posterior: str = "factorized"  # dsvae: q(z_t | x_t) alone, or "full" (whole video and f)
     channels: int | None = None  # colour channels of a frame, 1 or 3; None: what the data
     # has (train() fixes it, so config.json always holds a number; 1 for a model without data)
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise StvaeError(
-                f"unknown model kind {self.kind!r}; choose from {', '.join(MODEL_KINDS)}"
-            )
+        kind = kind_of(self.kind)
         if self.features < 1:
             raise StvaeError(f"features must be at least 1; got {self.features}")
         if not self.beta > 0:
             raise StvaeError(f"beta must be positive; got {self.beta}")
-        if not self.sigma2 > 0:
-            raise StvaeError(f"sigma2 must be positive; got {self.sigma2}")
         if self.channels not in CHANNELS:
             raise StvaeError(f"channels must be 1 or 3; got {self.channels!r}")
-        if self.posterior not in POSTERIORS:
-            raise StvaeError(
-                f"posterior must be one of {', '.join(POSTERIORS)}; got {self.posterior!r}"
-            )
-        if self.posterior != "factorized" and self.kind != "dsvae":
-            raise StvaeError("posterior applies to the dsvae model only")
-        if self.static_features is not None:
-            if self.kind not in SPLIT_KINDS:
-                raise StvaeError("static_features applies to the hierarchical and dsvae models")
-            if not 0 < self.static_features < self.features:
+        own = _option_names(kind)
+        for f in dataclasses.fields(self):
+            if f.name in own or f.name in _COMMON or getattr(self, f.name) == f.default:
+                continue
+            takers = [n for n, k in KINDS.items() if f.name in _option_names(k)]
+            plural = "s" if len(takers) > 1 else ""
+            raise StvaeError(f"{f.name} applies to the {' and '.join(takers)} model{plural} only")
+        if kind.split:
+            s = getattr(self, "static_features", None)
+            if s is not None and not 0 < s < self.features:
                 raise StvaeError(
                     f"static_features must be between 1 and features - 1 = {self.features - 1}; "
-                    f"got {self.static_features}"
+                    f"got {s}"
                 )
-        elif self.kind in SPLIT_KINDS and self.features < 2:
-            raise StvaeError(f"the {self.kind} model needs at least 2 features")
+            if self.features < 2:
+                raise StvaeError(f"the {self.kind} model needs at least 2 features")
+        kind.check(self)
 
     @property
     def in_channels(self) -> int:
@@ -83,110 +93,56 @@ class ModelConfig:
 
     @property
     def n_static(self) -> int:
-        """Number of leading static latent features (0 for the baselines); for dsvae the
-        size of f."""
-        if self.kind not in SPLIT_KINDS:
+        """Number of leading static latent features: 0 for a kind without a division of
+        its own (``split``), else ``static_features`` or half; for dsvae the size of f."""
+        if not kind_of(self.kind).split:
             return 0
-        return self.static_features if self.static_features is not None else self.features // 2
+        s = getattr(self, "static_features", None)
+        return s if s is not None else self.features // 2
 
     def blocks(self) -> list[tuple[str, slice]]:
-        """(prior name, feature slice) pairs covering all features, static block first."""
-        if self.kind == "vae":
-            return [("standard", slice(0, self.features))]
-        if self.kind == "slow":
-            return [("temporal", slice(0, self.features))]
-        s = self.n_static
-        return [("static", slice(0, s)), ("temporal", slice(s, self.features))]
+        """(prior name, feature slice) pairs covering all features, static block first
+        (the kinds of :mod:`stvae.kinds.blocks`)."""
+        return kind_of(self.kind).blocks(self)
 
 
-class VideoVAE(nn.Module):
-    """Encodes each frame independently and scores whole sequences under the structured prior.
-
-    Videos are float tensors [B, N, C, 64, 64] in [0, 1] (Bernoulli targets, one per
-    pixel and channel; C = ``config.in_channels``).
-    """
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.config = config
-        self.encoder = Encoder(config.features, channels=config.in_channels)
-        self.decoder = Decoder(config.features, channels=config.in_channels)
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior of eq 12: x [B, N, C, 64, 64] -> (mu, logvar), each [B, N, F]."""
-        b, n = x.shape[:2]
-        mu, logvar = self.encoder(x.reshape(b * n, *x.shape[2:]))  # [B*N, F] each
-        return mu.view(b, n, -1), logvar.view(b, n, -1)
-
-    def decode(self, h: Tensor) -> Tensor:
-        """Latents h [..., F] -> Bernoulli logits [..., C, 64, 64]."""
-        return decode_frames(self.decoder, h)
-
-    def kl_terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
-        """KL of each prior block, mu, logvar: [B, N, F] -> {"kl_<prior>": [B]} (eqs 13-18)."""
-        mu, logvar = mu.float(), logvar.float()  # the closed forms want full precision
-        sigma2 = self.config.sigma2
-        terms = {}
-        for name, block in self.config.blocks():
-            m, lv = mu[..., block], logvar[..., block]
-            if name == "static":
-                terms["kl_static"] = priors.kl_static(m, lv, sigma2)
-            elif name == "temporal":
-                terms["kl_temporal"] = priors.kl_temporal(m, lv, sigma2)
-            else:
-                terms["kl_standard"] = priors.kl_standard(m, lv)
-        return terms
-
-    def forward(
-        self, x: Tensor, beta: float | None = None, eps: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Negative beta-ELBO of eq 5 per frame, with a single reparameterised sample.
-
-        x: [B, N, C, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
-        ``reconstruction`` (Bernoulli negative log-likelihood, nats per frame), one
-        ``kl_<prior>`` per prior block (nats per frame) and ``kl`` (their sum).
-        All are averaged over the B*N frames of the batch, so models of every kind and
-        sequence length are on one scale. ``beta`` overrides the config's (warm-up);
-        ``eps`` [B, N, F] is the standard-normal noise of the sample (drawn here if None).
-        """
-        b, n = x.shape[:2]
-        mu, logvar = self.encode(x)  # [B, N, F] each
-        if eps is None:
-            eps = torch.randn_like(mu)
-        h = mu + eps.to(mu.dtype) * (0.5 * logvar).exp()  # [B, N, F]
-        logits = self.decode(h)  # [B, N, C, 64, 64]
-        recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
-        frames = b * n
-        out = {"reconstruction": recon / frames}
-        for name, kl in self.kl_terms(mu, logvar).items():
-            out[name] = kl.sum() / frames
-        out["kl"] = sum(v for k, v in out.items() if k.startswith("kl_"))
-        beta = self.config.beta if beta is None else beta
-        out["loss"] = out["reconstruction"] + beta * out["kl"]
-        return out
+_COMMON = frozenset(f.name for f in dataclasses.fields(_Common))
 
 
-def decode_frames(decoder: Decoder, h: Tensor) -> Tensor:
-    """Table 5 over any leading shape: latents h [..., F] -> logits [..., C, 64, 64]."""
-    logits = decoder(h.reshape(-1, h.shape[-1]))  # [M, C, 64, 64]
-    return logits.view(*h.shape[:-1], logits.shape[1], FRAME_SIZE, FRAME_SIZE)
+def _options() -> list[tuple[str, str, dataclasses.Field]]:
+    """Every kind's own fields, once each (kinds sharing a field declare it alike)."""
+    seen: dict[str, dataclasses.Field] = {}
+    for name, kind in KINDS.items():
+        for f in dataclasses.fields(kind.options):
+            if f.name in seen and seen[f.name].default != f.default:
+                raise TypeError(f"kind {name} declares {f.name} with another default")
+            seen.setdefault(f.name, f)
+    return [
+        (n, f.type, field(default=f.default, metadata=dict(f.metadata))) for n, f in seen.items()
+    ]
+
+
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig",
+    _options(),
+    bases=(_Common,),
+    frozen=True,
+    namespace={"__module__": __name__, "__doc__": _Common.__doc__},
+)
+MODEL_KINDS = tuple(KINDS)
 
 
 def make_model(config: ModelConfig) -> nn.Module:
-    """The model a config names: :class:`VideoVAE` or :class:`stvae.dsvae.DSVAE`."""
-    if config.kind == "dsvae":
-        from stvae.dsvae import DSVAE
-
-        return DSVAE(config)
-    return VideoVAE(config)
+    """The model a config names: an instance of its kind's class in :data:`KINDS`."""
+    return kind_of(config.kind)(config)
 
 
 @torch.no_grad()
 def encode_videos(
-    model: VideoVAE, videos: np.ndarray, batch_videos: int = 32
+    model: SequenceVAE, videos: np.ndarray, batch_videos: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances of every frame: [V, N, 64, 64] or [V, N, 64, 64, 3]
-    (converted to the model's channels by :func:`stvae.data.to_tensor`) -> 2 x float32
+    (converted to the model's channels by :func:`stvae.layout.to_tensor`) -> 2 x float32
     [V, N, F].
 
     Runs in eval mode (batch-norm running statistics) on the model's device, in batches.

@@ -16,6 +16,7 @@ from stvae import __version__
 from stvae.config import PRESETS
 from stvae.data.sprites import ATTRIBUTES
 from stvae.grids import BETAS, GRIDS, grid, table1_cells
+from stvae.kinds import KINDS
 
 __all__ = ["report_tables", "report_markdown", "earlier_table", "attribute_tables"]
 
@@ -116,7 +117,7 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
         "judge: attributes (mean)",
     )
     for model, beta, _ in table1_cells("sprites"):
-        if model not in ("hierarchical", "dsvae"):
+        if not KINDS[model].split:  # swaps need a division of the model's own
             continue
         got = [r["swaps"] for r in by.get((model, beta, f1), []) if "swaps" in r]
         judge = [statistics.mean(g["judge_accuracy"][n] for n in names) for g in got]

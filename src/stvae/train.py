@@ -34,9 +34,7 @@ from stvae import budget, distributed
 from stvae.checkpoint import (
     RunLock,
     load_checkpoint,
-    load_weights,
     previous,
-    read_json,
     save_checkpoint,
     save_weights,
     write_json,
@@ -48,6 +46,7 @@ from stvae.errors import StvaeError
 from stvae.model import make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import HostFeed, Prefetch
+from stvae.rundir import SNAPSHOTS, load_run, resolve_device, snapshot_path
 from stvae.runlog import MetricsLog, truncate_metrics
 
 __all__ = [
@@ -61,14 +60,6 @@ __all__ = [
     "snapshot_path",
     "RUN_FILES",
 ]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StvaeError("--device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -432,9 +423,6 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     }
 
 
-SNAPSHOTS = "snapshots"  # the run directory's folder of weight snapshots
-
-
 def _compile_failed(e: Exception, first: bool) -> bool:
     """Whether an error of a compiled step is compiling's own failure, after which the run
     goes on eagerly: any error of the ``first`` compiled step (where compiling happens),
@@ -443,11 +431,6 @@ def _compile_failed(e: Exception, first: bool) -> bool:
     if isinstance(e, StvaeError):
         return False
     return first or type(e).__module__.startswith(("torch._dynamo", "torch._inductor"))
-
-
-def snapshot_path(run_dir: str | Path, step: int) -> Path:
-    """Where the weights after ``step`` steps are kept (``--snapshot-every``)."""
-    return Path(run_dir) / SNAPSHOTS / f"step-{step:06d}.safetensors"
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[dict, Tensor]:
@@ -481,22 +464,3 @@ def _raise_if_bad(first_bad: Tensor, ckpt: Path) -> None:
         raise StvaeError(
             f"{what} became non-finite at step {code // 4} (its update was skipped); {where}"
         )
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
-    """The trained model of a run directory (final weights, else the last checkpoint)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise StvaeError(f"{run_dir}: no such run directory")
-    cfg_path = run_dir / RUN_FILES["config"]
-    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
-    model = make_model(config.model)
-    weights = run_dir / RUN_FILES["weights"]
-    if weights.exists():
-        load_weights(weights, model)
-    else:
-        ckpt = run_dir / RUN_FILES["checkpoint"]
-        if not (ckpt.exists() or previous(ckpt).exists()):
-            raise StvaeError(f"{run_dir}: holds no weights yet (no {weights.name} or {ckpt.name})")
-        load_checkpoint(ckpt, model)
-    return model.to(resolve_device(device)).eval(), config

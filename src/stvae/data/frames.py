@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from stvae.errors import StvaeError
+from stvae.layout import LUMA
 
 __all__ = ["to_frames64", "to_gray64", "clips", "load_folder", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
 FRAME = 64
-LUMA = (0.299, 0.587, 0.114)
 # RGB whose channels differ by at most this everywhere is grey (3 levels of 255: the
 # chroma rounding of a grey video decoded from YUV 4:2:0)
 GREY_TOLERANCE = 3.5 / 255

@@ -13,24 +13,42 @@ One static latent f per video and one dynamic latent z_t per frame:
   paper;
 * decoder: Table 5 fed [f, z_t] per frame; Bernoulli likelihood as for the other kinds.
 
-Its interface is :class:`stvae.model.VideoVAE`'s: ``encode`` gives [B, N, F] with f
-(repeated over the frames) as the first ``static_features`` features and z_t the rest,
-so probes, figures and reproduce treat it like the hierarchical model; ``forward`` gives
-the loss terms per frame (``kl_static`` for f, ``kl_dynamic`` for z).
+Its interface is every kind's (:class:`stvae.elbo.SequenceVAE`): ``encode`` gives
+[B, N, F] with f (repeated over the frames) as the first ``static_features`` features and
+z_t the rest, so probes, figures and reproduce treat it like the hierarchical model; the
+loss terms per frame are ``kl_static`` for f and ``kl_dynamic`` for z.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stvae.model import decode_frames
+from stvae.elbo import SequenceVAE
+from stvae.errors import StvaeError
+from stvae.kinds.blocks import static_features_field
 from stvae.nets import HIDDEN, Decoder, Encoder
 
-__all__ = ["DSVAE", "RNN_HIDDEN", "gaussian_kl"]
+__all__ = ["DSVAE", "DSVAEOptions", "POSTERIORS", "RNN_HIDDEN", "gaussian_kl"]
 
 RNN_HIDDEN = 256  # LSTM/RNN state size (Li & Mandt use 256-512)
+POSTERIORS = ("factorized", "full")  # the dynamic posterior (Li & Mandt's two)
+
+
+@dataclass(frozen=True)
+class DSVAEOptions:
+    static_features: int | None = static_features_field()  # the size of f; None: half
+    # q(z_t | x_t) alone, or "full" (whole video and f)
+    posterior: str = field(
+        default="factorized",
+        metadata={
+            "choices": POSTERIORS,
+            "help": "the dynamic posterior from each frame alone (factorized, default) or "
+            "from the whole video and the static latent (full)",
+        },
+    )
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
@@ -44,12 +62,22 @@ def _full(t: Tensor) -> Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-class DSVAE(nn.Module):
+class DSVAE(SequenceVAE):
     """Videos [B, N, C, 64, 64] in [0, 1] -> loss terms; see the module doc."""
 
+    summary = "the Disentangled Sequential Autoencoder (Li & Mandt 2018)"
+    split = True
+    options = DSVAEOptions
+
+    @classmethod
+    def check(cls, config) -> None:
+        if config.posterior not in POSTERIORS:
+            raise StvaeError(
+                f"posterior must be one of {', '.join(POSTERIORS)}; got {config.posterior!r}"
+            )
+
     def __init__(self, config):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         s, d = config.n_static, config.features - config.n_static
         self.static_size, self.dynamic_size = s, d
         c = config.in_channels
@@ -88,10 +116,6 @@ class DSVAE(nn.Module):
         mu = torch.cat([mu_f[:, None].expand(-1, n, -1), mu_z], -1)
         logvar = torch.cat([logvar_f[:, None].expand(-1, n, -1), logvar_z], -1)
         return mu, logvar
-
-    def decode(self, h: Tensor) -> Tensor:
-        """Latents h [..., F] ([f, z_t]) -> Bernoulli logits [..., C, 64, 64]."""
-        return decode_frames(self.decoder, h)
 
     def prior(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """p(z_t | z_<t) for every t given z [B, N, D] -> (mu, logvar) [B, N, D].
@@ -135,10 +159,8 @@ class DSVAE(nn.Module):
         kl_z = gaussian_kl(mu_z, logvar_z, _full(mu_p), _full(logvar_p))
         return {"kl_static": kl_f.sum(-1), "kl_dynamic": kl_z.sum((1, 2))}
 
-    def forward(
-        self, x: Tensor, beta: float | None = None, eps: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Negative beta-ELBO per frame, one reparameterised sample, as VideoVAE.forward.
+    def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """h = [f, z_t] [B, N, F], one reparameterised sample, and the KL terms [B].
 
         ``eps`` [B, N, F]: f takes eps[:, 0, :S] (one draw per video), z_t eps[:, t, S:].
         """
@@ -151,13 +173,4 @@ class DSVAE(nn.Module):
         f = mu_f + eps[:, 0, :s] * (0.5 * logvar_f).exp()  # [B, S]
         z = mu_z + eps[..., s:] * (0.5 * logvar_z).exp()  # [B, N, D]
         h = torch.cat([f[:, None].expand(-1, n, -1), z], -1)  # [B, N, F]
-        logits = self.decode(h)
-        recon = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
-        frames = b * n
-        out = {"reconstruction": recon / frames}
-        for name, kl in self.kl_terms(mu_f, logvar_f, mu_z, logvar_z, z).items():
-            out[name] = kl.sum() / frames
-        out["kl"] = out["kl_static"] + out["kl_dynamic"]
-        beta = self.config.beta if beta is None else beta
-        out["loss"] = out["reconstruction"] + beta * out["kl"]
-        return out
+        return h, self.kl_terms(mu_f, logvar_f, mu_z, logvar_z, z)

@@ -1,0 +1,96 @@
+"""The base of every model kind: the negative beta-ELBO of eq 5, written once.
+
+A kind is a subclass of :class:`SequenceVAE` registered in :data:`stvae.kinds.KINDS`. It
+builds its networks in ``__init__`` and overrides two methods:
+
+* ``encode(x)``: the posterior as probes and figures see it, x [B, N, C, 64, 64] ->
+  (mu, logvar) [B, N, F], its static features (if it has a division of its own) first;
+* ``latents(x, eps)``: one reparameterised sample h [B, N, F] and the KL of each of its
+  latent blocks per video ({"kl_<name>": [B]}).
+
+The base turns them into the loss: decode h, the reconstruction term, the KL terms per
+frame, beta. Class attributes say the rest: ``summary`` (the CLI's help), ``split``
+(whether the first features are a static factor of its own: :attr:`ModelConfig.n_static`),
+``options`` (a dataclass of its own hyperparameters, which join ``ModelConfig``) and
+``check`` (its own validation of a config). How to add a kind: docs/design.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stvae.nets import FRAME_SIZE, Decoder
+
+__all__ = ["SequenceVAE", "NoOptions", "decode_frames"]
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A kind with no hyperparameters of its own."""
+
+
+class SequenceVAE(nn.Module):
+    """Videos [B, N, C, 64, 64] in [0, 1] -> the loss terms of eq 5 (see the module doc).
+
+    Subclasses set ``self.decoder`` (a Table 5 :class:`Decoder` of ``config.features``
+    inputs) or override :meth:`decode`.
+    """
+
+    summary: ClassVar[str] = ""
+    split: ClassVar[bool] = False
+    options: ClassVar[type] = NoOptions
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    @classmethod
+    def check(cls, config) -> None:
+        """Raises :class:`StvaeError` for a config this kind cannot train (none here)."""
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Latents h [..., F] -> Bernoulli logits [..., C, 64, 64]."""
+        return decode_frames(self.decoder, h)
+
+    def reconstruction(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Bernoulli negative log-likelihood of x [B, N, C, 64, 64], summed (nats) []."""
+        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
+
+    def forward(
+        self, x: Tensor, beta: float | None = None, eps: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Negative beta-ELBO of eq 5 per frame, with a single reparameterised sample.
+
+        x: [B, N, C, 64, 64] in [0, 1]. Returns scalars: ``loss`` (what is minimised),
+        ``reconstruction`` (nats per frame), one ``kl_<name>`` per latent block (nats per
+        frame) and ``kl`` (their sum). All are averaged over the B*N frames of the batch,
+        so models of every kind and sequence length are on one scale. ``beta`` overrides
+        the config's (warm-up); ``eps`` [B, N, F] is the standard-normal noise of the
+        sample (drawn by the kind if None).
+        """
+        b, n = x.shape[:2]
+        h, kls = self.latents(x, eps)  # [B, N, F], {"kl_<name>": [B]}
+        frames = b * n
+        out = {"reconstruction": self.reconstruction(self.decode(h), x) / frames}
+        for name, kl in kls.items():
+            out[name] = kl.sum() / frames
+        out["kl"] = sum(v for k, v in out.items() if k.startswith("kl_"))
+        beta = self.config.beta if beta is None else beta
+        out["loss"] = out["reconstruction"] + beta * out["kl"]
+        return out
+
+
+def decode_frames(decoder: Decoder, h: Tensor) -> Tensor:
+    """Table 5 over any leading shape: latents h [..., F] -> logits [..., C, 64, 64]."""
+    logits = decoder(h.reshape(-1, h.shape[-1]))  # [M, C, 64, 64]
+    return logits.view(*h.shape[:-1], logits.shape[1], FRAME_SIZE, FRAME_SIZE)
