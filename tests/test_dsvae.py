@@ -8,8 +8,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from stvae.data import DataConfig, generate
-from stvae.kinds.dsvae import DSVAE, RNN_HIDDEN
 from stvae.evaluate import encode_run, evaluate_run
+from stvae.kinds.dsvae import DSVAE, RNN_HIDDEN
 from stvae.model import ModelConfig, make_model
 from stvae.nets import HIDDEN, Encoder
 from stvae.train import TrainConfig, load_run, train

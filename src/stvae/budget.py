@@ -20,6 +20,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+import torch
+
 from stvae import distributed
 from stvae.config import TrainConfig
 from stvae.errors import StvaeError
@@ -131,3 +133,52 @@ def say(planned: TrainConfig, choice) -> None:
         f"{choice.lr_decay_every}); config.json records them",
         flush=True,
     )
+
+
+class Budget:
+    """A run's time budget and its state through the loop: what was asked (``planned``),
+    the step after which the rate is timed, when timing began, and the choice once made.
+
+    Without a budget (``time_budget`` None) it does nothing. With one, the run trains on
+    :meth:`provisional` (no learning-rate decay, an open end) until :meth:`after_step`
+    has measured the rate and returns the config with the steps chosen.
+    """
+
+    def __init__(self, config: TrainConfig, step: int, spent_s: float, resume: bool, t_call):
+        self.planned = config  # what the caller asked for; the choice rescales its schedule
+        self.t_call = t_call  # the budget counts from the call to train()
+        self.timing_from = None  # the step after which the rate is timed
+        self.t_timing = None  # when the timed steps began
+        self.choice = None
+        if config.time_budget is not None:  # not chosen yet (on resume: stopped before it was)
+            if resume:  # what is left of the budget after the loop time already spent
+                left = max(config.time_budget - spent_s, 1e-3)
+                self.planned = config.replace(time_budget=left)
+            self.timing_from = step + WARMUP_STEPS
+
+    def provisional(self, config: TrainConfig) -> TrainConfig:
+        """The config to train on until the steps are chosen: no decay, so the chosen
+        schedule takes none before the step it is chosen at and config.json replays it."""
+        if self.timing_from is None:
+            return config
+        return config.replace(steps=UNTIL_CHOSEN, lr_decay_every=UNTIL_CHOSEN)
+
+    def after_step(self, step: int, d, device) -> TrainConfig | None:
+        """Times the loop after ``step`` steps; the config chosen, once measured, else None."""
+        if self.choice is not None or self.timing_from is None:
+            return None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # a time budget times steps done, not launched
+        now = time.perf_counter()
+        if step == self.timing_from:
+            self.t_timing = now
+        if self.t_timing is None:
+            return None
+        timed = step - self.timing_from
+        if not measured_on_every_rank(self.planned, timed, now - self.t_timing, d, device):
+            return None
+        rate = timed / (now - self.t_timing)
+        self.choice = fit(self.planned, step, rate, self.t_call, d, device)
+        return self.planned.replace(
+            steps=self.choice.steps, lr_decay_every=self.choice.lr_decay_every, time_budget=None
+        )

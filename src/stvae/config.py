@@ -1,7 +1,7 @@
 """Training configuration as data: :class:`TrainConfig`, its presets, the run files.
 
 ``config.json`` in a run directory is a :class:`TrainConfig` serialised with its class
-name and the package version (STYLE 15); loading it rebuilds the same run.
+name and the package version; loading it rebuilds the same run.
 """
 
 from __future__ import annotations

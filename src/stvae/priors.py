@@ -15,7 +15,7 @@ For a Gaussian prior N(0, S) and q = N(m, diag v) over R^N,
 KL = 1/2 [ tr(S^-1 diag v) + m^T S^-1 m - N + log det S - sum log v ].
 The additive log(2 pi) constants of eqs 14-16 cancel between entropy and
 cross-entropy and never appear. The static normaliser uses the corrected constant
-(the mean of N frames has variance 1 + sigma2/N; see the erratum in DESIGN.md).
+(the mean of N frames has variance 1 + sigma2/N; see the erratum in docs/design.md).
 """
 
 from __future__ import annotations

@@ -259,143 +259,38 @@ def _announce_compiling(device: torch.device) -> None:
 
 
 def _train(config, out, resume, device, source, d, t_call) -> dict:
+    # -- set-up: the model, its optimiser, where the run stands, the budget
     model = build_model(config, device)
     # fused: one kernel for the whole update instead of a dozen element-wise ops per tensor
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    step = 0
     ckpt = out / RUN_FILES["checkpoint"]
+    step = 0
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
-    earlier = 0.0  # wall_s counts the loop's time over all processes of a run, as step does
-    if d.main:
-        write_json(out / RUN_FILES["config"], config.to_dict())  # on resume: with new --steps
-        if resume:
-            last = truncate_metrics(out / RUN_FILES["metrics"], step)
-            earlier = last.get("wall_s", 0.0) if last else 0.0
-    planned = config  # what the caller asked for; a time budget rescales its schedule
-    timing_from = None  # with a time budget: the step after which the rate is timed
-    if config.time_budget is not None:  # not chosen yet (on resume: stopped before it was)
-        if resume:  # what is left of the budget after the loop time already spent
-            planned = config.replace(time_budget=max(config.time_budget - earlier, 1e-3))
-        timing_from = step + budget.WARMUP_STEPS
-        # until the steps are chosen, no decay: the chosen schedule takes none before the
-        # step it is chosen at, so the learning rate never rises and config.json replays it
-        config = config.replace(steps=budget.UNTIL_CHOSEN, lr_decay_every=budget.UNTIL_CHOSEN)
-    log = (
-        MetricsLog(out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch)
-        if d.main
-        else None
-    )
-    autocast = _autocast(config, device)
-    eager = model
-    if d.world > 1:
-        distributed.convert_sync_batchnorm(model)
-        eager = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
-        )
-    graphs = config.cuda_graphs and device.type == "cuda"
-    if config.cuda_graphs and not graphs and d.main:
-        print(
-            f"stvae: cuda-graphs needs CUDA; compiling without them on {device.type}",
-            file=sys.stderr,
-        )
-    forward = _compiled(eager, "reduce-overhead" if graphs else None) if config.compile else eager
-    if forward is not eager and d.main:
-        _announce_compiling(device)
-    mine = d.shard(config.batch_videos)
-    noise_shape = (config.batch_videos, config.data.frames, config.model.features)
-
-    # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
-    # and any number of ranks splits the same global batch.
-    feed = _feed(config, source, mine, step, device)
-    start = step  # the first step of this process: where a compiled model first runs
-    # The first non-finite step, as 4 * step + what (1: the loss, 2: a gradient), kept on
-    # the device (no host round trip a step) and read where the loop logs or saves.
-    first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+    earlier = _write_start(config, out, resume, step, d)
+    clock = budget.Budget(config, step, earlier, resume, t_call)
+    config = clock.provisional(config)
+    loop = _Loop(config, model, optimizer, source, step, device, d, out)
     t_start = time.perf_counter() - earlier
-    t_logged, step_logged = time.perf_counter(), step  # frames/s over the last log interval
-    t_timing = None  # when the timed steps began (a time budget)
-    choice = None
-    row = None
     stop = _StopOnSigterm(d.world == 1)
-    halt = False
+    # -- the loop: one step, the budget's clock, then the record and the files
     try:
         stop.__enter__()  # left in the finally below
         model.train()
-        while step < config.steps and not halt:
-            x = feed.get(step)  # [B/W, N, C, 64, 64]
-            # noise for the global batch from the same stream on every rank, then this slice
-            eps = torch.randn(noise_shape, device=device)[mine.start : mine.stop]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr_at(step)
-            beta = config.beta_at(step)
-            args = (x, beta, eps, autocast, optimizer, d)
-            if graphs:  # the last step's graph outputs (already read) may be overwritten
-                torch.compiler.cudagraph_mark_step_begin()
-            try:
-                terms, what = _forward_backward(forward, *args)
-            except Exception as e:
-                if forward is eager or not _compile_failed(e, first=step == start):
-                    raise
-                print(
-                    f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
-                    file=sys.stderr,
-                )
-                forward = eager
-                terms, what = _forward_backward(forward, *args)
-            optimizer.found_inf = (what > 0).float()  # fused Adam skips the update on 1
-            optimizer.step()
-            first_bad = torch.where((first_bad < 0) & (what > 0), 4 * step + what, first_bad)
+        halt = False
+        while step < loop.config.steps and not halt:
+            terms, beta = loop.step(step)
             step += 1
-            if choice is None and timing_from is not None and device.type == "cuda":
-                torch.cuda.synchronize(device)  # a time budget times steps done, not launched
-            now = time.perf_counter()
-            if step == timing_from:
-                t_timing = now
-            timed = step - (timing_from or step)
-            if (
-                choice is None
-                and t_timing is not None
-                and budget.measured_on_every_rank(planned, timed, now - t_timing, d, device)
-            ):
-                choice = budget.fit(planned, step, timed / (now - t_timing), t_call, d, device)
-                config = planned.replace(
-                    steps=choice.steps, lr_decay_every=choice.lr_decay_every, time_budget=None
-                )
-                if d.main:
-                    write_json(out / RUN_FILES["config"], config.to_dict())
-                    log.set_total(config.steps)
-                    budget.say(planned, choice)
-                feed.extend(config.steps)
-            final = step == config.steps
+            chosen = clock.after_step(step, d, device)
+            if chosen is not None:
+                loop.choose(chosen, clock)
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
-            logged = step % config.log_every == 0 or final or halt
-            saved = step % config.checkpoint_every == 0 or final or halt
-            if log is not None:
-                log.tick()
-                if logged:  # recorded before the check below: a bad step's loss is shown
-                    row = {k: v.item() for k, v in terms.items()}  # waits for the step
-                    now = time.perf_counter()
-                    fps = config.frames_per_batch * (step - step_logged)
-                    fps /= max(now - t_logged, 1e-9)
-                    t_logged, step_logged = now, step
-                    row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
-                    row.update(wall_s=now - t_start, time=time.time(), final=final)
-                    log.record(row)
-            if logged or saved:
-                _raise_if_bad(first_bad, ckpt)  # every rank: they all saw the same values
-            if log is None:
-                continue
-            if saved:
-                save_checkpoint(ckpt, model, optimizer, step, config.to_dict())
-            if config.snapshot_every and (step % config.snapshot_every == 0 or final):
-                (out / SNAPSHOTS).mkdir(exist_ok=True)
-                save_weights(snapshot_path(out, step), model, config.to_dict())
+            loop.record_and_save(step, terms, beta, halt, t_start)
     finally:
         stop.__exit__()
-        feed.close()
-        if log is not None:
-            log.close()
+        loop.close()
+    # -- the end: final weights, or a word on where a stopped run stands
+    config = loop.config
     stopped = step < config.steps
     if stopped:
         print(
@@ -409,7 +304,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         torch.distributed.barrier()  # the run directory is complete before anyone returns
     return {
         "run_dir": str(out),
-        "start_step": start,
+        "start_step": loop.start,
         "step": step,
         "stopped": stopped,
         "wall_s": time.perf_counter() - t_start,
@@ -417,10 +312,136 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": resolve_precision(config.precision, device),
-        "compiled": forward is not eager,
-        "final": row,
-        "budget": None if choice is None else dataclasses.asdict(choice),
+        "compiled": loop.forward is not loop.eager,
+        "final": loop.row,
+        "budget": None if clock.choice is None else dataclasses.asdict(clock.choice),
     }
+
+
+def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, d) -> float:
+    """Writes config.json (on resume: with its new --steps) and cuts the metrics log back
+    to the checkpoint's step; returns the loop seconds spent before (0 for a new run)."""
+    if not d.main:
+        return 0.0
+    write_json(out / RUN_FILES["config"], config.to_dict())
+    if not resume:
+        return 0.0
+    last = truncate_metrics(out / RUN_FILES["metrics"], step)
+    return last.get("wall_s", 0.0) if last else 0.0
+
+
+class _Loop:
+    """What the loop works with (model, optimiser, feed, log) and its three actions: one
+    optimiser step, a chosen budget, and the record and files after a step."""
+
+    def __init__(self, config, model, optimizer, source, step, device, d, out):
+        self.config, self.model, self.optimizer = config, model, optimizer
+        self.device, self.d, self.out = device, d, out
+        self.ckpt = out / RUN_FILES["checkpoint"]
+        self.log = None  # written by the main process only
+        if d.main:
+            self.log = MetricsLog(
+                out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch
+            )
+        self.autocast = _autocast(config, device)
+        self.eager = model
+        if d.world > 1:
+            distributed.convert_sync_batchnorm(model)
+            ids = [torch.cuda.current_device()] if device.type == "cuda" else None
+            self.eager = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.graphs = config.cuda_graphs and device.type == "cuda"
+        if config.cuda_graphs and not self.graphs and d.main:
+            print(
+                f"stvae: cuda-graphs needs CUDA; compiling without them on {device.type}",
+                file=sys.stderr,
+            )
+        mode = "reduce-overhead" if self.graphs else None
+        self.forward = _compiled(self.eager, mode) if config.compile else self.eager
+        if self.forward is not self.eager and d.main:
+            _announce_compiling(device)
+        self.mine = d.shard(config.batch_videos)
+        self.noise_shape = (config.batch_videos, config.data.frames, config.model.features)
+        # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
+        # and any number of ranks splits the same global batch.
+        self.feed = _feed(config, source, self.mine, step, device)
+        self.start = step  # the first step of this process: where a compiled model first runs
+        # The first non-finite step, as 4 * step + what (1: the loss, 2: a gradient), kept on
+        # the device (no host round trip a step) and read where the loop logs or saves.
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.t_logged, self.step_logged = time.perf_counter(), step  # frames/s of a record
+        self.row = None  # the last record
+
+    def step(self, step: int) -> tuple[dict, float]:
+        """One optimiser step (the update skipped where it went non-finite); returns the
+        loss terms (device scalars) and the beta it used."""
+        config, optimizer = self.config, self.optimizer
+        x = self.feed.get(step)  # [B/W, N, C, 64, 64]
+        # noise for the global batch from the same stream on every rank, then this slice
+        eps = torch.randn(self.noise_shape, device=self.device)[self.mine.start : self.mine.stop]
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(step)
+        beta = config.beta_at(step)
+        args = (x, beta, eps, self.autocast, optimizer, self.d)
+        if self.graphs:  # the last step's graph outputs (already read) may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+        try:
+            terms, what = _forward_backward(self.forward, *args)
+        except Exception as e:
+            if self.forward is self.eager or not _compile_failed(e, first=step == self.start):
+                raise
+            print(
+                f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
+                file=sys.stderr,
+            )
+            self.forward = self.eager
+            terms, what = _forward_backward(self.forward, *args)
+        optimizer.found_inf = (what > 0).float()  # fused Adam skips the update on 1
+        optimizer.step()
+        bad = (self.first_bad < 0) & (what > 0)
+        self.first_bad = torch.where(bad, 4 * step + what, self.first_bad)
+        return terms, beta
+
+    def choose(self, config: TrainConfig, clock) -> None:
+        """Trains on to the steps a time budget chose (recorded in config.json)."""
+        self.config = config
+        if self.log is not None:
+            write_json(self.out / RUN_FILES["config"], config.to_dict())
+            self.log.set_total(config.steps)
+            budget.say(clock.planned, clock.choice)
+        self.feed.extend(config.steps)
+
+    def record_and_save(self, step: int, terms: dict, beta: float, halt: bool, t_start) -> None:
+        """After ``step`` steps: the metrics record, the non-finite check, the checkpoint
+        and the snapshot, each when it is due (and all of them at the end or a stop)."""
+        config = self.config
+        final = step == config.steps
+        logged = step % config.log_every == 0 or final or halt
+        saved = step % config.checkpoint_every == 0 or final or halt
+        if self.log is not None:
+            self.log.tick()
+            if logged:  # recorded before the check below: a bad step's loss is shown
+                self.row = {k: v.item() for k, v in terms.items()}  # waits for the step
+                now = time.perf_counter()
+                fps = config.frames_per_batch * (step - self.step_logged)
+                fps /= max(now - self.t_logged, 1e-9)
+                self.t_logged, self.step_logged = now, step
+                self.row.update(step=step, lr=config.lr_at(step - 1), beta=beta, frames_per_s=fps)
+                self.row.update(wall_s=now - t_start, time=time.time(), final=final)
+                self.log.record(self.row)
+        if logged or saved:
+            _raise_if_bad(self.first_bad, self.ckpt)  # every rank: they all saw the same values
+        if self.log is None:
+            return
+        if saved:
+            save_checkpoint(self.ckpt, self.model, self.optimizer, step, config.to_dict())
+        if config.snapshot_every and (step % config.snapshot_every == 0 or final):
+            (self.out / SNAPSHOTS).mkdir(exist_ok=True)
+            save_weights(snapshot_path(self.out, step), self.model, config.to_dict())
+
+    def close(self) -> None:
+        self.feed.close()
+        if self.log is not None:
+            self.log.close()
 
 
 def _compile_failed(e: Exception, first: bool) -> bool:
