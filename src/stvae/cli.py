@@ -108,7 +108,7 @@ def _model_flags(p) -> None:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=parse, help=help)
 
 
-def _add_train(sub) -> None:
+def _add_train(sub) -> None:  # long: one add_argument per training flag, in --help's order
     from stvae.config import DATA_ON, DEVICES, PRECISIONS, PRESETS
 
     p = sub.add_parser(
@@ -410,7 +410,7 @@ def _describe_score(d: dict) -> list[str]:
     return lines
 
 
-def _describe_eval(ev: dict) -> str:
+def _describe_eval(ev: dict) -> str:  # long: one printed line per section of eval.json, in order
     lines = [
         f"{ev['model']} model, {ev['features']} features, beta {ev['beta']:g}, "
         f"on {ev['videos']} videos of {ev['data']}"

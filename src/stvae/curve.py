@@ -158,21 +158,9 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     done = {(p["step"], p["sha256"]) for p in curve["points"]}
     todo = [(step, snap, _checksum(snap)) for step, snap in found]
     todo = [t for t in todo if (t[0], t[2]) not in done]
-    sets = train_videos = None
+    sets, train_videos = _probe_videos(config, seed) if todo else (None, None)
     new = []
     for step, snap, sha in todo:
-        if sets is None and config.data.generated:
-            sets = probe_sets(config.data, seed=seed)
-            if sets["fit"]["rbf"] is not sets["fit"]["linear"]:  # training images exist
-                train_videos = generate(
-                    config.data.source,
-                    len(sets["score"]["videos"]),
-                    config.data.frames,
-                    [PROBE_SEED, seed, TRAIN_SET],
-                    "train",
-                    config.data.mnist_dir,
-                    config.data.speed,
-                )
         model = make_model(config.model)
         load_weights(snap, model)
         model.eval()
@@ -194,6 +182,26 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     _tensorboard(run_dir, new)
     plot_curve(curve, run_dir / CURVE_FILES["png"], config)
     return curve
+
+
+def _probe_videos(config: TrainConfig, seed: int) -> tuple[dict | None, dict | None]:
+    """Generated data: evaluate's probe sets and, where it has training images, videos of
+    them as many as the scoring set (for :func:`training_image_gap`); else (None, None)."""
+    if not config.data.generated:
+        return None, None
+    sets = probe_sets(config.data, seed=seed)
+    if sets["fit"]["rbf"] is sets["fit"]["linear"]:  # no training images
+        return sets, None
+    train_videos = generate(
+        config.data.source,
+        len(sets["score"]["videos"]),
+        config.data.frames,
+        [PROBE_SEED, seed, TRAIN_SET],
+        "train",
+        config.data.mnist_dir,
+        config.data.speed,
+    )
+    return sets, train_videos
 
 
 def describe_point(point: dict) -> str:

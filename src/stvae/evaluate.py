@@ -370,7 +370,7 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     return result
 
 
-def evaluate_model(
+def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static reads, judge)
     model,
     config,
     data=None,

@@ -199,128 +199,166 @@ def make_figures(
     mu, _ = encode_videos(model, videos)  # [V, N, F]
     model.eval()
     s_idx, t_idx, note = division(run_dir, config, mu, dataset)
-    v, n = mu.shape[:2]
-    rng = np.random.default_rng(seed)
-    a, b = rng.choice(v, 2, replace=False)
     # the frames as the model sees them: its channels (grey data to a colour model: RGB)
     inputs = _channels_last(to_tensor(videos, "cpu", config.model.in_channels))
-    made: dict[str, str] = {}
-
-    # Figure 2: two frames, then the same with static and temporal parts swapped.
-    ha, hb = mu[a, 0], mu[b, n // 2]
-    top = _decode(model, np.stack([ha, hb]))
-    bottom = _decode(
-        model, np.stack([_combine(hb, ha, s_idx, t_idx), _combine(ha, hb, s_idx, t_idx)])
-    )
-    _grid(
-        np.stack([top, bottom]),
-        out / "fig2_swap.png",
-        f"Fig 2: swap ({note})",
-        ["decoded", "swapped"],
-        ["frame A", "frame B"],
-    )
-    made["fig2_swap.png"] = (
-        "Top: two decoded frames. Bottom: the same with static parts "
-        "swapped; identity should swap, position or pose stay."
-    )
-
-    # Figure 3: one sequence of temporal codes under several static codes.
+    f = _Figures(model, mu, inputs, s_idx, t_idx, note, out)
+    rng = np.random.default_rng(seed)
+    v = mu.shape[0]
+    a, b = rng.choice(v, 2, replace=False)
+    f.swap(a, b)
     others = rng.choice(v, min(4, v), replace=False)
-    rows = np.stack(
-        [_decode(model, _combine(mu[o, :1].repeat(n, 0), mu[a], s_idx, t_idx)) for o in others]
-    )
-    _grid(
-        rows[:, :: max(1, n // 8)],
-        out / "fig3_temporal_sequence.png",
-        f"Fig 3: rows static code of one video, columns time ({note})",
-    )
-    made["fig3_temporal_sequence.png"] = (
-        "Each row keeps one video's static code; the columns "
-        "follow one video's temporal codes in time."
-    )
-
-    # Figures 4-7: interpolation in one factor with the other fixed.
-    w = np.linspace(0, 1, 8)[:, None]
-    s_line = (1 - w) * mu[a, 0] + w * mu[b, 0]
-    fixed_t = np.repeat(mu[a, 0][None], 8, 0)
-    interp_s = _decode(model, _combine(s_line, fixed_t, s_idx, t_idx))
-    t_line = (1 - w) * mu[a, 0] + w * mu[a, n - 1]
-    fixed_s = np.repeat(mu[b, 0][None], 8, 0)
-    interp_t = _decode(model, _combine(fixed_s, t_line, s_idx, t_idx))
-    _grid(
-        interp_s[None],
-        out / "fig4_static_interpolation.png",
-        f"Figs 4/6: static factor interpolated, temporal fixed ({note})",
-    )
-    _grid(
-        interp_t[None],
-        out / "fig5_temporal_interpolation.png",
-        f"Figs 5/7: temporal factor interpolated, static fixed ({note})",
-    )
-    made["fig4_static_interpolation.png"] = (
-        "Static code moves from video A to video B, "
-        "temporal code fixed: identity should morph in place."
-    )
-    made["fig5_temporal_interpolation.png"] = (
-        "Temporal code moves from A's first to its last "
-        "frame, static code fixed: only position or pose "
-        "should change."
-    )
-
-    # Figure 8: latent trajectories of six videos.
-    six = rng.choice(v, min(6, v), replace=False)
-    _latent_plot(mu[six], s_idx, t_idx, out / "fig8_latents.png", note, seed)
-    made["fig8_latents.png"] = (
-        "Encodings of test videos, one colour per video: static codes "
-        "should cluster per video, temporal codes trace paths."
-    )
-
-    # Reconstructions next to inputs, and GIFs of original, reconstruction and swap.
-    cols = slice(0, n, max(1, n // 8))
-    recon_a, recon_b = _decode(model, mu[a]), _decode(model, mu[b])
-    _grid(
-        np.stack([inputs[a, cols], recon_a[cols], inputs[b, cols], recon_b[cols]]),
-        out / "reconstructions.png",
-        "Inputs and reconstructions (posterior means)",
-        ["input A", "recon A", "input B", "recon B"],
-    )
-    made["reconstructions.png"] = "Rows: input and reconstruction of two test videos."
-    swapped = _decode(model, _combine(mu[b, :1].repeat(n, 0), mu[a], s_idx, t_idx))
-    _gif(_side_by_side([inputs[a], recon_a, swapped, inputs[b]]), out / "videos.gif", scale=3)
-    made["videos.gif"] = (
-        "Left to right: a test video A, its reconstruction, A's temporal codes decoded with "
-        "video B's static code, and video B (3x, crisp pixels)."
-    )
+    f.temporal_sequence(a, others)
+    f.interpolations(a, b)
+    f.latents(rng.choice(v, min(6, v), replace=False), seed)
+    f.reconstructions(a, b)
     if hasattr(model, "sample_prior"):  # dsvae: new dynamics from its learned prior
-        z = model.sample_prior(1, n, torch.Generator().manual_seed(seed)).numpy()[0]  # [N, D]
+        f.prior_sequences(others, seed)
+    if _curves(run_dir, out / "curves.png"):
+        f.made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
+    title = f"stvae figures: {run_dir.name} ({config.model.kind}, beta {config.model.beta:g})"
+    f.index(title, source)
+    return f.made
+
+
+class _Figures:
+    """The figures of one run's encodings mu [V, N, F] (Figs 2-8 and the rest), each method
+    writing its files into ``out`` and their one-line explanations into ``made``."""
+
+    def __init__(self, model, mu, inputs, s_idx, t_idx, note, out):
+        self.model, self.mu, self.inputs = model, mu, inputs
+        self.s_idx, self.t_idx, self.note, self.out = s_idx, t_idx, note, out
+        self.n = mu.shape[1]
+        self.made: dict[str, str] = {}
+
+    def _mix(self, static, temporal):
+        return _combine(static, temporal, self.s_idx, self.t_idx)
+
+    def swap(self, a, b) -> None:
+        """Figure 2: two frames, then the same with static and temporal parts swapped."""
+        mu, n = self.mu, self.n
+        ha, hb = mu[a, 0], mu[b, n // 2]
+        top = _decode(self.model, np.stack([ha, hb]))
+        bottom = _decode(self.model, np.stack([self._mix(hb, ha), self._mix(ha, hb)]))
+        _grid(
+            np.stack([top, bottom]),
+            self.out / "fig2_swap.png",
+            f"Fig 2: swap ({self.note})",
+            ["decoded", "swapped"],
+            ["frame A", "frame B"],
+        )
+        self.made["fig2_swap.png"] = (
+            "Top: two decoded frames. Bottom: the same with static parts "
+            "swapped; identity should swap, position or pose stay."
+        )
+
+    def temporal_sequence(self, a, others) -> None:
+        """Figure 3: one sequence of temporal codes under several static codes."""
+        mu, n = self.mu, self.n
+        rows = np.stack(
+            [_decode(self.model, self._mix(mu[o, :1].repeat(n, 0), mu[a])) for o in others]
+        )
+        _grid(
+            rows[:, :: max(1, n // 8)],
+            self.out / "fig3_temporal_sequence.png",
+            f"Fig 3: rows static code of one video, columns time ({self.note})",
+        )
+        self.made["fig3_temporal_sequence.png"] = (
+            "Each row keeps one video's static code; the columns "
+            "follow one video's temporal codes in time."
+        )
+
+    def interpolations(self, a, b) -> None:
+        """Figures 4-7: interpolation in one factor with the other fixed."""
+        mu, n, note = self.mu, self.n, self.note
+        w = np.linspace(0, 1, 8)[:, None]
+        s_line = (1 - w) * mu[a, 0] + w * mu[b, 0]
+        interp_s = _decode(self.model, self._mix(s_line, np.repeat(mu[a, 0][None], 8, 0)))
+        t_line = (1 - w) * mu[a, 0] + w * mu[a, n - 1]
+        interp_t = _decode(self.model, self._mix(np.repeat(mu[b, 0][None], 8, 0), t_line))
+        _grid(
+            interp_s[None],
+            self.out / "fig4_static_interpolation.png",
+            f"Figs 4/6: static factor interpolated, temporal fixed ({note})",
+        )
+        _grid(
+            interp_t[None],
+            self.out / "fig5_temporal_interpolation.png",
+            f"Figs 5/7: temporal factor interpolated, static fixed ({note})",
+        )
+        self.made["fig4_static_interpolation.png"] = (
+            "Static code moves from video A to video B, "
+            "temporal code fixed: identity should morph in place."
+        )
+        self.made["fig5_temporal_interpolation.png"] = (
+            "Temporal code moves from A's first to its last "
+            "frame, static code fixed: only position or pose "
+            "should change."
+        )
+
+    def latents(self, six, seed) -> None:
+        """Figure 8: latent trajectories of six videos."""
+        _latent_plot(
+            self.mu[six], self.s_idx, self.t_idx, self.out / "fig8_latents.png", self.note, seed
+        )
+        self.made["fig8_latents.png"] = (
+            "Encodings of test videos, one colour per video: static codes "
+            "should cluster per video, temporal codes trace paths."
+        )
+
+    def reconstructions(self, a, b) -> None:
+        """Reconstructions next to inputs, and GIFs of original, reconstruction and swap."""
+        mu, n, inputs = self.mu, self.n, self.inputs
+        cols = slice(0, n, max(1, n // 8))
+        recon_a, recon_b = _decode(self.model, mu[a]), _decode(self.model, mu[b])
+        _grid(
+            np.stack([inputs[a, cols], recon_a[cols], inputs[b, cols], recon_b[cols]]),
+            self.out / "reconstructions.png",
+            "Inputs and reconstructions (posterior means)",
+            ["input A", "recon A", "input B", "recon B"],
+        )
+        self.made["reconstructions.png"] = "Rows: input and reconstruction of two test videos."
+        swapped = _decode(self.model, self._mix(mu[b, :1].repeat(n, 0), mu[a]))
+        _gif(
+            _side_by_side([inputs[a], recon_a, swapped, inputs[b]]),
+            self.out / "videos.gif",
+            scale=3,
+        )
+        self.made["videos.gif"] = (
+            "Left to right: a test video A, its reconstruction, A's temporal codes decoded with "
+            "video B's static code, and video B (3x, crisp pixels)."
+        )
+
+    def prior_sequences(self, others, seed) -> None:
+        """Dynamics drawn from a learned prior (dsvae), under several static codes."""
+        mu, n = self.mu, self.n
+        z = self.model.sample_prior(1, n, torch.Generator().manual_seed(seed)).numpy()[0]  # [N, D]
         rows = np.stack(
             [
-                _decode(model, np.concatenate([mu[o, 0, s_idx][None].repeat(n, 0), z], -1))
+                _decode(
+                    self.model, np.concatenate([mu[o, 0, self.s_idx][None].repeat(n, 0), z], -1)
+                )
                 for o in others
             ]
         )
         _grid(
             rows[:, :: max(1, n // 8)],
-            out / "prior_sequences.png",
+            self.out / "prior_sequences.png",
             "Dynamics sampled from the learned prior p(z_t | z_<t), under several static codes",
         )
-        made["prior_sequences.png"] = (
+        self.made["prior_sequences.png"] = (
             "One sequence of dynamic codes drawn from the model's learned prior, decoded "
             "under the static codes of several test videos (rows)."
         )
-    if _curves(run_dir, out / "curves.png"):
-        made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
 
-    title = f"stvae figures: {run_dir.name} ({config.model.kind}, beta {config.model.beta:g})"
-    items = "\n".join(
-        f'<figure><img src="{name}"><figcaption>{html.escape(text)}</figcaption></figure>'
-        for name, text in made.items()
-    )
-    (out / "index.html").write_text(
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-        "<style>img{image-rendering:pixelated}</style>"
-        f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(source)}. Division: "
-        f"{html.escape(note)} (static {s_idx}, temporal {t_idx}).</p>\n{items}\n"
-    )
-    made["index.html"] = "This page."
-    return made
+    def index(self, title: str, source: str) -> None:
+        items = "\n".join(
+            f'<figure><img src="{name}"><figcaption>{html.escape(text)}</figcaption></figure>'
+            for name, text in self.made.items()
+        )
+        (self.out / "index.html").write_text(
+            f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            "<style>img{image-rendering:pixelated}</style>"
+            f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(source)}. Division: "
+            f"{html.escape(self.note)} (static {self.s_idx}, temporal {self.t_idx}).</p>\n{items}\n"
+        )
+        self.made["index.html"] = "This page."

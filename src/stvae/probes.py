@@ -253,7 +253,7 @@ def _divisions(f: int, static_features: int) -> list[tuple[int, ...]]:
     return [c for k in range(1, f) for c in itertools.combinations(range(f), k)]
 
 
-def disentanglement(
+def disentanglement(  # long: eq 19's closures share one memo of fitted probes over every division
     features: np.ndarray,
     static_labels: np.ndarray,
     temporal_labels: np.ndarray | None = None,

@@ -55,7 +55,9 @@ def _head(*cells: str) -> list[str]:
     return ["| " + " | ".join(cells) + " |", "|---" * len(cells) + "|"]
 
 
-def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
+def attribute_tables(
+    rows: list[dict],
+) -> dict[str, list[str]]:  # long: the sprites tables' columns, one block per table
     """The sprites report's tables (:func:`report_tables` for data with several static
     attributes): Table 1 as the mean of the attributes' d-scores, each attribute's
     d-score, and the accuracies behind them, each cell a mean ± sd over seeds."""
@@ -133,7 +135,7 @@ def attribute_tables(rows: list[dict]) -> dict[str, list[str]]:
     return {"table1": table1, "attributes": each, "accuracies": accuracies, "swaps": swaps}
 
 
-def report_tables(
+def report_tables(  # long: Table 1-3's rows, one block per table, in the report's order
     rows: list[dict], dataset: str, earlier: list[dict] | None = None
 ) -> dict[str, list[str]]:
     """The report's tables, by name, each as markdown lines (header, rule, body); cells
@@ -368,7 +370,7 @@ def _attribute_markdown(rows: list[dict], preset: str, seeds: int) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(
+def report_markdown(  # long: the report's sections in reading order, one block each
     rows: list[dict], dataset: str, preset: str, seeds: int, earlier: list[dict] | None = None
 ) -> str:
     """Table 1 and the static-accuracy table as measured under both probes, with the

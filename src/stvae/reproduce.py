@@ -91,7 +91,9 @@ def code_version() -> str:
     return f"{__version__}+g{commit}" + (".dirty" if dirty else "")
 
 
-def result_row(run: GridRun, ev: dict, wall_s: float, how: dict | None = None) -> dict:
+def result_row(
+    run: GridRun, ev: dict, wall_s: float, how: dict | None = None
+) -> dict:  # long: one grid row's columns read from eval.json, one per column
     """One report row: the grid cell ``run``, the scores of its ``eval.json`` under each
     probe (keys without a suffix: linear; ``_rbf``: the authors' protocol), its wall time
     and, where known, how it trained (``how``: the :data:`HOW` keys)."""
@@ -357,7 +359,9 @@ def _worker(conn, threads: int, log_path: Path, config, run_dir: Path, resume: b
         raise  # the traceback goes to the run's log
 
 
-def _run_parallel(runs, rows, out, stem, dataset, preset, seeds, limit, log, parallel):
+def _run_parallel(
+    runs, rows, out, stem, dataset, preset, seeds, limit, log, parallel
+):  # long: the pool's start, wait, stop and collect steps must share one try/finally
     """:func:`_run_grid` with up to ``parallel`` runs training at once, each in a spawned
     process. SIGTERM (to this process or its group) stops every run at a checkpoint, as it
     stops one; the same command resumes them."""

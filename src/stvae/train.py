@@ -188,15 +188,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         try:
             return _train(config, out, resume, device, source, d, t_call)
         except RuntimeError as e:
-            lost = distributed.lost_peer(e, d)
-            if lost is None:
-                raise
-            ckpt = out / RUN_FILES["checkpoint"]
-            where = f"the last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint yet"
-            raise StvaeError(
-                f"rank {d.rank}: lost contact with another process of the run ({lost[:160]}); "
-                f"{where}"
-            ) from None
+            _raise_if_peer_lost(e, d, out)
+            raise
     except BaseException as e:
         ckpt = out / RUN_FILES["checkpoint"]
         if d.main and created and not (ckpt.exists() or previous(ckpt).exists()):
@@ -211,6 +204,18 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         raise
     finally:
         lock.release()
+
+
+def _raise_if_peer_lost(e: RuntimeError, d, out: Path) -> None:
+    """A lost peer of a distributed run, said in one line with where the run stands."""
+    lost = distributed.lost_peer(e, d)
+    if lost is None:
+        return
+    ckpt = out / RUN_FILES["checkpoint"]
+    where = f"the last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint yet"
+    raise StvaeError(
+        f"rank {d.rank}: lost contact with another process of the run ({lost[:160]}); {where}"
+    ) from None
 
 
 def _keep_log(out: Path) -> Path | None:

@@ -72,7 +72,11 @@ def _box(centre, size, tilt_x=0.0, tilt_z=0.0):
     return np.asarray(centre, float), np.asarray(size, float) / 2, rz @ rx
 
 
-def chair_boxes(identity: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def chair_boxes(
+    identity: int,
+) -> list[
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+]:  # long: the chair's parts as one list of boxes, read top to bottom
     """The oriented boxes of chair ``identity``, centred near the origin, about 2 units tall."""
     rng = np.random.default_rng([7_919, identity])
     w, d = rng.uniform(0.7, 1.2), rng.uniform(0.7, 1.2)  # seat width, depth

@@ -133,7 +133,9 @@ def _limb(root, length, angle):
     return root[0] + length * math.sin(angle), root[1] + length * math.cos(angle)
 
 
-def _draw(style: str, action: str, side: bool, phase: int) -> np.ndarray:
+def _draw(
+    style: str, action: str, side: bool, phase: int
+) -> np.ndarray:  # long: a sprite's body parts drawn in painting order, one block each
     """One pose as part labels uint8 [64, 64], facing right when ``side``, else the viewer."""
     theta = 2 * math.pi * phase / POSES
     cx = 32.0
