@@ -7,7 +7,7 @@ import torch
 from stvae import StvaeError
 from stvae import train as train_module
 from stvae.checkpoint import read_json
-from stvae.data import DataConfig, bouncing_mnist, chairs
+from stvae.data import DataConfig, bouncing_mnist, chairs, registry
 from stvae.data.digits import load_digits
 from stvae.data.on_device import DeviceBouncingMNIST, DeviceChairs, _mix, _mul32, uniforms
 from stvae.model import ModelConfig
@@ -191,7 +191,7 @@ def test_training_on_device_chairs(tmp_path, monkeypatch):
         made.append(DeviceChairs(frames, device, identities=3, workers=min(workers, 1)))
         return made[-1]
 
-    monkeypatch.setattr(train_module, "DeviceChairs", few_chairs)
+    monkeypatch.setattr(registry, "DeviceChairs", few_chairs)
     config = ON_DEVICE.replace(steps=2, **{"data.source": "chairs"})
     summary = train(config, tmp_path / "run")
     assert summary["step"] == 2 and len(made) == 1 and made[0].bank.shape == (3, 72, 64, 64)

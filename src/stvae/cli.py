@@ -312,14 +312,14 @@ def _describe_probe(probe: dict) -> str:
 
 
 def _add_dataset(sub) -> None:
-    from stvae.data import GENERATED, SPLITS
+    from stvae.data import DATASETS, SPLITS
 
     p = sub.add_parser(
         "dataset",
         help="write a generated dataset to an .npz file",
         description="Generate a labelled dataset in stvae's .npz format.",
     )
-    p.add_argument("name", choices=GENERATED, help="which dataset")
+    p.add_argument("name", choices=tuple(DATASETS), help="which dataset")
     p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
     p.add_argument("--frames", type=_positive_int, default=16, help="frames per video")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator")

@@ -104,28 +104,25 @@ def probe_sets(config: DataConfig, videos: int = 256, seed: int = 0) -> dict:
         )
 
     fit_linear = make("test-fit", 1)
-    if config.source == "chairs":  # the classes are the held-out chairs themselves
-        held = "the 10 held-out chairs, {}"
+    spec = config.spec
+    if not spec.training_images:  # the held-out classes are the classes themselves
         return {
             "score": make("test-score", 3),
             "fit": {"linear": fit_linear, "rbf": fit_linear},
             "describe": {
-                "score": held.format("views 2.5 degrees off the 5-degree grid"),
-                "linear": held.format("views on the 5-degree grid"),
-                "rbf": held.format("views on the 5-degree grid"),
+                "score": spec.describe["score"],
+                "linear": spec.describe["fit"],
+                "rbf": spec.describe["fit"],
             },
         }
-    images, held = {
-        "bouncing-mnist": ("digit images", "held-out digit images, half {} (25 of each class)"),
-        "sprites": ("characters", "held-out characters, half {} (81 of the 162)"),
-    }[config.source]
+    held = spec.describe["held"]
     return {
         "score": make("test-score", 3),
         "fit": {"linear": fit_linear, "rbf": make("train", 2)},
         "describe": {
             "score": held.format("B"),
             "linear": held.format("A"),
-            "rbf": f"training {images}",
+            "rbf": f"training {spec.describe['images']}",
         },
     }
 
@@ -212,8 +209,7 @@ def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
     if config.data.generated:
         sets = probe_sets(config.data, videos, seed)
         pairs = {p: (sets["fit"][p], sets["score"]) for p in PROBES}
-        named = {"bouncing-mnist": "digits", "chairs": "chairs", "sprites": "characters"}
-        where = "held-out " + named[config.data.source]
+        where = "held-out " + config.data.spec.statics
     else:
         data = held_out(config.data, videos, seed)
         if not _labels(data):
@@ -418,7 +414,8 @@ def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static
         "skipped": [],
     }
     k = config.model.n_static
-    order = config.data.source == "chairs"  # section 4.1: the chairs' temporal target
+    spec = config.data.spec
+    order = spec is not None and spec.temporal_task == "order"  # section 4.1: chairs
     statics = static_targets(score)
     scores = bool(statics) and ("temporal_labels" in score or order)
     if not scores:
@@ -459,7 +456,7 @@ def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static
                 values = [a[key] for a in result["attributes"].values() if key in a]
                 if values:
                     result[key] = float(np.mean(values))
-    if judge and "attributes" in score and k and config.data.source == "sprites":
+    if judge and "attributes" in score and k and spec is not None and spec.judge:
         from stvae.judge import judge_accuracy, judge_swaps, train_judge
 
         classifier = train_judge(seed)

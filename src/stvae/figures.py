@@ -47,8 +47,9 @@ def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, l
                 d["temporal_set"],
                 f"baseline: the division evaluate found{which}",
             )
-    if statics and ("temporal_labels" in data or config.data.source == "chairs"):
-        task = "order" if config.data.source == "chairs" else "labels"
+    spec = config.data.spec
+    task = spec.temporal_task if spec is not None else "labels"
+    if statics and ("temporal_labels" in data or task == "order"):
         d = disentanglement(mu, statics[first], data.get("temporal_labels"), 0, 0, task)
         return (
             d["static_set"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stvae.config import PRESETS, TrainConfig
-from stvae.data import CHANNELS
+from stvae.data import registry
 from stvae.kinds import KINDS
 
 __all__ = [
@@ -151,7 +151,7 @@ def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:
             "model.kind": run.model,
             "model.beta": run.beta,
             "model.features": run.features,
-            "model.channels": CHANNELS[dataset],
+            "model.channels": registry.DATASETS[dataset].channels,
             "data.source": dataset,
         },
     )

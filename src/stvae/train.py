@@ -41,7 +41,8 @@ from stvae.checkpoint import (
 )
 from stvae.config import PRESETS, RUN_FILES, TrainConfig
 from stvae.data import open_source
-from stvae.data.on_device import ON_DEVICE, DeviceBouncingMNIST, DeviceChairs, DeviceFeed
+from stvae.data.on_device import DeviceFeed
+from stvae.data.registry import DATASETS
 from stvae.errors import StvaeError
 from stvae.model import make_model
 from stvae.nets import to_channels_last
@@ -111,10 +112,12 @@ def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
     in numpy ahead of the loop; "auto" is "device" on CUDA where it can be, else "host" (a
     CPU's spare core keeps the host path ahead of its model, and its stream stays as it
     was)."""
-    can = config.data.source in ON_DEVICE
+    spec = config.data.spec
+    can = spec is not None and spec.on_device is not None
     if config.data_on == "device" and not can:
+        able = [name for name, s in DATASETS.items() if s.on_device is not None]
         raise StvaeError(
-            f"data-on device makes generated {' and '.join(ON_DEVICE)} only; "
+            f"data-on device makes generated {' and '.join(able)} only; "
             f"{config.data.source} is made on the host (use --data-on host or auto)"
         )
     if config.data_on == "auto":
@@ -125,11 +128,9 @@ def resolve_data_on(config: TrainConfig, device: torch.device) -> str:
 def _feed(config: TrainConfig, source, mine: range, step: int, device: torch.device):
     """The loop's batches, float32 [B/W, N, C, 64, 64] on ``device``, from ``step`` on."""
     if config.data_on == "device":
-        if config.data.source == "chairs":
-            workers = max(0, (os.cpu_count() or 1) - 1)  # the bank's rendering, once
-            made = DeviceChairs(config.data.frames, device, workers=workers)
-        else:
-            made = DeviceBouncingMNIST(source.digits, config.data.frames, config.data.speed, device)
+        made = config.data.spec.on_device(
+            source.context, config.data.frames, config.data.speed, device
+        )
         return DeviceFeed(made, config.seed, mine, config.model.channels)
     workers = data_workers(config, device)
     prefetch = Prefetch(source, config.seed, mine, step, config.steps, workers)

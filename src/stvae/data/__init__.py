@@ -13,14 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from stvae.data import bouncing_mnist, chairs, sprites
-from stvae.data.digits import load_digits
+from stvae.data import bouncing_mnist
 from stvae.data.files import load_dataset, save_dataset
+from stvae.data.registry import DATASETS
+from stvae.data.spec import SPLITS, DatasetSpec
 from stvae.errors import StvaeError
 from stvae.layout import channels_of, to_tensor
 
 __all__ = [
     "DataConfig",
+    "DATASETS",
+    "DatasetSpec",
+    "SPLITS",
     "GENERATED",
     "CHANNELS",
     "open_source",
@@ -34,9 +38,10 @@ __all__ = [
     "held_out",
 ]
 
-GENERATED = ("bouncing-mnist", "chairs", "sprites")
-CHANNELS = {"bouncing-mnist": 1, "chairs": 1, "sprites": 3}  # what each one's frames have
-SPLITS = ("train", "test", "test-fit", "test-score")
+# the registered datasets' names and channels, as they stand at import (DATASETS is the
+# live registry)
+GENERATED = tuple(DATASETS)
+CHANNELS = {name: spec.channels for name, spec in DATASETS.items()}
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,18 @@ class DataConfig:
         path = Path(self.source)
         if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
             raise StvaeError(
-                f"--data must be {' or '.join(GENERATED)}, a .npz/.npy file or a folder of "
+                f"--data must be {' or '.join(DATASETS)}, a .npz/.npy file or a folder of "
                 f"videos; got {self.source!r}"
             )
 
     @property
     def generated(self) -> bool:
-        return self.source in GENERATED
+        return self.source in DATASETS
+
+    @property
+    def spec(self) -> DatasetSpec | None:
+        """The generated dataset's spec (None for a file or folder)."""
+        return DATASETS.get(self.source)
 
 
 class GeneratedSource:
@@ -90,22 +100,17 @@ class GeneratedSource:
         name: str = "bouncing-mnist",
         speed: tuple[float, float] = bouncing_mnist.SPEED,
     ):
-        if name not in GENERATED:
-            raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(GENERATED)}")
+        if name not in DATASETS:
+            raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
         if split not in SPLITS:
             raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         self.frames, self.split, self.name, self.speed = frames, split, name, speed
-        self.channels = CHANNELS[name]
-        self.digits = load_digits(split, mnist_dir) if name == "bouncing-mnist" else None
+        self.spec = DATASETS[name]
+        self.channels = self.spec.channels
+        self.context = self.spec.load(split, mnist_dir)  # Bouncing MNIST: the digit images
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if self.name == "chairs":
-            return chairs.render(videos, self.frames, rng, self.split)
-        if self.name == "sprites":
-            return sprites.render(videos, self.frames, rng, self.split)
-        data = bouncing_mnist.render(self.digits, videos, self.frames, rng, self.speed)
-        data["temporal_definition"] = np.array(bouncing_mnist.TEMPORAL_DEFINITION)
-        return data
+        return self.spec.render(self.context, videos, self.frames, rng, self.split, self.speed)
 
     def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
         return self.sample(videos, rng)["videos"]

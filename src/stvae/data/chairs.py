@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stvae.data.spec import SPLITS
 from stvae.errors import StvaeError
 
 __all__ = [
@@ -60,7 +61,6 @@ LIGHT = np.array([0.4, 0.8, 0.45])
 VIEWS = 72  # azimuth grid: 5 degrees a step
 MAX_STEP = 3  # up to 15 degrees a frame
 VIEW = 1.3  # the image plane spans [-VIEW, VIEW]^2 in chair units
-SPLITS = ("train", "test", "test-fit", "test-score")
 
 
 def _box(centre, size, tilt_x=0.0, tilt_z=0.0):

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stvae.data.spec import SPLITS
 from stvae.errors import StvaeError
 
 __all__ = ["Digits", "load_digits", "SPLITS"]
 
-SPLITS = ("train", "test", "test-fit", "test-score")
 TEST_ID_OFFSET = 1_000_000  # ids of IDX test images: never equal to a training id
 HELD_OUT_PER_CLASS = 50
 

@@ -35,13 +35,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stvae.data import chairs, to_tensor
+from stvae.data import chairs
 from stvae.data.bouncing_mnist import DIGIT, FRAME, SPEED, TRAVEL, location_class
 from stvae.data.digits import Digits
+from stvae.layout import to_tensor
 
-__all__ = ["uniforms", "DeviceBouncingMNIST", "DeviceChairs", "DeviceFeed", "ON_DEVICE"]
-
-ON_DEVICE = ("bouncing-mnist", "chairs")  # the generated datasets this module makes
+__all__ = ["uniforms", "DeviceBouncingMNIST", "DeviceChairs", "DeviceFeed"]
 
 MASK = 0xFFFFFFFF
 _VIDEO, _DRAW, _SEED, _STEP = 0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F  # one per word

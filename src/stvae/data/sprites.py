@@ -36,6 +36,7 @@ from functools import cache
 
 import numpy as np
 
+from stvae.data.spec import SPLITS
 from stvae.errors import StvaeError
 
 __all__ = [
@@ -60,7 +61,6 @@ ACTIONS = ("walk", "wave", "jump")
 DIRECTIONS = ("left", "front", "right")
 POSES = 8  # poses in one action cycle
 TEMPORAL_DEFINITION = "action x direction (9 classes: 3 * action + direction)"
-SPLITS = ("train", "test", "test-fit", "test-score")
 
 # part labels of the pose maps, painted back to front
 BACKGROUND, SKIN, HAIR, TOP, TROUSERS, SHOES, EYES = range(7)

@@ -1,0 +1,101 @@
+"""Contract of every registered generated dataset (stvae.data.registry.DATASETS), and a toy
+dataset registered in one place that trains, evaluates and draws like the others."""
+
+import numpy as np
+import pytest
+import torch
+
+from stvae.data import DataConfig, GeneratedSource, generate, registry
+from stvae.data.on_device import DeviceChairs
+from stvae.data.spec import SPLITS, DatasetSpec
+from stvae.evaluate import evaluate_run
+from stvae.figures import make_figures
+from stvae.model import ModelConfig
+from stvae.train import TrainConfig, train
+
+DATASETS = registry.DATASETS
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_dataset_draws_labelled_videos_of_its_channels(name):
+    spec = DATASETS[name]
+    for split in SPLITS:
+        d = generate(name, 5, 4, seed=1, split=split)
+        shape = (5, 4, 64, 64) if spec.channels == 1 else (5, 4, 64, 64, 3)
+        assert d["videos"].shape == shape and d["videos"].dtype == np.uint8
+        assert d["temporal_labels"].shape == (5, 4)
+        assert "static_labels" in d or "attributes" in d
+        assert len(d["image_ids"]) == 5
+    again = generate(name, 5, 4, seed=1, split="train")
+    assert (again["videos"] == generate(name, 5, 4, seed=1, split="train")["videos"]).all()
+    assert GeneratedSource(4, "train", name=name).channels == spec.channels
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_datasets_splits_share_no_image(name):
+    ids = {s: set(generate(name, 64, 2, seed=2, split=s)["image_ids"].ravel()) for s in SPLITS}
+    assert not ids["train"] & ids["test"]
+    assert not ids["test-fit"] & ids["test-score"]
+
+
+@pytest.mark.parametrize("name", [n for n, s in DATASETS.items() if s.on_device is not None])
+def test_every_device_path_draws_what_the_host_path_draws(name, monkeypatch):
+    monkeypatch.setattr(  # 3 chairs: the 2,000-chair bank takes minutes
+        registry, "DeviceChairs", lambda f, d, workers: DeviceChairs(f, d, 3, workers=0)
+    )
+    spec = DATASETS[name]
+    source = GeneratedSource(4, "train", name=name)
+    made = spec.on_device(source.context, 4, source.speed, "cpu")
+    device = made.sample(0, 0, range(3))
+    host = source.sample(3, np.random.default_rng(0))
+    for key, value in device.items():
+        assert key in host, key
+        assert tuple(value.shape) == host[key].shape, key
+    assert device["videos"].dtype == torch.uint8
+    assert set(np.unique(device["temporal_labels"].numpy())) <= set(range(9))
+
+
+def _squares(context, videos, frames, rng, split, speed) -> dict:
+    """A toy: a square whose size is the static class, sliding right a column a frame."""
+    size = rng.integers(0, 3, size=videos)  # [V]
+    start = rng.integers(0, 30, size=videos)
+    x = (start[:, None] + 4 * np.arange(frames)) % 48  # [V, N]
+    out = np.zeros((videos, frames, 64, 64), np.uint8)
+    for v in range(videos):
+        side = 8 + 6 * size[v]
+        for t in range(frames):
+            out[v, t, 20 : 20 + side, x[v, t] : x[v, t] + side] = 255
+    offset = {"train": 0, "test": 1, "test-fit": 1, "test-score": 2}[split] * 10**6
+    return {
+        "videos": out,
+        "static_labels": size,
+        "temporal_labels": np.minimum(x // 16, 2),
+        "image_ids": offset + rng.integers(0, 10**6, size=videos),
+    }
+
+
+def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(tmp_path, monkeypatch):
+    toy = DatasetSpec(
+        name="squares",
+        channels=1,
+        render=_squares,
+        statics="sizes",
+        describe={"images": "squares", "held": "held-out squares, half {}"},
+    )
+    monkeypatch.setitem(DATASETS, "squares", toy)  # the one place
+    cfg = TrainConfig(
+        model=ModelConfig(kind="hierarchical", features=4),
+        data=DataConfig(source="squares", frames=4),
+        steps=3,
+        batch_videos=2,
+        log_every=1,
+        compile=False,
+    )
+    assert train(cfg, tmp_path / "run")["step"] == 3
+    ev = evaluate_run(tmp_path / "run", probe="linear")
+    assert ev["data"] == "held-out squares"
+    assert ev["probe_sets"]["linear"]["fit"] == "held-out squares, half A"
+    assert ev["probe_sets"]["linear"]["image_overlap"] == 0.0
+    assert ev["static_chance"] > 0 and 0 <= ev["static_accuracy"] <= 1 and ev["d_score"] > 0
+    made = make_figures(tmp_path / "run", out=tmp_path / "figs")
+    assert "fig2_swap.png" in made
