@@ -43,6 +43,7 @@ def run(argv):
         (["train", "--data", "nowhere.npz"], "nowhere.npz: no such file"),
         (["train", "--data", "clip.mp4"], "--data must be"),
         (["train", "--features", "4", "--static-features", "4"], "static_features must be between"),
+        (["train", "--model", "vae", "--sigma2", "0.5"], "sigma2 applies to the hierarchical and"),
         (["train", "--resume"], "--resume needs --out"),
         (["train", "--speed", "0.3,0.1"], "need 0 <= LOW <= HIGH <= 1"),
         (["train", "--speed", "fast"], "expected a number or LOW,HIGH"),
