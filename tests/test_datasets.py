@@ -1,6 +1,8 @@
 """Contract of every registered generated dataset (stvae.data.registry.DATASETS), and a toy
 dataset registered in one place that trains, evaluates and draws like the others."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +31,7 @@ def test_every_dataset_draws_labelled_videos_of_its_channels(name):
     again = generate(name, 5, 4, seed=1, split="train")
     assert (again["videos"] == generate(name, 5, 4, seed=1, split="train")["videos"]).all()
     assert GeneratedSource(4, "train", name=name).channels == spec.channels
+    assert pickle.loads(pickle.dumps(spec)).name == name  # data worker processes receive it
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -6,6 +6,7 @@ new one is one new module (its renderer) and one entry below (docs/design.md).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -26,8 +27,17 @@ def _mnist(digits, videos, frames, rng, split, speed) -> dict:
 
 def _by_split(render):
     """A renderer of (videos, frames, rng, split) as a spec's renderer: no context, no
-    speed (those are Bouncing MNIST's)."""
-    return lambda context, videos, frames, rng, split, speed: render(videos, frames, rng, split)
+    speed (those are Bouncing MNIST's). A partial, not a lambda: worker processes pickle
+    the source that holds it."""
+    return functools.partial(_split_only, render)
+
+
+def _split_only(render, context, videos, frames, rng, split, speed) -> dict:
+    return render(videos, frames, rng, split)
+
+
+def _mnist_on_device(digits, frames, speed, device) -> DeviceBouncingMNIST:
+    return DeviceBouncingMNIST(digits, frames, speed, device)
 
 
 def _chairs_on_device(context, frames, speed, device) -> DeviceChairs:
@@ -46,9 +56,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "held": "held-out digit images, half {} (25 of each class)",
         },
         load=load_digits,
-        on_device=lambda digits, frames, speed, device: DeviceBouncingMNIST(
-            digits, frames, speed, device
-        ),
+        on_device=_mnist_on_device,
     ),
     "chairs": DatasetSpec(
         name="chairs",
