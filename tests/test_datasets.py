@@ -96,9 +96,10 @@ def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(tmp_pa
     )
     assert train(cfg, tmp_path / "run")["step"] == 3
     ev = evaluate_run(tmp_path / "run", probe="linear")
-    assert ev["data"] == "held-out squares"
-    assert ev["probe_sets"]["linear"]["fit"] == "held-out squares, half A"
-    assert ev["probe_sets"]["linear"]["image_overlap"] == 0.0
-    assert ev["static_chance"] > 0 and 0 <= ev["static_accuracy"] <= 1 and ev["d_score"] > 0
+    assert ev.data == "held-out squares"
+    assert ev.probe_sets["linear"]["fit"] == "held-out squares, half A"
+    assert ev.probe_sets["linear"]["image_overlap"] == 0.0
+    scores = ev.first("linear")
+    assert scores.static_chance > 0 and 0 <= scores.static_accuracy <= 1 and scores.d_score > 0
     made = make_figures(tmp_path / "run", out=tmp_path / "figs")
     assert "fig2_swap.png" in made

@@ -141,8 +141,8 @@ def test_encode_evaluate_and_figures_run_on_it(tmp_path):
     feats = encode_run(run, data)
     assert feats["mu"].shape == (8, 4, 4) and int(feats["static_features"]) == 2
     ev = evaluate_run(run, data)
-    assert ev["model"] == "dsvae" and ev["disentanglement"]["division"] == "model"
-    assert {"d_score", "d_score_rbf", "static_accuracy_rbf"} <= set(ev)
+    assert ev.model == "dsvae" and ev.first("linear").disentanglement["division"] == "model"
+    assert {"d_score", "d_score_rbf", "static_accuracy_rbf"} <= set(ev.to_dict())
     made = make_figures(run, out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").exists()
     assert (tmp_path / "figs" / "prior_sequences.png").exists()  # sampled from its prior

@@ -19,6 +19,7 @@ from stvae.evaluate import (
     static_in_temporal,
     video_split,
 )
+from stvae.result import EvalResult
 
 V, N = 160, 8
 
@@ -155,34 +156,40 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     data = generate("bouncing-mnist", 12, 4, seed=0, split="test")
     ev = evaluate_run(tmp_path / "run", data)
     on_disk = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert on_disk["disentanglement"]["d_score"] == ev["d_score"]
-    assert on_disk["disentanglement_rbf"]["d_score"] == ev["d_score_rbf"]
-    assert ev["disentanglement"]["division"] == "best of 6"
-    assert ev["disentanglement_rbf"]["probe"] == "rbf"
-    assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev["elbo"])
-    assert set(ev["static_in_temporal"]) == {"centred", "video_mean"}
-    assert ev["probe_sets"]["linear"]["image_overlap"] is None  # halves of one given set
-    assert ev["temporal_definition"] == "travel-thirds"
+    assert on_disk == ev.to_dict() and EvalResult.from_dict(on_disk) == ev
+    assert on_disk["disentanglement"]["d_score"] == ev.d_score("linear")
+    assert on_disk["disentanglement_rbf"]["d_score"] == ev.d_score("rbf")
+    linear, rbf = ev.first("linear"), ev.first("rbf")
+    assert linear.disentanglement["division"] == "best of 6"
+    assert rbf.disentanglement["probe"] == "rbf"
+    assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev.elbo)
+    assert set(linear.static_in_temporal) == {"centred", "video_mean"}
+    assert rbf.static_in_temporal is None  # read with the linear probe only
+    assert ev.probe_sets["linear"]["image_overlap"] is None  # halves of one given set
+    assert ev.temporal_definition == "travel-thirds"
     # a Bouncing MNIST file of stvae 0.1 (frame-thirds labels) is told apart, not mixed in
     old_file = tmp_path / "old.npz"
     np.savez(old_file, **{k: v for k, v in data.items() if k != "temporal_definition"})
     ev_old = evaluate_run(tmp_path / "run", old_file)
-    assert ev_old["temporal_definition"].startswith("unrecorded")
-    assert "thirds of the frame" in ev_old["temporal_definition"]
+    assert ev_old.temporal_definition.startswith("unrecorded")
+    assert "thirds of the frame" in ev_old.temporal_definition
     unlabelled = {"videos": data["videos"]}
     ev = evaluate_run(tmp_path / "run", unlabelled, probe="rbf")
-    assert "disentanglement_rbf" not in ev and len(ev["skipped"]) == 2
-    assert "linear" not in ev["probe_sets"]
+    assert "disentanglement_rbf" not in ev.to_dict() and len(ev.skipped) == 2
+    assert ev.d_score("rbf") is None and ev.probes == []
+    assert "linear" not in ev.probe_sets
 
     # the default: the probe sets, fitted and scored on disjoint images
     ev = evaluate_run(tmp_path / "run")
     for name in ("linear", "rbf"):
-        sets = ev["probe_sets"][name]
+        sets = ev.probe_sets[name]
         assert sets["image_overlap"] == 0.0
         assert sets["fit_videos"] == sets["score_videos"] == 256
-    assert "training digit images" in ev["probe_sets"]["rbf"]["fit"]
-    chosen = ev["disentanglement"]["chosen_on_fit"]
-    assert chosen["d_score"] <= ev["d_score"] + 1e-12  # the headline maximises on scored data
+    assert "training digit images" in ev.probe_sets["rbf"]["fit"]
+    chosen = ev.first("linear").disentanglement["chosen_on_fit"]
+    assert (
+        chosen["d_score"] <= ev.d_score("linear") + 1e-12
+    )  # the headline maximises on scored data
     with pytest.raises(StvaeError, match="probe must be one of"):
         evaluate_run(tmp_path / "run", probe="kernel")
 

@@ -148,7 +148,7 @@ def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(tmp_path,
     train(cfg, tmp_path / "toy")
     data = generate("bouncing-mnist", 24, 4, seed=3, split="test")
     ev = evaluate_run(tmp_path / "toy", data, probe="linear")
-    assert ev["model"] == "toy" and ev["static_features"] == 2
-    assert 0 <= ev["static_accuracy"] <= 1 and ev["d_score"] > 0
+    assert ev.model == "toy" and ev.static_features == 2
+    assert 0 <= ev.static_accuracy("linear") <= 1 and ev.d_score("linear") > 0
     made = make_figures(tmp_path / "toy", out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").is_file()

@@ -18,6 +18,7 @@ from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.data.sprites import ATTRIBUTES
 from stvae.model import ModelConfig
+from stvae.result import EvalResult
 from stvae.train import TrainConfig, load_run, train
 
 
@@ -233,7 +234,7 @@ def _finished(run_dir, earlier=0.0):
 
 
 def _scored(d_score=2.0):
-    """An eval.json result with what a report row reads."""
+    """An evaluation result with what a report row reads."""
     d = {
         "d_score": d_score,
         "static_set": [0],
@@ -243,16 +244,24 @@ def _scored(d_score=2.0):
         "ceiling": 4.47,
         "ceiling_this_balance": 4.5,
     }
-    return {
-        "eval_version": rep.EVAL_VERSION,
-        "disentanglement": d,
-        "disentanglement_rbf": d,
-        "static_accuracy": 0.5,
-        "static_chance": 0.1,
-        "static_accuracy_rbf": 0.5,
-        "static_chance_rbf": 0.1,
-        "elbo": {"negative_elbo": 100.0},
-    }
+    return EvalResult.from_dict(
+        {
+            "eval_version": rep.EVAL_VERSION,
+            "model": "hierarchical",
+            "features": 4,
+            "beta": 1.0,
+            "seed": 0,
+            "data": "held-out bouncing-mnist",
+            "videos": 256,
+            "disentanglement": d,
+            "disentanglement_rbf": d,
+            "static_accuracy": 0.5,
+            "static_chance": 0.1,
+            "static_accuracy_rbf": 0.5,
+            "static_chance_rbf": 0.1,
+            "elbo": {"negative_elbo": 100.0},
+        }
+    )
 
 
 def test_two_grids_writing_one_report_keep_each_others_rows(tmp_path, monkeypatch):

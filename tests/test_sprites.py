@@ -5,6 +5,7 @@ import pytest
 
 from stvae.data import GeneratedSource, generate
 from stvae.data import sprites as sp
+from stvae.result import EvalResult
 
 
 def _colours(frame: np.ndarray) -> set[tuple[int, ...]]:
@@ -156,6 +157,10 @@ def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path, capsys):
     scores = [ev["attributes"][a]["d_score"] for a in sp.ATTRIBUTES]
     assert ev["d_score"] == pytest.approx(np.mean(scores))
     assert ev["probe_sets"]["linear"]["image_overlap"] == 0.0
+    typed = EvalResult.from_dict(ev)  # one reader, one writer: the file comes back whole
+    assert typed.to_dict() == ev and sorted(typed.attributes) == sorted(sp.ATTRIBUTES)
+    assert typed.first("linear", "hair") is typed.targets["linear"]["hair"]
+    assert typed.d_score("linear") == ev["d_score"] and typed.d_score("rbf") is None
     make_figures(tmp_path / "run", out=tmp_path / "figs")
     from PIL import Image
 

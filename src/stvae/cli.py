@@ -17,6 +17,7 @@ import numpy as np
 
 from stvae import __version__
 from stvae.errors import StvaeError
+from stvae.result import PROBE_NAMES
 
 PROG = "stvae"
 
@@ -286,9 +287,6 @@ def _describe_run(summary: dict) -> str:
     )
 
 
-PROBE_NAMES = {"linear": "linear SVM (the paper's text)", "rbf": "RBF SVC (the authors' code)"}
-
-
 def _describe_probe(probe: dict) -> str:
     if not probe.get("accuracies"):
         return f"factor check skipped: {probe.get('skipped', 'no labels')}"
@@ -382,98 +380,8 @@ def _add_evaluate(sub) -> None:
 def _cmd_evaluate(args) -> None:
     from stvae.evaluate import evaluate_run
 
-    print(_describe_eval(evaluate_run(args.run, args.data, args.seed, args.probe)))
+    print(evaluate_run(args.run, args.data, args.seed, args.probe).describe())
     print(f"wrote {Path(args.run) / 'eval.json'}")
-
-
-def _describe_score(d: dict) -> list[str]:
-    """The lines of one eq-19 result: score, division, the four accuracies and chance."""
-    lines = [
-        f"    d-score (eq 19) {d['d_score']:.3f}   ceiling {d['ceiling']:.2f} "
-        f"({d['ceiling_this_balance']:.2f} with this data's class balance)",
-        f"    division: static {d['static_set']} temporal {d['temporal_set']} ({d['division']})",
-    ]
-    chosen = d.get("chosen_on_fit")
-    if chosen:
-        lines.append(
-            f"    division chosen on the fitting videos alone: static {chosen['static_set']}, "
-            f"d-score {chosen['d_score']:.3f}"
-        )
-    lines += [
-        "    accuracy           static target   temporal target",
-        f"    static features    {d['static_acc_from_static']:>13.3f}   "
-        f"{d['temporal_acc_from_static']:>15.3f}",
-        f"    temporal features  {d['static_acc_from_temporal']:>13.3f}   "
-        f"{d['temporal_acc_from_temporal']:>15.3f}",
-        f"    chance             {d['static_chance']:>13.3f}   {d['temporal_chance']:>15.3f}",
-    ]
-    return lines
-
-
-def _describe_eval(ev: dict) -> str:  # long: one printed line per section of eval.json, in order
-    lines = [
-        f"{ev['model']} model, {ev['features']} features, beta {ev['beta']:g}, "
-        f"on {ev['videos']} videos of {ev['data']}"
-    ]
-    elbo = ev["elbo"]
-    lines.append("  -ELBO " + "  ".join(f"{k} {v:.2f}" for k, v in elbo.items()) + " (nats/frame)")
-    lines.append(f"  location labels: {ev['temporal_definition']}")
-    for name, sfx in (("linear", ""), ("rbf", "_rbf")):
-        d = ev.get(f"disentanglement{sfx}")
-        sets = ev["probe_sets"].get(name)
-        if sets:
-            overlap = sets["image_overlap"]
-            lines.append(
-                f"  {PROBE_NAMES[name]}: fitted on {sets['fit_videos']} videos of {sets['fit']}, "
-                f"scored on {sets['score_videos']} of {sets['score']}"
-                + ("" if overlap is None else f" (images shared: {overlap:.3f})")
-            )
-        if d:
-            lines += _describe_score(d)
-        if "attributes" in ev:  # sprites: each attribute against the action, then the mean
-            for attr, got in ev["attributes"].items():
-                if f"d_score{sfx}" in got:
-                    acc, chance = got[f"static_accuracy{sfx}"], got[f"static_chance{sfx}"]
-                    lines.append(
-                        f"    {attr:<9} d-score {got[f'd_score{sfx}']:.3f}  from static "
-                        f"{acc:.3f} (chance {chance:.3f})"
-                    )
-            if f"d_score{sfx}" in ev:
-                lines.append(
-                    f"    mean over the attributes: d-score {ev[f'd_score{sfx}']:.3f}, "
-                    f"static accuracy {ev[f'static_accuracy{sfx}']:.3f}"
-                )
-        elif f"static_accuracy{sfx}" in ev:
-            lines.append(
-                f"    static accuracy (Tables 2-3) {ev[f'static_accuracy{sfx}']:.3f}  "
-                f"(chance {ev[f'static_chance{sfx}']:.3f})"
-            )
-    swaps = ev.get("swaps")
-    if swaps:
-        judge = swaps["judge_accuracy"]
-        attrs = [k for k in judge if k != "action"]
-        lines.append(
-            f"  swaps, judged: action kept {swaps['action']:.3f}, attributes taken "
-            + ", ".join(f"{a} {swaps[a]:.3f}" for a in attrs)
-            + f" (the judge on real clips: action {judge['action']:.3f}, attributes "
-            + ", ".join(f"{judge[a]:.3f}" for a in attrs)
-            + ")"
-        )
-    leak = ev.get("static_in_temporal")
-    if leak:
-        lines.append(
-            f"  static target from the temporal features centred per video "
-            f"{leak['centred']:.3f}, from their per-video means {leak['video_mean']:.3f}"
-        )
-    b = ev.get("disentanglement_order_between")
-    if b:
-        lines.append(
-            f"  with an order-aware probe (differences of the three frames): d-score "
-            f"{b['d_score']:.3f}, order from temporal {b['temporal_acc_from_temporal']:.3f}, "
-            f"from static {b['temporal_acc_from_static']:.3f}"
-        )
-    lines += [f"  skipped {s}" for s in ev["skipped"]]
-    return "\n".join(lines)
 
 
 def _add_encode(sub) -> None:

@@ -37,6 +37,7 @@ from stvae.evaluate import (
     static_accuracy,
 )
 from stvae.model import make_model
+from stvae.result import EvalResult
 from stvae.rundir import SNAPSHOTS
 
 __all__ = ["CURVE_FILES", "CURVE_VERSION", "snapshots", "curve_run", "training_image_gap"]
@@ -87,20 +88,24 @@ def training_image_gap(
     return out
 
 
-def _headline(ev: dict) -> dict:
+def _headline(ev: EvalResult) -> dict:
     """The curve's scalars from one evaluate result."""
     out = {}
     for p in PROBES:
         sfx = SUFFIX[p]
-        for key in (f"d_score{sfx}", f"static_accuracy{sfx}"):
-            if key in ev:
-                out[key] = ev[key]
-        d = ev.get(f"disentanglement{sfx}")
+        for key, value in (
+            (f"d_score{sfx}", ev.d_score(p)),
+            (f"static_accuracy{sfx}", ev.static_accuracy(p)),
+        ):
+            if value is not None:
+                out[key] = value
+        first = ev.first(p) if ev.attributes is None else None
+        d = first.disentanglement if first is not None else None
         if d:
             out[f"temporal_from_temporal{sfx}"] = d["temporal_acc_from_temporal"]
             out[f"temporal_from_static{sfx}"] = d["temporal_acc_from_static"]
             out[f"static_from_temporal{sfx}"] = d["static_acc_from_temporal"]
-    for key, value in ev["elbo"].items():
+    for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
     return out
 
@@ -171,7 +176,7 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
         point.update(_headline(ev))
         if train_videos is not None and "static_labels" in train_videos:
             point.update(training_image_gap(model, config, sets, train_videos, seed, cache))
-        point["eval"] = ev
+        point["eval"] = ev.to_dict()
         curve["points"] = sorted(
             [p for p in curve["points"] if p["step"] != step] + [point], key=lambda p: p["step"]
         )

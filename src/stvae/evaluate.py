@@ -48,10 +48,13 @@ from stvae.probes import (
     static_in_temporal,
     video_split,
 )
+from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
 from stvae.rundir import load_run
 
 __all__ = [
     "EVAL_VERSION",
+    "EvalResult",
+    "SUFFIX",
     "PROBE_CHOICES",
     "probe_sets",
     "image_overlap",
@@ -76,9 +79,7 @@ __all__ = [
     "video_split",
 ]
 
-EVAL_VERSION = 2  # 2: both probes, disjoint fit/score images, the travel-range grid
 PROBE_CHOICES = ("linear", "rbf", "both")
-SUFFIX = {"linear": "", "rbf": "_rbf"}  # eval.json keys: d_score, d_score_rbf, ...
 PROBE_SEED = 2_000_003  # probe sets never share a stream with training or held_out()
 
 
@@ -305,13 +306,12 @@ def _static_scores(
     scores: bool,
     memo: dict,
     name: str,
-) -> dict:
+) -> Scores:
     """One static target (``name``) under probe ``p``: eq 19 against the temporal target
-    (when ``scores``) and the static accuracy of Tables 2-3, as eval.json keys. ``memo``
-    keeps probe accuracies on these features: the static ones for both order probes, the
-    temporal ones for every static target."""
-    sfx = SUFFIX[p]
-    out: dict = {}
+    (when ``scores``) and the static accuracy of Tables 2-3. ``memo`` keeps probe
+    accuracies on these features: the static ones for both order probes, the temporal
+    ones for every static target."""
+    d = between = leak = None
     if scores:
         common = dict(seed=seed, memo=memo, probe=p, split=split, static_key=name)
         d = disentanglement(
@@ -323,24 +323,25 @@ def _static_scores(
             order_picks="spaced" if p == "rbf" else "any",
             **common,
         )
-        out[f"disentanglement{sfx}"] = d
-        out[f"d_score{sfx}"] = d["d_score"]
         if p == "linear":
             if order:  # the same score with a probe that can read order (order_task)
-                out["disentanglement_order_between"] = disentanglement(
+                between = disentanglement(
                     mu, static, None, k, temporal_task="order", order_probe="between", **common
                 )
-            out["static_in_temporal"] = static_in_temporal(
-                mu, static, d["temporal_set"], seed, split
-            )
+            leak = static_in_temporal(mu, static, d["temporal_set"], seed, split)
     acc = static_accuracy(mu, static, k, seed, p, split)
-    out[f"static_accuracy{sfx}"] = acc["static_accuracy"]
-    out[f"static_chance{sfx}"] = acc["static_chance"]
-    return out
+    return Scores(
+        static_accuracy=acc["static_accuracy"],
+        static_chance=acc["static_chance"],
+        disentanglement=d,
+        static_in_temporal=leak,
+        order_between=between,
+    )
 
 
-def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict:
-    """Scores a run and writes ``eval.json`` into it.
+def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> EvalResult:
+    """Scores a run, writes ``eval.json`` into it and returns it as an
+    :class:`~stvae.result.EvalResult` (its ``to_dict()`` is the file).
 
     ``data`` (a dataset dict or a path) defaults to the run's probe sets
     (:func:`probe_sets`) for generated data, else the run's data file. ``probe``:
@@ -362,11 +363,41 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> dict
     """
     model, config = load_run(run_dir)
     result = evaluate_model(model, config, data, seed, probe)
-    write_json(Path(run_dir) / "eval.json", result)
+    write_json(Path(run_dir) / "eval.json", result.to_dict())
     return result
 
 
-def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static reads, judge)
+def _scoring_sets(config, data, sets: dict | None, probes: list[str], seed: int):
+    """(scoring videos, {probe: (fitting, scoring videos)}, {probe: (their names)}, the
+    data's name): the probe sets of generated data, else halves of the given videos."""
+    if data is None and config.data.generated:
+        sets = sets if sets is not None else probe_sets(config.data, seed=seed)
+        score = sets["score"]
+        pairs = {p: (sets["fit"][p], score) for p in probes}
+        named = {p: (sets["describe"][p], sets["describe"]["score"]) for p in probes}
+        return score, pairs, named, f"held-out {config.data.source}"
+    source = str(data) if isinstance(data, (str, Path)) else "given videos"
+    score = _as_data(data, config)
+    if score is None:
+        score, source = held_out(config.data, seed=seed), config.data.source
+    halves = "a random half of the videos"
+    pairs = {p: (score, score) for p in probes}
+    return score, pairs, {p: (halves, "the other half") for p in probes}, source
+
+
+def _judged_swaps(model, score: dict, seed: int) -> dict:
+    """Sprites: swaps judged by a classifier trained on the ground truth, with its own
+    accuracy on real held-out clips beside (:mod:`stvae.judge`)."""
+    from stvae.judge import judge_accuracy, judge_swaps, train_judge
+
+    classifier = train_judge(seed)
+    return {
+        "judge_accuracy": judge_accuracy(classifier, seed=seed),
+        **judge_swaps(model, score, classifier, seed),
+    }
+
+
+def evaluate_model(
     model,
     config,
     data=None,
@@ -375,7 +406,7 @@ def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static
     sets: dict | None = None,
     judge: bool = True,
     cache: dict | None = None,
-) -> dict:
+) -> EvalResult:
     """What :func:`evaluate_run` writes to ``eval.json``, for a model in hand (a run's
     :class:`TrainConfig` beside it). ``sets``: this config's :func:`probe_sets` made once
     by the caller (a learning curve scores many snapshots on the same sets); ``judge``:
@@ -385,83 +416,43 @@ def evaluate_model(  # long: eval.json's sections in order (ELBO, probes, static
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
     probes = list(PROBES) if probe == "both" else [probe]
     cache = {} if cache is None else cache
-    if data is None and config.data.generated:
-        sets = sets if sets is not None else probe_sets(config.data, seed=seed)
-        score = sets["score"]
-        pairs = {p: (sets["fit"][p], score) for p in probes}
-        named = {p: (sets["describe"][p], sets["describe"]["score"]) for p in probes}
-        source = f"held-out {config.data.source}"
-    else:
-        source = str(data) if isinstance(data, (str, Path)) else "given videos"
-        score = _as_data(data, config)
-        if score is None:
-            score, source = held_out(config.data, seed=seed), config.data.source
-        pairs = {p: (score, score) for p in probes}
-        halves = "a random half of the videos"
-        named = {p: (halves, "the other half") for p in probes}
-    result: dict = {
-        "eval_version": EVAL_VERSION,
-        "model": config.model.kind,
-        "features": config.model.features,
-        "static_features": config.model.n_static,
-        "beta": config.model.beta,
-        "seed": config.seed,
-        "data": source,
-        "videos": int(len(score["videos"])),
-        "temporal_definition": _temporal_definition(score),
-        "elbo": elbo_terms(model, score["videos"], seed=seed),
-        "probe_sets": {},
-        "skipped": [],
-    }
+    score, pairs, named, source = _scoring_sets(config, data, sets, probes, seed)
     k = config.model.n_static
     spec = config.data.spec
     order = spec is not None and spec.temporal_task == "order"  # section 4.1: chairs
     statics = static_targets(score)
     scores = bool(statics) and ("temporal_labels" in score or order)
+    result = EvalResult(
+        model=config.model.kind,
+        features=config.model.features,
+        static_features=k,
+        beta=config.model.beta,
+        seed=config.seed,
+        data=source,
+        videos=int(len(score["videos"])),
+        temporal_definition=_temporal_definition(score),
+        elbo=elbo_terms(model, score["videos"], seed=seed),
+        attributes=list(statics) if len(statics) > 1 else None,  # sprites
+    )
     if not scores:
-        result["skipped"].append("disentanglement score: needs static_labels and temporal_labels")
+        result.skipped.append("disentanglement score: needs static_labels and temporal_labels")
     if not statics:
-        result["skipped"].append("static accuracy: needs static_labels")
+        result.skipped.append("static accuracy: needs static_labels")
         pairs = {}  # nothing to probe
-    several = len(statics) > 1  # sprites: each attribute scored, the headline their mean
-    if several:
-        result["attributes"] = {name: {} for name in statics}
     for p, (fit, scored) in pairs.items():
         mu, labels, split = _probe_inputs(model, fit, scored, cache, seed)
-        result["probe_sets"][p] = {
-            "fit": named[p][0],
-            "score": named[p][1],
-            "fit_videos": len(split[0]),
-            "score_videos": len(split[1]),
-            "image_overlap": None if fit is scored else image_overlap(fit, scored),
-        }
+        result.probe_sets[p] = dict(
+            zip(("fit", "score"), named[p], strict=True),
+            fit_videos=len(split[0]),
+            score_videos=len(split[1]),
+            image_overlap=None if fit is scored else image_overlap(fit, scored),
+        )
         memo: dict = {}
-        for name, static in static_targets(labels).items():
-            found = _static_scores(
-                mu,
-                static,
-                labels.get("temporal_labels"),
-                k,
-                p,
-                split,
-                seed,
-                order,
-                scores,
-                memo,
-                name,
-            )
-            (result["attributes"][name] if several else result).update(found)
-        if several:  # the headline: the mean over the attributes
-            for key in (f"d_score{SUFFIX[p]}", f"static_accuracy{SUFFIX[p]}"):
-                values = [a[key] for a in result["attributes"].values() if key in a]
-                if values:
-                    result[key] = float(np.mean(values))
-    if judge and "attributes" in score and k and spec is not None and spec.judge:
-        from stvae.judge import judge_accuracy, judge_swaps, train_judge
-
-        classifier = train_judge(seed)
-        result["swaps"] = {
-            "judge_accuracy": judge_accuracy(classifier, seed=seed),
-            **judge_swaps(model, score, classifier, seed),
+        temporal = labels.get("temporal_labels")
+        result.targets[p] = {
+            name: _static_scores(mu, y, temporal, k, p, split, seed, order, scores, memo, name)
+            for name, y in static_targets(labels).items()
         }
+    if judge and "attributes" in score and k and spec is not None and spec.judge:
+        result.swaps = _judged_swaps(model, score, seed)
     return result

@@ -22,6 +22,7 @@ from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.evaluate import disentanglement, static_targets
 from stvae.model import encode_videos
+from stvae.result import read_result
 from stvae.rundir import RUN_FILES, load_run
 
 __all__ = ["make_figures", "division"]
@@ -35,12 +36,9 @@ def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, l
     statics = static_targets(data)
     first = next(iter(statics), None)  # sprites: the first attribute decides
     which = "" if first in (None, "static_labels") else f" for {first}"
-    ev = run_dir / "eval.json"
-    if ev.exists():
-        found = json.loads(ev.read_text())
-        d = found.get("disentanglement") or found.get("attributes", {}).get(first, {}).get(
-            "disentanglement"
-        )
+    if (run_dir / "eval.json").exists():
+        scores = read_result(run_dir / "eval.json").first("linear", first)
+        d = scores.disentanglement if scores is not None else None
         if d:
             return (
                 d["static_set"],
@@ -195,11 +193,11 @@ def make_figures(
     videos = dataset["videos"]
     if len(videos) < 2:
         raise StvaeError(f"{source}: figures need at least 2 videos; got {len(videos)}")
-    out = Path(out) if out is not None else run_dir / "figures"
-    out.mkdir(parents=True, exist_ok=True)
     mu, _ = encode_videos(model, videos)  # [V, N, F]
     model.eval()
     s_idx, t_idx, note = division(run_dir, config, mu, dataset)
+    out = Path(out) if out is not None else run_dir / "figures"
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs have been read
     # the frames as the model sees them: its channels (grey data to a colour model: RGB)
     inputs = _channels_last(to_tensor(videos, "cpu", config.model.in_channels))
     f = _Figures(model, mu, inputs, s_idx, t_idx, note, out)

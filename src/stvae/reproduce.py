@@ -28,9 +28,10 @@ from stvae import __version__
 from stvae.checkpoint import FileLock, RunLock, atomic_write, read_json, write_json
 from stvae.config import AUTO_FIELDS, HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
 from stvae.errors import StvaeError
-from stvae.evaluate import EVAL_VERSION, SUFFIX, evaluate_run
+from stvae.evaluate import evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
 from stvae.report import report_markdown, report_tables
+from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
 from stvae.train import train
 
 __all__ = [
@@ -91,10 +92,8 @@ def code_version() -> str:
     return f"{__version__}+g{commit}" + (".dirty" if dirty else "")
 
 
-def result_row(
-    run: GridRun, ev: dict, wall_s: float, how: dict | None = None
-) -> dict:  # long: one grid row's columns read from eval.json, one per column
-    """One report row: the grid cell ``run``, the scores of its ``eval.json`` under each
+def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = None) -> dict:
+    """One report row: the grid cell ``run``, the scores of its evaluation under each
     probe (keys without a suffix: linear; ``_rbf``: the authors' protocol), its wall time
     and, where known, how it trained (``how``: the :data:`HOW` keys)."""
     row = {
@@ -103,75 +102,81 @@ def result_row(
         "beta": run.beta,
         "features": run.features,
         "seed": run.seed,
-        "eval_version": ev.get("eval_version", 1),
-        "temporal_definition": ev.get("temporal_definition"),
+        "eval_version": ev.eval_version,
+        "temporal_definition": ev.temporal_definition,
     }
-    attrs = ev.get("attributes")  # sprites: one score per static attribute
-    first = next(iter(attrs.values())) if attrs else ev
     for probe, sfx in SUFFIX.items():
-        d = first.get(f"disentanglement{sfx}")
-        if d is None:
+        first = ev.first(probe)
+        if first is None or first.disentanglement is None:
             continue
-        row.update(
-            {
-                f"d_score{sfx}": ev.get(f"d_score{sfx}", d["d_score"]),
-                f"static_accuracy{sfx}": ev[f"static_accuracy{sfx}"],
-                f"temporal_chance{sfx}": d["temporal_chance"],
-            }
-        )
-        if "probe_sets" in ev:
-            row[f"image_overlap{sfx}"] = ev["probe_sets"][probe]["image_overlap"]
-        if attrs:
+        row[f"d_score{sfx}"] = ev.d_score(probe)
+        row[f"static_accuracy{sfx}"] = ev.static_accuracy(probe)
+        row[f"temporal_chance{sfx}"] = first.disentanglement["temporal_chance"]
+        if probe in ev.probe_sets:
+            row[f"image_overlap{sfx}"] = ev.probe_sets[probe]["image_overlap"]
+        if ev.attributes is not None:  # sprites: one score per static attribute
             row[f"attributes{sfx}"] = {
                 name: {
-                    "d_score": a[f"d_score{sfx}"],
-                    "static_accuracy": a[f"static_accuracy{sfx}"],
-                    "static_chance": a[f"static_chance{sfx}"],
-                    **{k: v for k, v in a[f"disentanglement{sfx}"].items() if "_acc_from_" in k},
+                    "d_score": s.d_score,
+                    "static_accuracy": s.static_accuracy,
+                    "static_chance": s.static_chance,
+                    **_accuracies(s.disentanglement),
                 }
-                for name, a in attrs.items()
+                for name, s in ev.targets[probe].items()
             }
-            continue
-        row.update(
-            {
-                f"static_set{sfx}": d["static_set"],
-                f"temporal_set{sfx}": d["temporal_set"],
-                f"accuracies{sfx}": {k: d[k] for k in d if "_acc_from_" in k},
-                f"static_chance{sfx}": ev[f"static_chance{sfx}"],
-            }
-        )
-        if "chosen_on_fit" in d:
-            chosen = d["chosen_on_fit"]
-            row[f"chosen_on_fit{sfx}"] = {k: chosen[k] for k in ("d_score", "static_set")}
-    d = first["disentanglement"]
+        else:
+            row.update(_single_target(first, sfx))
+    first = ev.first("linear")
+    d = first.disentanglement
     row.update(
         {
             "division": d["division"],
             "ceiling": d["ceiling"],
             "ceiling_this_balance": d["ceiling_this_balance"],
-            "negative_elbo": ev["elbo"]["negative_elbo"],
+            "negative_elbo": ev.elbo["negative_elbo"],
             "wall_s": wall_s,
             **{k: v for k, v in (how or {}).items() if k in HOW},
         }
     )
-    if "static_in_temporal" in ev:
-        row["static_in_temporal"] = ev["static_in_temporal"]
-    if "swaps" in ev:
-        row["swaps"] = ev["swaps"]
-    between = ev.get("disentanglement_order_between")
+    if ev.attributes is None and first.static_in_temporal is not None:
+        row["static_in_temporal"] = first.static_in_temporal
+    if ev.swaps is not None:
+        row["swaps"] = ev.swaps
+    between = first.order_between if ev.attributes is None else None
     if between:
         row["d_score_order_between"] = between["d_score"]
-        row["accuracies_order_between"] = {k: between[k] for k in between if "_acc_from_" in k}
+        row["accuracies_order_between"] = _accuracies(between)
     return row
 
 
-def _scored(run_dir: Path) -> dict | None:
+def _accuracies(d: dict) -> dict:
+    """The four accuracies of eq 19 (static/temporal target from static/temporal features)."""
+    return {k: v for k, v in d.items() if "_acc_from_" in k}
+
+
+def _single_target(scores: Scores, sfx: str) -> dict:
+    """A row's columns for data with one static label: the division and its accuracies."""
+    d = scores.disentanglement
+    out = {
+        f"static_set{sfx}": d["static_set"],
+        f"temporal_set{sfx}": d["temporal_set"],
+        f"accuracies{sfx}": _accuracies(d),
+        f"static_chance{sfx}": scores.static_chance,
+    }
+    if "chosen_on_fit" in d:
+        out[f"chosen_on_fit{sfx}"] = {k: d["chosen_on_fit"][k] for k in ("d_score", "static_set")}
+    return out
+
+
+def _scored(run_dir: Path) -> EvalResult | None:
     """The run's eval.json when the current evaluation wrote it, else None."""
     path = run_dir / "eval.json"
     if not path.exists():
         return None
-    ev = read_json(path)
-    return ev if ev.get("eval_version") == EVAL_VERSION else None
+    found = read_json(path)
+    if not isinstance(found, dict) or found.get("eval_version") != EVAL_VERSION:
+        return None  # scored by another version of the evaluation: score it again
+    return EvalResult.from_dict(found, str(path))
 
 
 def reproduce(

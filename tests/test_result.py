@@ -1,0 +1,141 @@
+"""The evaluation result: one writer and one reader of eval.json, used by every consumer."""
+
+import json
+
+import pytest
+
+from stvae.cli import main
+from stvae.errors import StvaeError
+from stvae.grids import GridRun
+from stvae.reproduce import result_row
+from stvae.result import EvalResult, Scores, read_result
+
+
+def _eq19(d_score, static_set=(0,), temporal_set=(1,)):
+    """A result of probes.disentanglement with the fields the readers take."""
+    return {
+        "d_score": d_score,
+        "division": "model",
+        "static_set": list(static_set),
+        "temporal_set": list(temporal_set),
+        "ceiling": 9.0,
+        "ceiling_this_balance": 8.9,
+        "static_acc_from_static": 0.6,
+        "static_acc_from_temporal": 0.1,
+        "temporal_acc_from_static": 0.12,
+        "temporal_acc_from_temporal": 0.9,
+        "static_chance": 0.1,
+        "temporal_chance": 0.11,
+    }
+
+
+def _result(attributes=None):
+    names = attributes or ["static_labels"]
+    targets = {
+        p: {
+            n: Scores(
+                static_accuracy=0.5 + 0.1 * i,
+                static_chance=0.1,
+                disentanglement=_eq19(2.0 + i + (p == "rbf")),
+                static_in_temporal={"centred": 0.2, "video_mean": 0.3} if p == "linear" else None,
+            )
+            for i, n in enumerate(names)
+        }
+        for p in ("linear", "rbf")
+    }
+    return EvalResult(
+        model="hierarchical",
+        features=4,
+        static_features=2,
+        beta=4.0,
+        seed=0,
+        data="held-out bouncing-mnist",
+        videos=256,
+        temporal_definition="travel-thirds",
+        elbo={"reconstruction": 200.0, "kl": 5.0, "negative_elbo": 205.0},
+        probe_sets={
+            p: {
+                "fit": "A",
+                "score": "B",
+                "fit_videos": 256,
+                "score_videos": 256,
+                "image_overlap": 0.0,
+            }
+            for p in ("linear", "rbf")
+        },
+        targets=targets,
+        attributes=attributes,
+    )
+
+
+@pytest.mark.parametrize("attributes", [None, ["body", "hair", "top"]])
+def test_the_file_comes_back_whole_and_the_headline_is_the_attributes_mean(attributes):
+    ev = _result(attributes)
+    d = json.loads(json.dumps(ev.to_dict()))
+    assert EvalResult.from_dict(d) == ev
+    assert EvalResult.from_dict(d).to_dict() == d
+    if attributes is None:  # one target: its keys at the top, as eval.json always had them
+        assert d["d_score"] == 2.0 and d["d_score_rbf"] == 3.0
+        assert d["disentanglement"]["static_set"] == [0]
+        assert d["static_in_temporal"] == {"centred": 0.2, "video_mean": 0.3}
+        assert "attributes" not in d
+    else:  # several: per attribute, the headline their mean
+        assert set(d["attributes"]) == set(attributes)
+        assert d["attributes"]["hair"]["d_score"] == 3.0
+        assert d["d_score"] == pytest.approx(3.0) and d["d_score_rbf"] == pytest.approx(4.0)
+        assert d["static_accuracy"] == pytest.approx(0.6)
+        assert "disentanglement" not in d
+    assert ev.first("linear").disentanglement["d_score"] == 2.0
+
+
+def test_a_grid_row_reads_the_typed_result():
+    ev = _result()
+    row = result_row(GridRun("hierarchical", 4.0, 4, 0), ev, wall_s=12.0)
+    assert row["d_score"] == 2.0 and row["d_score_rbf"] == 3.0
+    assert row["static_set"] == [0] and row["temporal_set_rbf"] == [1]
+    assert row["negative_elbo"] == 205.0 and row["static_in_temporal"]["centred"] == 0.2
+    sprites = result_row(GridRun("hierarchical", 4.0, 4, 0), _result(["body", "hair"]), 1.0)
+    assert sprites["attributes"]["hair"]["d_score"] == 3.0 and "static_set" not in sprites
+    assert "static_in_temporal" not in sprites  # per attribute, not one row's column
+
+
+def test_describe_names_every_section():
+    text = _result().describe()
+    assert "d-score (eq 19) 2.000" in text and "d-score (eq 19) 3.000" in text
+    assert "static accuracy (Tables 2-3) 0.500" in text
+    assert "centred per video 0.200" in text
+    text = _result(["body", "hair"]).describe()
+    assert "hair      d-score 3.000" in text and "mean over the attributes: d-score 2.500" in text
+
+
+def test_old_files_read_and_what_is_not_a_result_is_refused(tmp_path):
+    old = _result().to_dict()
+    del old["probe_sets"], old["skipped"], old["eval_version"]  # version 1 had neither
+    ev = EvalResult.from_dict(old)
+    assert ev.eval_version == 1 and ev.probe_sets == {} and ev.d_score("linear") == 2.0
+    for bad in ([1, 2], {"model": "hierarchical"}, {**old, "features": "four"}):
+        with pytest.raises(StvaeError, match="not an evaluation result"):
+            EvalResult.from_dict(bad)
+    path = tmp_path / "eval.json"
+    path.write_text("{not json")
+    with pytest.raises(StvaeError, match="not valid JSON"):
+        read_result(path)
+
+
+def test_figures_refuse_a_broken_eval_json_in_one_line(tmp_path, capsys):
+    from stvae.data import DataConfig
+    from stvae.model import ModelConfig
+    from stvae.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=ModelConfig(kind="vae", features=3),
+        data=DataConfig(frames=4),
+        steps=1,
+        batch_videos=2,
+    )
+    train(cfg, tmp_path / "run")
+    (tmp_path / "run" / "eval.json").write_text('{"model": "vae"}')
+    assert main(["figures", str(tmp_path / "run"), "--out", str(tmp_path / "figs")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval.json: not an evaluation result" in err[0]
+    assert not (tmp_path / "figs").exists()  # nothing half-written
