@@ -1,6 +1,8 @@
-"""The README's result tables say what the committed reports (docs/results/*.json) say.
+"""The README's and the docs pages' result tables say what the committed reports
+(docs/results/*.json) say, and their links lead somewhere.
 
-Every table in the README whose header starts ``| model | beta |`` is either a copy of a
+Every table in the README or a page of docs/ (not docs/results/, which holds the reports
+themselves) whose header starts ``| model | beta |`` is either a copy of a
 table of a report's markdown (same header, same rows), whose tables must in turn be what
 :func:`stvae.report.report_tables` renders from the report's JSON; or a table of the
 stvae 0.1 reports (``*-0.1.json``) matched by its header below, each cell equal to the
@@ -20,6 +22,11 @@ from stvae.grids import GRIDS, GridRun
 from stvae.report import report_tables
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _pages_text() -> str:
+    return "\n".join(p.read_text() for p in PAGES)
 
 
 def _report(name: str) -> dict[str, dict]:
@@ -97,10 +104,11 @@ def _tables(text: str) -> dict[str, list[str]]:
 
 
 def _readme_tables() -> dict[str, list[list[str]]]:
-    """The README's legacy tables: header -> rows of cells stripped of bold markers."""
+    """The pages' legacy tables: header -> rows of cells stripped of bold markers."""
     return {
         head: [[c.strip().strip("*") for c in row.strip("|").split("|")] for row in body]
-        for head, body in _tables((ROOT / "README.md").read_text()).items()
+        for page in PAGES
+        for head, body in _tables(page.read_text()).items()
         if head in TABLES
     }
 
@@ -119,10 +127,14 @@ def _report_tables() -> dict[str, list[str]]:
 
 
 def test_every_legacy_table_in_the_readme_is_checked():
-    readme = _tables((ROOT / "README.md").read_text())
     current = _report_tables()
-    unchecked = [h for h in readme if h not in TABLES and h not in current]
-    assert not unchecked, f"README tables that no report holds: {unchecked}"
+    unchecked = [
+        (page.name, h)
+        for page in PAGES
+        for h in _tables(page.read_text())
+        if h not in TABLES and h not in current
+    ]
+    assert not unchecked, f"tables that no report holds: {unchecked}"
     assert set(_readme_tables()) == set(TABLES), "a legacy check with no README table"
 
 
@@ -141,10 +153,14 @@ def test_report_markdown_renders_from_its_json(stem):
 
 def test_readme_copies_report_tables_verbatim():
     current = _report_tables()
-    for head, body in _tables((ROOT / "README.md").read_text()).items():
-        if head in TABLES:
-            continue
-        assert body == current[head], f"README table differs from its report: {head}"
+    copies = 0
+    for page in PAGES:
+        for head, body in _tables(page.read_text()).items():
+            if head in TABLES:
+                continue
+            assert body == current[head], f"{page.name}: table differs from its report: {head}"
+            copies += 1
+    assert copies >= 5  # the README's Table 1 and the results page's tables
 
 
 @pytest.mark.parametrize("header", list(TABLES))
@@ -160,9 +176,8 @@ def test_readme_table_matches_its_report(header):
 
 
 def test_every_test_the_readme_names_exists():
-    """The README's failure-mode table names the tests that hold each promise up."""
-    readme = (ROOT / "README.md").read_text()
-    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", readme)
+    """The guarantees' table names the tests that hold each promise up."""
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", _pages_text())
     assert len(named) > 10
     for file, name in named:
         assert re.search(rf"^def {name}\(", (ROOT / "tests" / file).read_text(), re.M), name
@@ -180,3 +195,13 @@ def test_no_two_reports_share_a_table_header():
         for lines in report_tables(json.loads(path.read_text()), dataset, old).values():
             assert lines[0] not in seen, f"{stem} and {seen.get(lines[0])}: {lines[0]}"
             seen[lines[0]] = stem
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_leads_to_a_file(page):
+    """Links and images of the README and the docs pages point at committed files."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", page.read_text())
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and t[0] != "#"]
+    assert local or page.name != "README.md"
+    missing = [t for t in local if not (page.parent / t).exists()]
+    assert not missing, f"{page.name}: links to nothing: {missing}"

@@ -140,7 +140,7 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
 ) -> dict[str, list[str]]:
     """The report's tables, by name, each as markdown lines (header, rule, body); cells
     are means ± standard deviations over the seeds run; with ``earlier`` (stvae 0.1's
-    rows) also :func:`earlier_table`. The README copies some of them verbatim
+    rows) also :func:`earlier_table`. The README and docs/results.md copy some of them verbatim
     (tests/test_docs.py checks it)."""
     if dataset == "sprites":
         return attribute_tables(rows)
