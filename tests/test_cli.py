@@ -210,6 +210,17 @@ def test_every_training_field_has_its_flag_and_every_flag_its_field():
     assert set(flags.values()) == set(train_fields())  # one flag per field, none left out
     assert set(flags) <= dests
     assert dests - set(flags) == {"preset", "out", "resume", "no_check"}  # not config fields
+    # each flag is made from its field's metadata: its help, and its choices where it has them
+    by_option = {o: a for a in sub.choices["train"]._actions for o in a.option_strings}
+    for dest, name in flags.items():
+        meta = train_fields()[name].metadata
+        action = by_option[f"--{dest.replace('_', '-')}"]
+        text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        assert action.help.endswith(text), name
+        if "choices" in meta:
+            choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+            assert tuple(action.choices) == tuple(choices), name
+    assert by_option["--grayscale"].const == 1 and by_option["--grayscale"].dest == "channels"
 
 
 def test_resume_takes_the_original_command_with_data_on_auto(tmp_path, capsys):

@@ -61,10 +61,11 @@ def _speed(text: str) -> tuple[float, float]:
     return (low, high)
 
 
-SPEED_HELP = (
-    "bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel range a frame: one "
-    "number (constant; default 0.1, the authors' generator) or LOW,HIGH (uniform per video)"
-)
+def _speed_help() -> str:
+    """--speed's help, as the data config's field gives it (train and dataset share it)."""
+    from stvae.data import DataConfig
+
+    return DataConfig.__dataclass_fields__["speed"].metadata["help"]
 
 
 def _duration(text: str) -> float:
@@ -81,36 +82,46 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _model_flags(p) -> None:
-    """--model from the registry of kinds, and a flag for each kind's own hyperparameters
-    from the fields it declares (stvae.kinds; their metadata gives help and choices)."""
-    import dataclasses
-
-    from stvae.model import KINDS, ModelConfig
-
-    kinds = "; ".join(f"{name}: {kind.summary}" for name, kind in KINDS.items())
-    p.add_argument("--model", choices=tuple(KINDS), help=f"the model kind ({kinds})")
-    common = {"kind", "features", "beta", "channels"}
-    for f in dataclasses.fields(ModelConfig):
-        if f.name in common:
-            continue
-        takers = [
-            n for n, k in KINDS.items() if f.name in {g.name for g in dataclasses.fields(k.options)}
-        ]
-        help = f"{', '.join(takers)}: {f.metadata.get('help', f.name)}"
-        if "choices" in f.metadata:
-            p.add_argument(
-                f"--{f.name.replace('_', '-')}", choices=f.metadata["choices"], help=help
-            )
-        else:
-            parse = {"int": _positive_int, "float": _positive_float}.get(
-                str(f.type).split()[0], str
-            )
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=parse, help=help)
+_PARSE = {"nonneg": _nonneg_int, "duration": _duration, "speed": _speed, "int": int}
 
 
-def _add_train(sub) -> None:  # long: one add_argument per training flag, in --help's order
-    from stvae.config import DATA_ON, DEVICES, PRECISIONS, PRESETS
+def _field_flag(p, name: str, f) -> None:
+    """The ``stvae train`` flag of config field ``name`` (dotted), from its metadata (see
+    :func:`stvae.config.train_fields`); a model kind's own hyperparameter's help names the
+    kinds that take it."""
+    from stvae.model import option_takers
+
+    meta = f.metadata
+    dest = meta.get("flag", name.split(".")[-1])
+    flag = f"--{dest.replace('_', '-')}"
+    text = meta["help"]() if callable(meta["help"]) else meta["help"]
+    takers = option_takers(f.name) if name.startswith("model.") else []
+    if takers:
+        text = f"{', '.join(takers)}: {text}"
+    kwargs: dict = {"dest": dest, "help": text}
+    base = str(f.type).split()[0].split("[")[0]
+    if "choices" in meta:
+        choices = meta["choices"]
+        kwargs["choices"] = choices() if callable(choices) else choices
+        if "parse" in meta:
+            kwargs["type"] = _PARSE[meta["parse"]]
+    elif base == "bool":
+        kwargs.update(action=argparse.BooleanOptionalAction, default=None)
+    elif "parse" in meta:
+        kwargs["type"] = _PARSE[meta["parse"]]
+    elif base in ("int", "float"):
+        kwargs["type"] = _positive_int if base == "int" else _positive_float
+    group = p.add_mutually_exclusive_group() if "alias" in meta else p
+    group.add_argument(flag, **kwargs)
+    if "alias" in meta:  # another spelling of one value, exclusive with the flag
+        alias, const, alias_help = meta["alias"]
+        group.add_argument(
+            f"--{alias}", dest=dest, action="store_const", const=const, help=alias_help
+        )
+
+
+def _add_train(sub) -> None:
+    from stvae.config import PRESETS, train_fields
 
     p = sub.add_parser(
         "train",
@@ -124,87 +135,8 @@ def _add_train(sub) -> None:  # long: one add_argument per training flag, in --h
         default="cpu",
         help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
     )
-    _model_flags(p)
-    p.add_argument(
-        "--data",
-        help="bouncing-mnist, chairs or sprites (generated on the fly), a .npz/.npy file, or "
-        "a folder of video files or of folders of frame images",
-    )
-    colour = p.add_mutually_exclusive_group()
-    colour.add_argument(
-        "--channels",
-        type=int,
-        choices=(1, 3),
-        help="colour channels the model sees: 1 (grey) or 3 (RGB); default: what the data has "
-        "(colour videos and sprites 3, Bouncing MNIST and chairs 1)",
-    )
-    colour.add_argument(
-        "--grayscale",
-        dest="channels",
-        action="store_const",
-        const=1,
-        help="the same as --channels 1: colour frames become their luminance",
-    )
-    p.add_argument("--features", type=_positive_int, help="latent features per frame in total")
-    p.add_argument("--beta", type=_positive_float, help="KL weight of eq 5")
-    p.add_argument("--steps", type=_positive_int, help="optimiser steps")
-    p.add_argument("--batch-videos", type=_positive_int, help="videos per batch")
-    p.add_argument("--frames", type=_positive_int, help="frames per video clip")
-    p.add_argument(
-        "--clip-stride",
-        type=_positive_int,
-        help="folder data: frames between clip starts (default: --frames)",
-    )
-    p.add_argument("--lr", type=_positive_float, help="Adam learning rate")
-    p.add_argument("--lr-decay", type=_positive_float, help="learning-rate factor per decay")
-    p.add_argument("--lr-decay-every", type=_positive_int, help="steps between decays")
-    p.add_argument("--beta-warmup", type=_nonneg_int, help="steps of linear beta warm-up (0: off)")
-    p.add_argument("--seed", type=int, help="seed of weights, noise and data stream")
-    p.add_argument("--device", choices=DEVICES, help="where to train (auto: cuda if available)")
-    p.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 autocast")
-    p.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="torch.compile the model (eager fallback if it fails)",
-    )
-    p.add_argument(
-        "--cuda-graphs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="on CUDA, replay the compiled step as CUDA graphs (mode reduce-overhead)",
-    )
-    p.add_argument(
-        "--data-workers",
-        type=int,
-        help="processes drawing batches ahead (0: one thread; default -1: auto, several on CUDA)",
-    )
-    p.add_argument(
-        "--data-on",
-        choices=DATA_ON,
-        help="where generated batches are made: host (numpy, ahead of the loop) or device "
-        "(torch ops on the training device; bouncing-mnist and chairs); auto: device on CUDA",
-    )
-    p.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
-    p.add_argument("--log-every", type=_positive_int, help="steps between metrics records")
-    p.add_argument(
-        "--snapshot-every",
-        type=_nonneg_int,
-        help="keep the weights every this many steps (and at the end) in RUN/snapshots, for "
-        "`stvae curve` (0: none, the default)",
-    )
-    p.add_argument(
-        "--time-budget",
-        type=_duration,
-        help="train for about this long (10m, 90s, 1.5h): the run measures its speed, then "
-        "fixes the steps and the learning-rate schedule to fit; config.json records them",
-    )
-    p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
-    p.add_argument(
-        "--speed",
-        type=_speed,
-        help=SPEED_HELP,
-    )
+    for name, f in train_fields().items():  # one flag per field, from its metadata
+        _field_flag(p, name, f)
     p.add_argument("--out", help="run directory (default: runs/<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
@@ -334,7 +266,7 @@ def _add_dataset(sub) -> None:
         "--speed",
         type=_speed,
         default=(0.1, 0.1),
-        help=SPEED_HELP,
+        help=_speed_help(),
     )
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=_cmd_dataset)

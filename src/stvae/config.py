@@ -41,50 +41,82 @@ DEVICES = ("auto", "cpu", "cuda")
 DATA_ON = ("auto", "host", "device")
 
 
-def _how(default, resumable: bool = True, **meta):
+def _flag(default, help: str, **meta):
+    """A field with its ``stvae train`` flag's help (and ``parse``, ``choices``, ``flag``
+    where not the usual; see :func:`train_fields`)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _how(default, help: str, resumable: bool = True, **meta):
     """A field of *how* a run trains (where, how fast, how often it writes): it does not
     change what the run learns, so a grid cell does not compare it, and ``--resume`` may
     change it (field metadata read by :func:`train_fields`)."""
-    return field(default=default, metadata={"learns": False, "resumable": resumable, **meta})
+    return _flag(default, help, learns=False, resumable=resumable, **meta)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a run. Fields carry metadata that the CLI, resume and the grid read
-    (:func:`train_fields`): ``flag`` (its flag's name where not the field's), ``learns``
+    (:func:`train_fields`): ``help`` (its flag's help), ``flag`` (its flag's name where not
+    the field's), ``parse`` and ``choices`` (how its flag reads a value), ``learns``
     (False: how it trains, not what it learns), ``resumable`` (``--resume`` may change
     it), ``auto`` (the value "auto" is resolved when the run starts and the resolved
     value is kept: on resume or in a grid, "auto" means "as recorded")."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    steps: int = field(default=30_000, metadata={"resumable": True})  # optimiser steps
-    # (section 4.2); --resume may extend a run, and a grid cell compares it
-    batch_videos: int = 64  # videos per batch; frames per batch = batch_videos * data.frames
-    lr: float = 1e-3  # Adam learning rate (section 4.2)
-    lr_decay: float = 0.1  # multiply the learning rate by this ...
-    lr_decay_every: int = 10_000  # ... every this many steps (section 4.2)
-    beta_warmup: int = 0  # steps over which beta ramps linearly from 0 (0: off, the paper)
-    seed: int = 0  # seeds weights, sampling noise and the data stream
-    device: str = _how("auto")  # auto: cuda when available, else cpu
-    precision: str = "fp32"  # bf16: autocast convs/matmuls to bfloat16 (fp32 master weights);
-    # auto: bf16 on CUDA or a CPU with native bf16, else fp32
-    compile: bool = _how(False)  # torch.compile the model (eager if compiling fails)
-    cuda_graphs: bool = _how(False)  # on CUDA, compile with mode "reduce-overhead": the
-    # step's kernels replayed as CUDA graphs (launch overhead gone); needs compile
-    data_workers: int = _how(-1)  # processes drawing batches ahead; 0: one thread; -1: auto
-    # (CUDA with generated data: up to 8 processes; else one thread)
-    data_on: str = field(default="auto", metadata={"auto": True})  # where generated batches
-    # are made: host (numpy, ahead of the loop) or device (torch ops on the training
-    # device, stvae.data.on_device: Bouncing MNIST, chairs); auto: device on CUDA where
-    # supported, else host. The two draw other videos from a seed: config.json records the
-    # choice and a resumed run or a continued grid keeps it
-    checkpoint_every: int = _how(1000)  # steps between checkpoints (and one at the end)
-    log_every: int = _how(50)  # steps between metrics.jsonl records
-    snapshot_every: int = _how(0)  # steps between weight snapshots in snapshots/ (and one
-    # at the end; 0: none): `stvae curve` scores them into a learning curve (stvae.curve)
-    time_budget: float | None = None  # seconds: measure the rate, then fix steps (and the
-    # schedule) to fit; config.json then records the steps chosen and no budget
+    # section 4.2; --resume may extend a run, and a grid cell compares it
+    steps: int = _flag(30_000, "optimiser steps", resumable=True)
+    batch_videos: int = _flag(64, "videos per batch (frames per batch: this x --frames)")
+    lr: float = _flag(1e-3, "Adam learning rate")  # section 4.2
+    lr_decay: float = _flag(0.1, "learning-rate factor per decay")
+    lr_decay_every: int = _flag(10_000, "steps between decays")  # section 4.2
+    beta_warmup: int = _flag(
+        0, "steps over which beta ramps linearly from 0 (0: off, the paper)", parse="nonneg"
+    )
+    seed: int = _flag(0, "seed of weights, sampling noise and the data stream", parse="int")
+    device: str = _how("auto", "where to train (auto: cuda when available)", choices=DEVICES)
+    precision: str = _flag(
+        "fp32",
+        "fp32, or bf16 autocast of convs and matmuls (fp32 master weights); auto: bf16 on "
+        "CUDA or a CPU with native bf16, else fp32",
+        choices=PRECISIONS,
+    )
+    compile: bool = _how(False, "torch.compile the model (eager fallback if it fails)")
+    cuda_graphs: bool = _how(
+        False, "on CUDA, replay the compiled step as CUDA graphs (mode reduce-overhead)"
+    )
+    data_workers: int = _how(
+        -1,
+        "processes drawing batches ahead (0: one thread; default -1: auto, up to 8 on CUDA "
+        "with generated data, else one thread)",
+        parse="int",
+    )
+    # host and device draw other videos from a seed: config.json records the choice and a
+    # resumed run or a continued grid keeps it
+    data_on: str = _flag(
+        "auto",
+        "where generated batches are made: host (numpy, ahead of the loop) or device (torch "
+        "ops on the training device, stvae.data.on_device); auto: device on CUDA where the "
+        "dataset supports it",
+        choices=DATA_ON,
+        auto=True,
+    )
+    checkpoint_every: int = _how(1000, "steps between checkpoints (and one at the end)")
+    log_every: int = _how(50, "steps between metrics.jsonl records")
+    snapshot_every: int = _how(
+        0,
+        "keep the weights every this many steps (and at the end) in RUN/snapshots, for "
+        "`stvae curve` (0: none, the default)",
+        parse="nonneg",
+    )
+    # seconds; config.json records the steps chosen and no budget
+    time_budget: float | None = _flag(
+        None,
+        "train for about this long (10m, 90s, 1.5h): the run measures its speed, then "
+        "fixes the steps and the learning-rate schedule to fit; config.json records them",
+        parse="duration",
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_videos", "lr_decay_every", "checkpoint_every", "log_every"):
@@ -177,7 +209,10 @@ class TrainConfig:
 def train_fields() -> dict[str, dataclasses.Field]:
     """Every leaf field of :class:`TrainConfig` by dotted name (``model.beta``, ``steps``):
     the one source of the CLI's training flags, the fields ``--resume`` may change and
-    the fields a grid cell compares (their metadata; see :class:`TrainConfig`)."""
+    the fields a grid cell compares (their metadata; see :class:`TrainConfig`). A flag
+    reads its value by ``parse`` (``int``; ``nonneg``: 0 or more; ``duration``;
+    ``speed``; default: a positive number for int and float fields, the text for str,
+    ``--X/--no-X`` for bool) or from ``choices`` (a tuple, or a function giving one)."""
     out = {}
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("model", "data"):

@@ -33,6 +33,7 @@ __all__ = [
     "encode_videos",
     "make_model",
     "kind_of",
+    "option_takers",
 ]
 
 CHANNELS = (None, 1, 3)  # grey or RGB frames; None: what the data has
@@ -49,16 +50,48 @@ def _option_names(kind: type[SequenceVAE]) -> set[str]:
     return {f.name for f in dataclasses.fields(kind.options)}
 
 
+def _kind_names() -> tuple[str, ...]:
+    return tuple(KINDS)
+
+
+def _kinds_help() -> str:
+    kinds = "; ".join(f"{name}: {kind.summary}" for name, kind in KINDS.items())
+    return f"the model kind ({kinds})"
+
+
+def option_takers(name: str) -> list[str]:
+    """The registered kinds that take hyperparameter ``name`` as their own."""
+    return [n for n, k in KINDS.items() if name in _option_names(k)]
+
+
 @dataclass(frozen=True)
 class _Common:
     """The fields of every kind (the options of each kind follow; see the module doc)."""
 
-    # which model (stvae.kinds.KINDS); flag --model
-    kind: str = field(default="hierarchical", metadata={"flag": "model"})
-    features: int = 4  # latent features per frame in total (Table 1: 4 for Bouncing MNIST)
-    beta: float = 1.0  # KL weight of eq 5
-    channels: int | None = None  # colour channels of a frame, 1 or 3; None: what the data
-    # has (train() fixes it, so config.json always holds a number; 1 for a model without data)
+    kind: str = field(  # which model (stvae.kinds.KINDS)
+        default="hierarchical",
+        metadata={"flag": "model", "choices": _kind_names, "help": _kinds_help},
+    )
+    features: int = field(  # Table 1: 4 for Bouncing MNIST
+        default=4, metadata={"help": "latent features per frame in total"}
+    )
+    beta: float = field(default=1.0, metadata={"help": "KL weight of eq 5"})
+    # None: what the data has (train() fixes it, so config.json always holds a number; 1 for
+    # a model without data)
+    channels: int | None = field(
+        default=None,
+        metadata={
+            "choices": (1, 3),
+            "parse": "int",
+            "help": "colour channels the model sees: 1 (grey) or 3 (RGB); default: what the "
+            "data has (colour videos and sprites 3, Bouncing MNIST and chairs 1)",
+            "alias": (
+                "grayscale",
+                1,
+                "the same as --channels 1: colour frames become their luminance",
+            ),
+        },
+    )
 
     def __post_init__(self) -> None:
         kind = kind_of(self.kind)
@@ -72,7 +105,7 @@ class _Common:
         for f in dataclasses.fields(self):
             if f.name in own or f.name in _COMMON or getattr(self, f.name) == f.default:
                 continue
-            takers = [n for n, k in KINDS.items() if f.name in _option_names(k)]
+            takers = option_takers(f.name)
             plural = "s" if len(takers) > 1 else ""
             raise StvaeError(f"{f.name} applies to the {' and '.join(takers)} model{plural} only")
         if kind.split:

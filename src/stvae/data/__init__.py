@@ -44,15 +44,42 @@ GENERATED = tuple(DATASETS)
 CHANNELS = {name: spec.channels for name, spec in DATASETS.items()}
 
 
+def _source_help() -> str:
+    names = ", ".join(DATASETS)
+    return (
+        f"{names} (generated on the fly), a .npz/.npy file, or a folder of video files or of "
+        "folders of frame images"
+    )
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    # a generated dataset's name, or a .npz/.npy path; flag --data
-    source: str = field(default="bouncing-mnist", metadata={"flag": "data"})
-    frames: int = 16  # frames per training clip (N); the paper uses 16
-    mnist_dir: str | None = None  # full MNIST IDX files instead of the shipped subset
-    clip_stride: int | None = None  # folder data: frames between clip starts (None: = frames)
-    speed: tuple[float, float] = bouncing_mnist.SPEED  # Bouncing MNIST: (low, high) fraction
-    # of the digit's travel range a frame; the authors' generator moves a constant 0.1
+    """Where a run's videos come from. Field metadata gives each ``stvae train`` flag
+    (``help``, ``flag``, ``parse``; see :func:`stvae.config.train_fields`)."""
+
+    source: str = field(  # a generated dataset's name, or a .npz/.npy path or a folder
+        default="bouncing-mnist",
+        metadata={"flag": "data", "help": _source_help},
+    )
+    frames: int = field(  # N; the paper uses 16
+        default=16, metadata={"help": "frames per video clip"}
+    )
+    mnist_dir: str | None = field(
+        default=None, metadata={"help": "folder of MNIST IDX files instead of the shipped subset"}
+    )
+    clip_stride: int | None = field(  # None: = frames
+        default=None,
+        metadata={"help": "folder data: frames between clip starts (default: --frames)"},
+    )
+    speed: tuple[float, float] = field(  # the authors' generator moves a constant 0.1
+        default=bouncing_mnist.SPEED,
+        metadata={
+            "parse": "speed",
+            "help": "bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel "
+            "range a frame: one number (constant; default 0.1, the authors' generator) or "
+            "LOW,HIGH (uniform per video)",
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.frames < 1:
