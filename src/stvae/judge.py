@@ -67,11 +67,15 @@ def _targets(data: dict) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(data["attributes"]), torch.from_numpy(data["temporal_labels"][:, 0])
 
 
-@cache
 def train_judge(seed: int = 0, steps: int = 300, batch: int = 32) -> Judge:
     """The judge, trained on clips of training characters (Adam 3e-3, ``steps`` batches of
     ``batch`` fresh clips of :data:`JUDGE_FRAMES` frames, all from ``seed``); kept for the
-    process, so a grid trains it once."""
+    process, so a grid trains it once (however the arguments are spelled)."""
+    return _trained_judge(int(seed), int(steps), int(batch))
+
+
+@cache
+def _trained_judge(seed: int, steps: int, batch: int) -> Judge:
     torch.manual_seed(seed)
     judge = Judge()
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
