@@ -94,10 +94,47 @@ def test_prior_samples_have_the_statistics_it_was_given():
     assert z.shape == (4000, 5, 2)
     torch.testing.assert_close(z.mean((0, 1)), mean, atol=0.03, rtol=0)
     torch.testing.assert_close(z.var((0, 1)), logvar.exp(), atol=0.03, rtol=0.03)
-    # with weight on z_<t the prior follows its past: z_t = z_{t-1} + noise, a random walk
+
+
+def test_prior_samples_feed_each_draw_back_into_the_lstm():
+    """z_t ~ p(z_t | z_<t) at the drawn z_<t: each draw's noise, recovered with prior() at
+    the samples, is the generator's own noise. Feeding zeros or the means instead of the
+    draws gives other means from t = 2 on, and this fails."""
+    model = make_model(ModelConfig(kind="dsvae", features=4)).eval()
     with torch.no_grad():
-        model.prior_head.bias.zero_()
-    assert model.sample_prior(10, 4).abs().max() > 0
+        model.prior_rnn.weight_ih.mul_(20)  # a prior that leans on its past
+    z = model.sample_prior(64, 6, torch.Generator().manual_seed(3))  # [64, 6, 2]
+    with torch.no_grad():
+        mu, logvar = model.prior(z)
+    noise = (z - mu) / (0.5 * logvar).exp()
+    g = torch.Generator().manual_seed(3)
+    drawn = torch.stack([torch.randn(64, 2, generator=g) for _ in range(6)], 1)
+    torch.testing.assert_close(noise, drawn, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # the check has teeth: the prior's means do move with z_<t
+        moved, _ = model.prior(torch.zeros_like(z))
+    assert (moved[:, 1:] - mu[:, 1:]).abs().mean() > 0.05
+
+
+@pytest.mark.parametrize("posterior", ["factorized", "full"])
+def test_the_full_dynamic_posterior_reads_the_sample_of_f(posterior):
+    """In training the full posterior of z takes the sample of f that is decoded (another
+    draw of f moves z); the factorized one never sees f."""
+    torch.manual_seed(0)
+    model = make_model(ModelConfig(kind="dsvae", features=4, posterior=posterior)).eval()
+    x = torch.rand(3, 5, 1, 64, 64)
+    eps = torch.randn(3, 5, 4)
+    other = eps.clone()
+    other[:, 0, :2] += 2.0  # another draw of f, the same noise for z
+    with torch.no_grad():
+        h, _ = model.latents(x, eps)
+        h2, _ = model.latents(x, other)
+        mu, _ = model.encode(x)
+    assert (h[..., :2] - h2[..., :2]).abs().min() > 0.1  # f moved
+    moved = (h[..., 2:] - h2[..., 2:]).abs().max()
+    assert moved > 1e-3 if posterior == "full" else moved == 0
+    with torch.no_grad():  # encode gives z's posterior mean at f's mean
+        zero, _ = model.latents(x, torch.zeros_like(eps))
+    torch.testing.assert_close(zero, mu)
 
 
 TINY = TrainConfig(

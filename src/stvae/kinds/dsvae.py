@@ -6,8 +6,9 @@ One static latent f per video and one dynamic latent z_t per frame:
 * q(f | x_1:T): a bidirectional LSTM over the frames' encodings, its last states -> one
   Gaussian per video; prior N(0, I);
 * q(z_t | .): ``factorized``, from frame t alone (a linear head on its encoding), or
-  ``full``, a bidirectional LSTM over the encodings with f, then a forward RNN over its
-  outputs, so z_t depends on the whole video and on f (Li & Mandt's two variants);
+  ``full``, a bidirectional LSTM over the encodings with f (in training the sample of f
+  that is decoded, in ``encode`` its mean), then a forward RNN over its outputs, so z_t
+  depends on the whole video and on f (Li & Mandt's two variants);
 * p(z_t | z_<t): an LSTM over z_1..z_{t-1} (z_0 = 0) emitting a Gaussian per step; the
   KL is the analytic Gaussian KL per step at the posterior sample z_<t, summed, as in the
   paper;
@@ -94,20 +95,32 @@ class DSVAE(SequenceVAE):
         self.prior_head = nn.Linear(RNN_HIDDEN, 2 * d)
         self.decoder = Decoder(config.features, channels=c)
 
-    def _posteriors(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """x [B, N, C, 64, 64] -> (mu_f, logvar_f) [B, S] and (mu_z, logvar_z) [B, N, D]."""
+    def _static_posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, N, C, 64, 64] -> the frames' encodings e [B, N, 256] and q(f | x_1:N):
+        (mu_f, logvar_f) [B, S]."""
         b, n = x.shape[:2]
         e = self.encoder.trunk(x.reshape(b * n, *x.shape[2:])).view(b, n, -1)  # [B, N, 256]
         _, (last, _) = self.static_rnn(e)  # last: [2, B, H], forward and backward
         mu_f, logvar_f = self.static_head(torch.cat([last[0], last[1]], -1)).chunk(2, -1)
+        return e, mu_f, logvar_f
+
+    def _dynamic_posterior(self, e: Tensor, f: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z_t | .) from the encodings e [B, N, 256] and, for ``full``, a value of f
+        [B, S] -> (mu_z, logvar_z) [B, N, D]. Training gives ``full`` the sample of f that
+        is decoded (as Li & Mandt's code does); ``encode`` gives it f's mean."""
         if self.config.posterior == "full":
-            with_f = torch.cat([e, mu_f[:, None].expand(b, n, -1)], -1)  # [B, N, 256 + S]
+            b, n = e.shape[:2]
+            with_f = torch.cat([e, f[:, None].expand(b, n, -1).to(e.dtype)], -1)  # [B, N, 256+S]
             both, _ = self.dynamic_rnn(with_f)  # [B, N, 2H]
             fwd, _ = self.dynamic_fwd(both)  # [B, N, H]
-            mu_z, logvar_z = self.dynamic_head(fwd).chunk(2, -1)
-        else:
-            mu_z, logvar_z = self.dynamic_head(e).chunk(2, -1)  # [B, N, D] each
-        return mu_f, logvar_f, mu_z, logvar_z
+            return self.dynamic_head(fwd).chunk(2, -1)
+        return self.dynamic_head(e).chunk(2, -1)  # [B, N, D] each
+
+    def _posteriors(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """x [B, N, C, 64, 64] -> (mu_f, logvar_f) [B, S] and (mu_z, logvar_z) [B, N, D],
+        the dynamic posterior given f's mean."""
+        e, mu_f, logvar_f = self._static_posterior(x)
+        return (mu_f, logvar_f, *self._dynamic_posterior(e, mu_f))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x [B, N, C, 64, 64] -> (mu, logvar) [B, N, F]: f repeated over frames, then z_t."""
@@ -166,11 +179,12 @@ class DSVAE(SequenceVAE):
         """
         b, n = x.shape[:2]
         s = self.static_size
-        mu_f, logvar_f, mu_z, logvar_z = self._posteriors(x)
+        e, mu_f, logvar_f = self._static_posterior(x)
         if eps is None:
             eps = torch.randn(b, n, self.config.features, device=x.device)
         eps = eps.to(mu_f.dtype)
         f = mu_f + eps[:, 0, :s] * (0.5 * logvar_f).exp()  # [B, S]
-        z = mu_z + eps[..., s:] * (0.5 * logvar_z).exp()  # [B, N, D]
+        mu_z, logvar_z = self._dynamic_posterior(e, f)
+        z = mu_z + eps[..., s:].to(mu_z.dtype) * (0.5 * logvar_z).exp()  # [B, N, D]
         h = torch.cat([f[:, None].expand(-1, n, -1), z], -1)  # [B, N, F]
         return h, self.kl_terms(mu_f, logvar_f, mu_z, logvar_z, z)
