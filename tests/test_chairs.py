@@ -110,6 +110,16 @@ def test_rendered_views_are_kept_on_disk_and_damaged_files_rendered_again(tmp_pa
     chairs._view_bank.cache_clear()
 
 
-def test_the_cache_folder_is_named_by_the_renderers_source():
-    assert chairs.cache_dir().name == f"chairs-{chairs._SOURCE_HASH}"
-    assert len(chairs._SOURCE_HASH) == 12
+def test_the_cache_folder_is_named_by_the_renderers_source(tmp_path, monkeypatch):
+    import hashlib
+
+    from stvae.cache import cache_dir
+
+    digest = hashlib.sha256(open(chairs.__file__, "rb").read()).hexdigest()[:12]
+    assert chairs.cache_dir().name == f"chairs-{digest}"
+    # another source, another folder: what older code made is never read
+    other = tmp_path / "renderer.py"
+    other.write_text("# another renderer\n")
+    assert cache_dir("chairs", other).name != chairs.cache_dir().name
+    monkeypatch.setenv("STVAE_CACHE", "off")
+    assert chairs.cache_dir() is None

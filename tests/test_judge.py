@@ -27,7 +27,7 @@ def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     judge = train_judge()
     assert train_judge(0) is judge  # one judge per process, however the call is spelled
     acc = judge_accuracy(judge)
-    assert min(acc.values()) > 0.9, acc  # every attribute and the action, new characters
+    assert min(acc.values()) >= 0.99, acc  # every attribute and the action, new characters
     data = generate("sprites", 64, JUDGE_FRAMES, [5], "test-score")
     codes = np.stack(
         [

@@ -7,16 +7,21 @@ classifier trained on the ground truth. stvae trains its own judge on procedural
 accuracy on real clips of held-out characters beside its verdicts, so a verdict can be
 read against what the judge can do at all.
 
-The judge is a small CNN over the frames of a clip: each frame [3, 64, 64] is averaged
-down to 32x32 and becomes a 128-d feature (three 3x3 convolutions with batch norm, 32-32-64
-channels, the last two of stride 2, then a linear layer);
-the features' mean over the clip feeds one linear head per attribute (6 classes each) and
-one for the action (9 classes: 3 actions x 3 directions). A single frame cannot tell a
-jump's first pose from a walk's, so the action is judged from the whole clip.
+The judge is built as the field builds its own (a convolutional encoder per frame and a
+temporal model over the frames), trained on clips of the length it is asked to judge,
+in colour. Each frame [3, 64, 64] is averaged down to 32x32 and becomes a 128-d feature
+(three 3x3 convolutions with batch norm, 32-32-64 channels, the last two of stride 2,
+then a linear layer); a bidirectional LSTM (64 per direction) reads the features in
+order and its two last states feed the action head (9 classes: 3 actions x 3
+directions: a single frame cannot tell a jump's first pose from a walk's), while the
+features' mean over the clip feeds one head per attribute (6 classes each: appearance is
+in every frame). :func:`judge_probs` gives the softmax outputs, which the field's
+protocol (:mod:`stvae.field`) scores.
 """
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 
 import numpy as np
@@ -24,11 +29,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stvae.cache import cache_dir
+from stvae.checkpoint import load_weights, save_weights
 from stvae.data import generate, to_tensor
 from stvae.data import sprites as sp
+from stvae.errors import StvaeError
 from stvae.model import encode_videos
 
-__all__ = ["Judge", "train_judge", "judge_accuracy", "judge_swaps", "judge_codes", "JUDGE_FRAMES"]
+__all__ = [
+    "Judge",
+    "train_judge",
+    "judge_accuracy",
+    "judge_probs",
+    "judge_swaps",
+    "judge_codes",
+    "JUDGE_FRAMES",
+]
 
 JUDGE_FRAMES = 8  # frames of the clips the judge is trained on (one action cycle)
 ACTIONS = len(sp.ACTIONS) * len(sp.DIRECTIONS)
@@ -54,33 +70,48 @@ class Judge(nn.Module):
             nn.Linear(64 * 8 * 8, 128),
             nn.ReLU(),
         )
+        self.order = nn.LSTM(128, 64, batch_first=True, bidirectional=True)
         self.attributes = nn.Linear(128, len(sp.ATTRIBUTES) * sp.OPTIONS)
         self.action = nn.Linear(128, ACTIONS)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         b, n = x.shape[:2]
-        h = self.frames(x.reshape(b * n, *x.shape[2:])).view(b, n, -1).mean(1)  # [B, 128]
-        return self.attributes(h).view(b, len(sp.ATTRIBUTES), sp.OPTIONS), self.action(h)
+        h = self.frames(x.reshape(b * n, *x.shape[2:])).view(b, n, -1)  # [B, N, 128]
+        _, (last, _) = self.order(h)  # [2, B, 64]: forward and backward
+        action = self.action(torch.cat([last[0], last[1]], -1))  # [B, 9]
+        return self.attributes(h.mean(1)).view(b, len(sp.ATTRIBUTES), sp.OPTIONS), action
 
 
 def _targets(data: dict) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(data["attributes"]), torch.from_numpy(data["temporal_labels"][:, 0])
 
 
-def train_judge(seed: int = 0, steps: int = 300, batch: int = 32) -> Judge:
-    """The judge, trained on clips of training characters (Adam 3e-3, ``steps`` batches of
-    ``batch`` fresh clips of :data:`JUDGE_FRAMES` frames, all from ``seed``); kept for the
-    process, so a grid trains it once (however the arguments are spelled)."""
-    return _trained_judge(int(seed), int(steps), int(batch))
+def train_judge(
+    seed: int = 0, frames: int = JUDGE_FRAMES, steps: int = 400, batch: int = 32
+) -> Judge:
+    """The judge of clips of ``frames`` frames, trained on clips of that length of
+    training characters (Adam 3e-3, x0.1 for the last quarter of ``steps`` batches of
+    ``batch`` fresh clips, all from ``seed``). Made once: kept for the process and in
+    the cache (:func:`stvae.cache.cache_dir`, by a hash of this file and the sprites
+    renderer), so a grid or a second ``stvae evaluate`` does not train it again."""
+    return _trained_judge(int(seed), int(frames), int(steps), int(batch))
 
 
 @cache
-def _trained_judge(seed: int, steps: int, batch: int) -> Judge:
+def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
+    folder = cache_dir("judge", __file__, sp.__file__)
+    path = None if folder is None else folder / f"s{seed}-n{frames}-{steps}x{batch}.safetensors"
+    judge = Judge()
+    if path is not None and path.exists():
+        with contextlib.suppress(StvaeError):  # damaged: trained again and replaced
+            load_weights(path, judge)
+            return judge.eval()
     torch.manual_seed(seed)
     judge = Judge()
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
+    decay = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 4], 0.1)
     for step in range(steps):
-        data = generate("sprites", batch, JUDGE_FRAMES, [seed, 7, step], "train")
+        data = generate("sprites", batch, frames, [seed, 7, frames, step], "train")
         attrs, action = _targets(data)
         a_logits, act_logits = judge(to_tensor(data["videos"]))
         loss = F.cross_entropy(a_logits.flatten(0, 1), attrs.flatten()) + F.cross_entropy(
@@ -89,23 +120,38 @@ def _trained_judge(seed: int, steps: int, batch: int) -> Judge:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        decay.step()
+    if path is not None:
+        with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
+            folder.mkdir(parents=True, exist_ok=True)
+            save_weights(path, judge, {"seed": seed, "frames": frames, "steps": steps})
     return judge.eval()
 
 
 @torch.no_grad()
-def _verdicts(judge: Judge, clips: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Clips [B, N, 3, 64, 64] -> (attributes [B, 4], action [B]) the judge names."""
+def judge_probs(judge: Judge, clips: Tensor) -> tuple[Tensor, Tensor]:
+    """Clips [B, N, 3, 64, 64] -> the judge's softmax outputs: p(attribute option | clip)
+    [B, 4, 6] and p(action | clip) [B, 9]."""
     out_a, out_act = [], []
     for start in range(0, len(clips), 64):
-        a, act = judge(clips[start : start + 64])
-        out_a.append(a.argmax(-1).numpy())
-        out_act.append(act.argmax(-1).numpy())
-    return np.concatenate(out_a), np.concatenate(out_act)
+        a, act = judge(clips[start : start + 64].float())
+        out_a.append(a.softmax(-1))
+        out_act.append(act.softmax(-1))
+    return torch.cat(out_a), torch.cat(out_act)
 
 
-def judge_accuracy(judge: Judge, videos: int = 256, seed: int = 0) -> dict[str, float]:
-    """The judge's accuracy on real clips of the held-out characters (``test-score``)."""
-    data = generate("sprites", videos, JUDGE_FRAMES, [seed, 8], "test-score")
+def _verdicts(judge: Judge, clips: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Clips [B, N, 3, 64, 64] -> (attributes [B, 4], action [B]) the judge names."""
+    attrs, action = judge_probs(judge, clips)
+    return attrs.argmax(-1).numpy(), action.argmax(-1).numpy()
+
+
+def judge_accuracy(
+    judge: Judge, videos: int = 256, seed: int = 0, frames: int = JUDGE_FRAMES
+) -> dict[str, float]:
+    """The judge's accuracy per head on real clips of ``frames`` frames of the held-out
+    characters (``test-score``)."""
+    data = generate("sprites", videos, frames, [seed, 8], "test-score")
     attrs, action = _verdicts(judge, to_tensor(data["videos"]))
     out = {
         name: float((attrs[:, i] == data["attributes"][:, i]).mean())
@@ -140,7 +186,11 @@ def judge_codes(decode, mu: np.ndarray, k: int, data: dict, judge: Judge, seed: 
     Video v's temporal codes go with the static codes of video (v + 1 + r) mod V, r random
     (``seed``), never v itself. Returns the share of swaps in which the judge names the
     temporal source's action (``action``) and each attribute of the static source (by
-    attribute name); the same for the plain reconstructions (``reconstruction_<key>``).
+    attribute name); the same for the plain reconstructions (``reconstruction_<key>``);
+    what chance gives (``chance_<key>``: how often the two sources share that option, so
+    a swap that moved nothing still scores it) and the leak (``leak_<key>``: how often
+    the judge names the *other* source's option: the temporal source's attribute, the
+    static source's action).
     """
     v = len(mu)
     rng = np.random.default_rng(seed)
@@ -157,4 +207,12 @@ def judge_codes(decode, mu: np.ndarray, k: int, data: dict, judge: Judge, seed: 
             results[f"{name}{attr}"] = float(
                 (attrs[:, i] == data["attributes"][static_from, i]).mean()
             )
+        if name == "":  # what a swap that moved nothing would score, and what leaked
+            own, other = data["attributes"], data["attributes"][partner]
+            labels = data["temporal_labels"][:, 0]
+            results["chance_action"] = float((labels[partner] == labels).mean())
+            results["leak_action"] = float((action == labels[partner]).mean())
+            for i, attr in enumerate(sp.ATTRIBUTES):
+                results[f"chance_{attr}"] = float((other[:, i] == own[:, i]).mean())
+                results[f"leak_{attr}"] = float((attrs[:, i] == own[:, i]).mean())
     return results

@@ -30,7 +30,6 @@ folder named by a hash of this file, so a changed renderer never reads old image
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 from functools import cache
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stvae.cache import cache_dir as shared_cache_dir
 from stvae.data.spec import SPLITS
 from stvae.errors import StvaeError
 
@@ -220,14 +220,9 @@ def render_views(identity: int, azimuths: np.ndarray) -> np.ndarray:
 
 def cache_dir() -> Path | None:
     """Where rendered views are kept: ``$STVAE_CACHE`` (default ``~/.cache/stvae``) /
-    ``chairs-<hash of this file>``; None when ``STVAE_CACHE=off``."""
-    where = os.environ.get("STVAE_CACHE", str(Path.home() / ".cache" / "stvae"))
-    if where == "off":
-        return None
-    return Path(where) / f"chairs-{_SOURCE_HASH}"
-
-
-_SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    ``chairs-<hash of this file>`` (:func:`stvae.cache.cache_dir`); None when
+    ``STVAE_CACHE=off``."""
+    return shared_cache_dir("chairs", __file__)
 
 
 @cache
