@@ -16,7 +16,7 @@ from stvae.elbo import SequenceVAE
 from stvae.evaluate import evaluate_run
 from stvae.figures import make_figures
 from stvae.kinds import KINDS
-from stvae.model import ModelConfig, encode_videos, make_model
+from stvae.model import COMMON_FIELDS, ModelConfig, encode_videos, make_model
 from stvae.rundir import load_run
 from stvae.train import TrainConfig, train
 
@@ -88,10 +88,24 @@ def test_every_kind_trains_a_few_steps_and_loads_as_itself(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_samples_its_prior(kind):
+    """The field's protocol decodes prior samples: [V, N, F], finite, a function of the
+    generator alone; a static factor of its own is one value per video when its prior
+    says so (dsvae's f)."""
+    model = make_model(ModelConfig(kind=kind, features=4)).eval()
+    a = model.prior_sample(6, 5, torch.Generator().manual_seed(1))
+    b = model.prior_sample(6, 5, torch.Generator().manual_seed(1))
+    assert a.shape == (6, 5, 4) and torch.isfinite(a).all()
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, model.prior_sample(6, 5, torch.Generator().manual_seed(2)))
+    logits = model.decode(a)
+    assert logits.shape == (6, 5, 1, 64, 64)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_a_kind_refuses_the_hyperparameters_of_other_kinds(kind):
     own = {f.name for f in dataclasses.fields(KINDS[kind].options)}
-    common = {"kind", "features", "beta", "channels"}
-    others = [f for f in dataclasses.fields(ModelConfig) if f.name not in own | common]
+    others = [f for f in dataclasses.fields(ModelConfig) if f.name not in own | COMMON_FIELDS]
     for f in others:
         value = {"sigma2": 0.5, "static_features": 1, "posterior": "full"}[f.name]
         with pytest.raises(StvaeError, match=f"{f.name} applies to the"):

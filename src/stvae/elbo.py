@@ -6,7 +6,10 @@ builds its networks in ``__init__`` and overrides two methods:
 * ``encode(x)``: the posterior as probes and figures see it, x [B, N, C, 64, 64] ->
   (mu, logvar) [B, N, F], its static features (if it has a division of its own) first;
 * ``latents(x, eps)``: one reparameterised sample h [B, N, F] and the KL of each of its
-  latent blocks per video ({"kl_<name>": [B]}).
+  latent blocks per video ({"kl_<name>": [B]});
+* ``prior_sample(videos, frames, generator)``, where the kind has a prior to sample: h
+  [V, N, F] drawn from p(h), every feature independent of the others a priori (the
+  field's protocol of :mod:`stvae.field` resamples one factor and keeps the other).
 
 The base turns them into the loss: decode h, the reconstruction term, the KL terms per
 frame, beta. Class attributes say the rest: ``summary`` (the CLI's help), ``split``
@@ -17,9 +20,11 @@ frame, beta. Class attributes say the rest: ``summary`` (the CLI's help), ``spli
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -47,6 +52,10 @@ class SequenceVAE(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        if getattr(config, "likelihood", "bernoulli") == "gaussian":
+            # log sigma per channel of p(x | h) = N(sigmoid(logits), sigma^2), learned;
+            # starts at sigma = 0.1 (a tenth of the pixel range)
+            self.log_sigma = nn.Parameter(torch.full((config.in_channels,), math.log(0.1)))
 
     @classmethod
     def check(cls, config) -> None:
@@ -58,13 +67,27 @@ class SequenceVAE(nn.Module):
     def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
+        """h [videos, frames, F] drawn from the kind's prior p(h); a kind without one to
+        sample raises NotImplementedError (its field protocol is then not applicable)."""
+        raise NotImplementedError(f"{type(self).__name__} has no prior to sample")
+
     def decode(self, h: Tensor) -> Tensor:
         """Latents h [..., F] -> Bernoulli logits [..., C, 64, 64]."""
         return decode_frames(self.decoder, h)
 
     def reconstruction(self, logits: Tensor, x: Tensor) -> Tensor:
-        """Bernoulli negative log-likelihood of x [B, N, C, 64, 64], summed (nats) []."""
-        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
+        """Negative log-likelihood of x [B, N, C, 64, 64] given the decoder's logits (same
+        shape), summed (nats) []: Bernoulli (eq 5's, the default), or with ``likelihood``
+        gaussian N(sigmoid(logits), sigma_c^2) with a learned sigma per channel (a
+        density: the term can be negative)."""
+        if not hasattr(self, "log_sigma"):
+            return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
+        mean = torch.sigmoid(logits.float())
+        log_sigma = self.log_sigma.float().view(-1, 1, 1)  # [C, 1, 1]
+        z = (x.float() - mean) * torch.exp(-log_sigma)
+        per = 0.5 * z.square() + log_sigma + 0.5 * math.log(2 * math.pi)
+        return per.sum()
 
     def forward(
         self, x: Tensor, beta: float | None = None, eps: Tensor | None = None

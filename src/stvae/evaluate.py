@@ -261,6 +261,7 @@ def elbo_terms(
     ``reconstruction_colourless``: the term of a perfect decoder that draws every pixel
     grey at its luminance (BT.601, as :func:`stvae.data.to_tensor` converts), so its
     excess over the floor is what colour is worth to the likelihood, in nats per frame.
+    Both are Bernoulli quantities: a model with a Gaussian likelihood has neither.
     """
     device = next(model.parameters()).device
     torch.manual_seed(seed)
@@ -270,12 +271,13 @@ def elbo_terms(
         x = to_tensor(chunk, device, model.config.in_channels)  # [B, N, C, 64, 64]
         out = model.eval()(x, beta=1.0)
         x, frames = x.double(), x.shape[0] * x.shape[1]
-        out["reconstruction_floor"] = F.binary_cross_entropy(x, x, reduction="sum") / frames
-        if x.shape[2] == 3:
-            luma = torch.tensor(LUMA, dtype=x.dtype, device=x.device)
-            grey = torch.einsum("bncij,c->bnij", x, luma).unsqueeze(2).expand_as(x)
-            colourless = F.binary_cross_entropy(grey.clamp(0, 1), x, reduction="sum")
-            out["reconstruction_colourless"] = colourless / frames
+        if model.config.likelihood == "bernoulli":  # the floors of a Bernoulli term
+            out["reconstruction_floor"] = F.binary_cross_entropy(x, x, reduction="sum") / frames
+            if x.shape[2] == 3:
+                luma = torch.tensor(LUMA, dtype=x.dtype, device=x.device)
+                grey = torch.einsum("bncij,c->bnij", x, luma).unsqueeze(2).expand_as(x)
+                colourless = F.binary_cross_entropy(grey.clamp(0, 1), x, reduction="sum")
+                out["reconstruction_colourless"] = colourless / frames
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + v.item() * len(chunk)
     terms = {k: v / len(videos) for k, v in totals.items() if k != "loss"}

@@ -34,9 +34,11 @@ __all__ = [
     "make_model",
     "kind_of",
     "option_takers",
+    "COMMON_FIELDS",
 ]
 
 CHANNELS = (None, 1, 3)  # grey or RGB frames; None: what the data has
+LIKELIHOODS = ("bernoulli", "gaussian")  # p(x | h) of eq 5's reconstruction term
 
 
 def kind_of(name: str) -> type[SequenceVAE]:
@@ -92,6 +94,14 @@ class _Common:
             ),
         },
     )
+    likelihood: str = field(  # stvae 0.5 and before: Bernoulli (files without it read so)
+        default="bernoulli",
+        metadata={
+            "choices": LIKELIHOODS,
+            "help": "p(x | h) per pixel and channel: bernoulli (the paper's, default) or "
+            "gaussian (mean: the decoder's sigmoid; a learned variance per channel)",
+        },
+    )
 
     def __post_init__(self) -> None:
         kind = kind_of(self.kind)
@@ -101,6 +111,10 @@ class _Common:
             raise StvaeError(f"beta must be positive; got {self.beta}")
         if self.channels not in CHANNELS:
             raise StvaeError(f"channels must be 1 or 3; got {self.channels!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise StvaeError(
+                f"likelihood must be one of {', '.join(LIKELIHOODS)}; got {self.likelihood!r}"
+            )
         own = _option_names(kind)
         for f in dataclasses.fields(self):
             if f.name in own or f.name in _COMMON or getattr(self, f.name) == f.default:
@@ -140,6 +154,7 @@ class _Common:
 
 
 _COMMON = frozenset(f.name for f in dataclasses.fields(_Common))
+COMMON_FIELDS = _COMMON  # the fields every kind has (the rest are kinds' own options)
 
 
 def _options() -> list[tuple[str, str, dataclasses.Field]]:

@@ -87,6 +87,27 @@ class VideoVAE(SequenceVAE):
                 terms["kl_standard"] = priors.kl_standard(m, lv)
         return terms
 
+    @torch.no_grad()
+    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
+        """h [V, N, F] from the prior of each block, the priors whose KLs eqs 13-18 give:
+        static (eq 7) h_0 ~ N(0, 1) per video and h_i = h_0 + N(0, sigma2) per frame;
+        temporal (eq 8) a random walk from N(0, 1) with steps N(0, sigma2); standard
+        N(0, 1) per frame. Every feature is drawn on its own."""
+        device = next(self.parameters()).device
+        f = self.config.features
+        noise = torch.randn(videos, frames + 1, f, generator=generator).to(device)
+        h = torch.empty(videos, frames, f, device=device)
+        for name, block in self.config.blocks():
+            start, step = noise[:, :1, block], noise[:, 1:, block]  # [V, 1, k], [V, N, k]
+            if name == "static":
+                h[..., block] = start + self.config.sigma2**0.5 * step
+            elif name == "temporal":
+                walk = torch.cat([torch.zeros_like(start), step[:, 1:]], 1).cumsum(1)
+                h[..., block] = start + self.config.sigma2**0.5 * walk
+            else:
+                h[..., block] = step
+        return h
+
     def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         """h = mu + eps * sigma per frame [B, N, F], and the KL of each prior block [B]."""
         mu, logvar = self.encode(x)  # [B, N, F] each

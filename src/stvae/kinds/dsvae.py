@@ -159,6 +159,15 @@ class DSVAE(SequenceVAE):
             out.append(z_prev)
         return torch.stack(out, 1)
 
+    @torch.no_grad()
+    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
+        """h [V, N, F]: f ~ N(0, I) once per video (repeated over frames), z_1:N from the
+        learned prior (:meth:`sample_prior`)."""
+        device = self.prior_head.weight.device
+        f = torch.randn(videos, self.static_size, generator=generator).to(device)
+        z = self.sample_prior(videos, frames, generator)
+        return torch.cat([f[:, None].expand(-1, frames, -1), z], -1)
+
     def kl_terms(
         self, mu_f: Tensor, logvar_f: Tensor, mu_z: Tensor, logvar_z: Tensor, z: Tensor
     ) -> dict[str, Tensor]:
