@@ -153,6 +153,16 @@ def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path, capsys):
         assert f"{attr:<9} d-score {ev['attributes'][attr]['d_score']:.3f}" in out
     assert f"mean over the attributes: d-score {ev['d_score']:.3f}" in out
     assert f"swaps, judged: action kept {ev['swaps']['action']:.3f}" in out
+    swaps = ev["swaps"]  # with what chance gives and what leaked beside each
+    assert {f"chance_{k}" for k in ("action", *sp.ATTRIBUTES)} <= set(swaps)
+    assert 0 < swaps["chance_skin"] < 0.5 and 0 <= swaps["leak_skin"] <= 1
+    field = ev["field"]  # the field's protocol, both directions, with the judge beside
+    assert min(field["judge_accuracy"].values()) >= 0.99
+    assert field["draws"] == 3 and field["static_set"] == [0, 1]
+    assert set(field["dynamics_from_prior"]) == set(sp.ATTRIBUTES)
+    assert set(field["static_from_prior"]) == {"action_accuracy", "IS", "H(y|x)", "H(y)"}
+    assert 1 <= field["static_from_prior"]["IS"]["mean"] <= 9
+    assert "the field's protocol (judge on real held-out clips" in out
     assert sorted(ev["attributes"]) == sorted(sp.ATTRIBUTES)
     scores = [ev["attributes"][a]["d_score"] for a in sp.ATTRIBUTES]
     assert ev["d_score"] == pytest.approx(np.mean(scores))

@@ -387,16 +387,32 @@ def _scoring_sets(config, data, sets: dict | None, probes: list[str], seed: int)
     return score, pairs, {p: (halves, "the other half") for p in probes}, source
 
 
-def _judged_swaps(model, score: dict, seed: int) -> dict:
-    """Sprites: swaps judged by a classifier trained on the ground truth, with its own
-    accuracy on real held-out clips beside (:mod:`stvae.judge`)."""
+def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
+    """Sprites: swaps (a model with its own split) and the field's protocol
+    (:mod:`stvae.field`) judged by a classifier trained on the ground truth on clips of
+    the scored length, its own accuracy on real held-out clips beside each."""
+    from stvae.field import field_protocol
     from stvae.judge import judge_accuracy, judge_swaps, train_judge
 
-    classifier = train_judge(seed)
-    return {
-        "judge_accuracy": judge_accuracy(classifier, seed=seed),
-        **judge_swaps(model, score, classifier, seed),
-    }
+    frames = score["videos"].shape[1]
+    classifier = train_judge(seed, frames)
+    accuracy = judge_accuracy(classifier, seed=seed, frames=frames)
+    k, f = config.model.n_static, config.model.features
+    if k:
+        result.swaps = {"judge_accuracy": accuracy, **judge_swaps(model, score, classifier, seed)}
+        division = (list(range(k)), list(range(k, f)))
+    else:  # a baseline: the division evaluate chose for the first attribute
+        scores = result.first("linear") or result.first("rbf")
+        d = scores.disentanglement if scores is not None else None
+        division = (d["static_set"], d["temporal_set"]) if d else None
+    try:
+        if division is None:
+            raise NotImplementedError("no division of its features was chosen")
+        found = field_protocol(model, score, division, classifier, seed=seed)
+    except NotImplementedError as e:
+        result.field = {"not_applicable": str(e), "judge_accuracy": accuracy}
+        return
+    result.field = {"judge_accuracy": accuracy, **found}
 
 
 def evaluate_model(
@@ -455,6 +471,6 @@ def evaluate_model(
             name: _static_scores(mu, y, temporal, k, p, split, seed, order, scores, memo, name)
             for name, y in static_targets(labels).items()
         }
-    if judge and "attributes" in score and k and spec is not None and spec.judge:
-        result.swaps = _judged_swaps(model, score, seed)
+    if judge and "attributes" in score and spec is not None and spec.judge:
+        _judged(model, config, score, result, seed)
     return result

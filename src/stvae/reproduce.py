@@ -142,6 +142,8 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         row["static_in_temporal"] = first.static_in_temporal
     if ev.swaps is not None:
         row["swaps"] = ev.swaps
+    if ev.field is not None:
+        row["field"] = ev.field
     between = first.order_between if ev.attributes is None else None
     if between:
         row["d_score_order_between"] = between["d_score"]

@@ -10,7 +10,8 @@ layout (docs/design.md, "Evaluation result"): run facts, ``elbo``, ``probe_sets`
 :func:`stvae.probes.disentanglement` returns it), ``d_score``, ``static_accuracy`` and
 ``static_chance`` (Tables 2-3). Data with several static attributes (sprites) keeps
 those keys per attribute under ``attributes.<name>``, and the top level's ``d_score`` and
-``static_accuracy`` are then their means. ``swaps`` (judged swaps) where a judge ran.
+``static_accuracy`` are then their means. ``swaps`` (judged swaps, with chance and
+leak rates) and ``field`` (the field's protocol, :mod:`stvae.field`) where a judge ran.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class EvalResult:
     target; ``attributes``: the target names when the data has several (sprites), else
     None and the one target is named ``static_labels``. ``elbo``: the negative ELBO terms
     in nats per frame; ``probe_sets[probe]``: which videos each probe was fitted and
-    scored on; ``swaps``: judged swaps on sprites."""
+    scored on; ``swaps``: judged swaps on sprites; ``field``: the field's protocol
+    (:func:`stvae.field.field_protocol`, with the judge's own accuracy)."""
 
     model: str
     features: int
@@ -103,6 +105,7 @@ class EvalResult:
     targets: dict = field(default_factory=dict)
     attributes: list | None = None
     swaps: dict | None = None
+    field: dict | None = None
     eval_version: int = EVAL_VERSION
 
     # the readers' questions
@@ -147,6 +150,7 @@ class EvalResult:
         for p in SUFFIX:
             lines += self._describe_probe(p)
         lines += _describe_swaps(self.swaps)
+        lines += _describe_field(self.field)
         first = self.first("linear") if self.attributes is None else None
         if first is not None and first.static_in_temporal:
             leak = first.static_in_temporal
@@ -231,6 +235,8 @@ class EvalResult:
                         out[key] = value
         if self.swaps is not None:
             out["swaps"] = self.swaps
+        if self.field is not None:
+            out["field"] = self.field
         return out
 
     @classmethod
@@ -262,6 +268,7 @@ class EvalResult:
                 targets=targets,
                 attributes=None if attrs is None else list(attrs),
                 swaps=d.get("swaps"),
+                field=d.get("field"),
                 eval_version=int(d.get("eval_version", 1)),
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -299,13 +306,50 @@ def _describe_swaps(swaps: dict | None) -> list[str]:
         return []
     judge = swaps["judge_accuracy"]
     attrs = [k for k in judge if k != "action"]
-    return [
+    lines = [
         f"  swaps, judged: action kept {swaps['action']:.3f}, attributes taken "
         + ", ".join(f"{a} {swaps[a]:.3f}" for a in attrs)
         + f" (the judge on real clips: action {judge['action']:.3f}, attributes "
         + ", ".join(f"{judge[a]:.3f}" for a in attrs)
         + ")"
     ]
+    if "chance_action" in swaps:  # evaluations since the leak rates were added
+        keys = ["action", *attrs]
+        lines.append(
+            "    chance (the sources share it) "
+            + ", ".join(f"{k} {swaps['chance_' + k]:.3f}" for k in keys)
+            + "; leaked (the other source's) "
+            + ", ".join(f"{k} {swaps['leak_' + k]:.3f}" for k in keys)
+        )
+    return lines
+
+
+def _describe_field(found: dict | None) -> list[str]:
+    """Sprites: the field's protocol, both directions, mean ± sd over the prior draws."""
+    if not found:
+        return []
+    judge = found["judge_accuracy"]
+    lines = [
+        "  the field's protocol (judge on real held-out clips: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in judge.items())
+        + ")"
+    ]
+    if "not_applicable" in found:
+        return lines + [f"    not applicable: {found['not_applicable']}"]
+
+    def cell(d: dict) -> str:
+        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+
+    first, second = found["static_from_prior"], found["dynamics_from_prior"]
+    lines.append(
+        f"    static from the prior, action judged ({found['draws']} draws): "
+        + ", ".join(f"{k} {cell(v)}" for k, v in first.items())
+    )
+    lines.append(
+        "    dynamics from the prior, attributes judged: "
+        + ", ".join(f"{k} {cell(v)}" for k, v in second.items())
+    )
+    return lines
 
 
 def read_result(path: str | Path) -> EvalResult:

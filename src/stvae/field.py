@@ -1,0 +1,122 @@
+"""Sprites scored as the sequential-disentanglement field scores it.
+
+The papers after DSVAE (S3VAE, R-WAE, C-DSVAE, SPYL, SKD, DBSE) report Sprites with one
+protocol: a judge classifier trained on the ground truth (here :mod:`stvae.judge`) names
+what decoded videos show, in two directions:
+
+* **static from the prior** (``static_from_prior``): keep each test video's temporal
+  code, draw the static code from the model's prior, decode, and judge the *action*:
+  accuracy against the video's own action, the Inception Score
+  ``IS = exp(E_x KL(p(y|x) || p(y)))``, the conditional entropy ``H(y|x)`` (lower: the
+  judge is sure) and the marginal entropy ``H(y)`` (higher: actions of every kind; at
+  most ln 9), with ``p(y)`` the mean of the judge's softmax over the test videos;
+* **dynamics from the prior** (``dynamics_from_prior``): keep the static code, draw the
+  temporal code from the prior, decode, and judge each of the four *attributes*
+  against the video's own.
+
+Each direction is repeated with ``draws`` independent prior draws; every number is the
+mean and the sample standard deviation over the draws. The codes kept are the
+posterior means (:func:`stvae.model.encode_videos`). The prior is the model's own
+(:meth:`stvae.elbo.SequenceVAE.prior_sample`): eq 7's per-video mean and eq 8's random
+walk for the hierarchical model, N(0, I) for dsvae's f and its LSTM prior for z; a
+baseline's features split by the division ``evaluate`` chose, each drawn from its
+feature's prior (every kind's features are independent a priori).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import torch
+
+from stvae.data import sprites as sp
+from stvae.judge import judge_probs
+from stvae.model import encode_videos
+
+__all__ = ["field_protocol", "inception_scores", "FIELD_DRAWS"]
+
+FIELD_DRAWS = 3  # prior draws per direction (the field repeats its protocol)
+
+
+def inception_scores(p: np.ndarray) -> dict[str, float]:
+    """The judge's softmax outputs p(y|x) [V, K] -> ``IS``, ``H(y|x)`` and ``H(y)`` (nats).
+
+    IS = exp(mean_x KL(p(y|x) || p(y))) = exp(H(y) - H(y|x)), p(y) = mean_x p(y|x)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    marginal = p.mean(0)
+    h_y_x = float(-(p * np.log(p)).sum(-1).mean())
+    h_y = float(-(marginal * np.log(marginal)).sum())
+    kl = float((p * (np.log(p) - np.log(marginal))).sum(-1).mean())
+    return {"IS": float(np.exp(kl)), "H(y|x)": h_y_x, "H(y)": h_y}
+
+
+@torch.no_grad()
+def _judged(model, h: np.ndarray, judge) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes h [V, N, F] decoded (grey shown to the judge as RGB) and judged: the judge's
+    softmax outputs (attributes [V, 4, 6], action [V, 9])."""
+    was = model.training
+    model.eval()
+    try:
+        attrs, actions = [], []
+        for start in range(0, len(h), 32):
+            codes = torch.from_numpy(np.ascontiguousarray(h[start : start + 32]))
+            x = torch.sigmoid(model.decode(codes.to(next(model.parameters()).device)).float())
+            x = x.expand(-1, -1, 3, -1, -1) if x.shape[2] == 1 else x
+            a, act = judge_probs(judge, x.cpu())
+            attrs.append(a)
+            actions.append(act)
+    finally:
+        model.train(was)
+    return torch.cat(attrs), torch.cat(actions)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": float(statistics.mean(values)), "sd": float(sd)}
+
+
+def field_protocol(
+    model,
+    data: dict,
+    division: tuple[list[int], list[int]],
+    judge,
+    draws: int = FIELD_DRAWS,
+    seed: int = 0,
+) -> dict:
+    """Both directions of the field's protocol (module doc) on the test clips ``data``
+    (sprites, the file format: ``videos``, ``attributes`` [V, 4], ``temporal_labels``
+    [V, N]) for a model with ``prior_sample``; ``division``: (static, temporal) feature
+    indices. Returns ``{"draws", "static_set", "temporal_set", "static_from_prior":
+    {"action_accuracy", "IS", "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute:
+    accuracy}}``, every number as ``{"mean", "sd"}`` over the draws."""
+    mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
+    v, n = mu.shape[:2]
+    s_idx, t_idx = list(division[0]), list(division[1])
+    action = data["temporal_labels"][:, 0]
+    attributes = data["attributes"]
+    first: dict[str, list[float]] = {}
+    second: dict[str, list[float]] = {name: [] for name in sp.ATTRIBUTES}
+    for r in range(draws):
+        g = torch.Generator().manual_seed(seed * 1_000 + r)
+        prior = model.prior_sample(v, n, g).float().cpu().numpy()  # [V, N, F]
+        h = mu.copy()
+        h[..., s_idx] = prior[..., s_idx]  # the static code from the prior
+        _, p_action = _judged(model, h, judge)
+        found = {"action_accuracy": float((p_action.argmax(-1).numpy() == action).mean())}
+        found.update(inception_scores(p_action.numpy()))
+        for key, value in found.items():
+            first.setdefault(key, []).append(value)
+        h = mu.copy()
+        h[..., t_idx] = prior[..., t_idx]  # the dynamics from the prior
+        p_attrs, _ = _judged(model, h, judge)
+        named = p_attrs.argmax(-1).numpy()  # [V, 4]
+        for i, name in enumerate(sp.ATTRIBUTES):
+            second[name].append(float((named[:, i] == attributes[:, i]).mean()))
+    return {
+        "draws": draws,
+        "static_set": s_idx,
+        "temporal_set": t_idx,
+        "static_from_prior": {k: _summary(vs) for k, vs in first.items()},
+        "dynamics_from_prior": {k: _summary(vs) for k, vs in second.items()},
+    }

@@ -1,0 +1,85 @@
+"""The field's Sprites protocol: its scores against independent formulas, and an oracle
+model that disentangles perfectly against one that does not."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import entropy
+from torch import nn
+
+from stvae import field as field_module
+from stvae.data import generate
+from stvae.data import sprites as sp
+from stvae.field import field_protocol, inception_scores
+from stvae.judge import JUDGE_FRAMES, train_judge
+from test_judge import _oracle_decode
+
+
+def test_inception_score_and_entropies_match_their_definitions():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(9) * 0.3, size=200)  # [V, 9]
+    got = inception_scores(p)
+    marginal = p.mean(0)
+    kl = np.mean([entropy(row, marginal) for row in p])  # scipy: KL(row || marginal)
+    assert got["IS"] == pytest.approx(np.exp(kl), rel=1e-9)
+    assert got["H(y|x)"] == pytest.approx(np.mean([entropy(row) for row in p]), rel=1e-9)
+    assert got["H(y)"] == pytest.approx(entropy(marginal), rel=1e-9)
+    sure = np.eye(9)[np.arange(180) % 9]  # certain, every class as often: the maximum
+    assert inception_scores(sure)["IS"] == pytest.approx(9.0)
+    assert inception_scores(sure)["H(y|x)"] == pytest.approx(0.0, abs=1e-9)
+    assert inception_scores(sure)["H(y)"] == pytest.approx(np.log(9))
+    same = np.tile(p[:1], (50, 1))  # one answer for every video: no information
+    assert inception_scores(same)["IS"] == pytest.approx(1.0)
+
+
+class Oracle(nn.Module):
+    """Codes (character, action class, pose) [V, N, 3]: static first; decodes perfectly
+    (or, ``frozen``, draws every video as character 0). Its prior draws characters,
+    action classes and poses uniformly."""
+
+    def __init__(self, frozen=False):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+        self.frozen = frozen
+
+    def decode(self, h):
+        if self.frozen:
+            h = h.clone()
+            h[..., 0] = 0
+        return _oracle_decode(h.cpu())
+
+    def prior_sample(self, videos, frames, generator=None):
+        ids = torch.randint(0, 1296, (videos, 1), generator=generator).expand(-1, frames)
+        action = torch.randint(0, 9, (videos, 1), generator=generator).expand(-1, frames)
+        start = torch.randint(0, 8, (videos, 1), generator=generator)
+        pose = (start + torch.arange(frames)) % 8
+        return torch.stack([ids, action, pose], -1).float()
+
+
+@pytest.mark.slow
+def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatch):
+    data = generate("sprites", 64, JUDGE_FRAMES, [11], "test-score")
+    codes = np.stack(
+        [
+            np.repeat(data["image_ids"][:, None], JUDGE_FRAMES, 1),
+            data["temporal_labels"],
+            data["phases"],
+        ],
+        -1,
+    ).astype(np.float32)
+    monkeypatch.setattr(field_module, "encode_videos", lambda model, videos: (codes, codes))
+    judge = train_judge(0, JUDGE_FRAMES)
+    found = field_protocol(Oracle(), data, ([0], [1, 2]), judge, draws=3, seed=0)
+    first, second = found["static_from_prior"], found["dynamics_from_prior"]
+    assert first["action_accuracy"]["mean"] > 0.95  # the action is kept under new characters
+    assert first["H(y|x)"]["mean"] < 0.2 and first["IS"]["mean"] > 6  # sure, and varied
+    assert first["H(y)"]["mean"] <= np.log(9) + 1e-9
+    for name in sp.ATTRIBUTES:  # the appearance is kept under new dynamics
+        assert second[name]["mean"] > 0.95, second
+    assert found["draws"] == 3 and found["static_set"] == [0]
+    # a decoder that ignores the static code keeps no appearance: attributes near chance
+    frozen = field_protocol(Oracle(frozen=True), data, ([0], [1, 2]), judge, draws=2)
+    assert np.mean([frozen["dynamics_from_prior"][a]["mean"] for a in sp.ATTRIBUTES]) < 0.5
+    # a division that puts the action on the static side loses it to the prior
+    swapped = field_protocol(Oracle(), data, ([0, 1], [2]), judge, draws=2)
+    assert swapped["static_from_prior"]["action_accuracy"]["mean"] < 0.4
