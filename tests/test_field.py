@@ -12,7 +12,7 @@ from stvae.data import generate
 from stvae.data import sprites as sp
 from stvae.field import field_protocol, inception_scores
 from stvae.judge import JUDGE_FRAMES, train_judge
-from test_judge import _oracle_decode
+from test_judge import _oracle_decode, oracle_codes
 
 
 def test_inception_score_and_entropies_match_their_definitions():
@@ -59,14 +59,7 @@ class Oracle(nn.Module):
 @pytest.mark.slow
 def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatch):
     data = generate("sprites", 64, JUDGE_FRAMES, [11], "test-score")
-    codes = np.stack(
-        [
-            np.repeat(data["image_ids"][:, None], JUDGE_FRAMES, 1),
-            data["temporal_labels"],
-            data["phases"],
-        ],
-        -1,
-    ).astype(np.float32)
+    codes = oracle_codes(data)
     monkeypatch.setattr(field_module, "encode_videos", lambda model, videos: (codes, codes))
     judge = train_judge(0, JUDGE_FRAMES)
     found = field_protocol(Oracle(), data, ([0], [1, 2]), judge, draws=3, seed=0)

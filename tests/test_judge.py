@@ -22,6 +22,16 @@ def _oracle_decode(codes: torch.Tensor) -> torch.Tensor:
     return torch.logit(x.clamp(1e-9, 1 - 1e-9))
 
 
+def oracle_codes(data: dict) -> np.ndarray:
+    """The true factors of sprites clips as codes [V, N, 3] for :func:`_oracle_decode`:
+    static = the character, temporal = action class and pose."""
+    frames = data["temporal_labels"].shape[1]
+    return np.stack(
+        [np.repeat(data["image_ids"][:, None], frames, 1), data["temporal_labels"], data["phases"]],
+        -1,
+    ).astype(np.float32)
+
+
 @pytest.mark.slow
 def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     judge = train_judge()
@@ -29,14 +39,7 @@ def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     acc = judge_accuracy(judge)
     assert min(acc.values()) >= 0.99, acc  # every attribute and the action, new characters
     data = generate("sprites", 64, JUDGE_FRAMES, [5], "test-score")
-    codes = np.stack(
-        [
-            np.repeat(data["image_ids"][:, None], JUDGE_FRAMES, 1),
-            data["temporal_labels"],
-            data["phases"],
-        ],
-        -1,
-    ).astype(np.float32)  # [V, N, 3]: static = the character, temporal = action and pose
+    codes = oracle_codes(data)
     found = judge_codes(_oracle_decode, codes, 1, data, judge)
     for key in ("action", *sp.ATTRIBUTES):
         assert found[f"reconstruction_{key}"] > 0.85, found
