@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from stvae.config import PRESETS, TrainConfig
 from stvae.data import registry
+from stvae.data.spec import BETAS, PAPER_KINDS, GridSpec
 from stvae.kinds import KINDS
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "table1_cells",
 ]
 
-BETAS = (1.0, 2.0, 4.0)
-PAPER_KINDS = ("hierarchical", "slow", "vae")  # the models of the paper's Tables 1-3
-
 
 def table1_kinds() -> tuple[str, ...]:
     """Table 1's rows: every registered kind (stvae.kinds), the paper's first, each with
@@ -41,70 +39,9 @@ def table1_kinds() -> tuple[str, ...]:
     return (*PAPER_KINDS, *(k for k in KINDS if k not in PAPER_KINDS))
 
 
-@dataclass(frozen=True)
-class GridSpec:
-    """What the paper reports for one dataset, and the runs that reproduce it."""
-
-    table1_features: int  # features in total of the Table 1 runs
-    paper_table1: dict[tuple[str, float], float]  # (model, beta) -> d-score
-    static_table: str  # "Table 2" or "Table 3"
-    # static-accuracy columns: (heading, {model: features in total of the run probed})
-    static_columns: tuple[tuple[str, dict[str, int]], ...]
-    paper_static: dict[tuple[str, float], tuple[float, ...]]  # one value per column
-    targets: tuple[str, str]  # what the static and the temporal target are called
-
-
-def _paper(values: list) -> dict[tuple[str, float], float]:
-    """Paper values listed model by model (hierarchical, slow, vae), beta 1, 2, 4 in each."""
-    cells = [(m, b) for m in PAPER_KINDS for b in BETAS]
-    return dict(zip(cells, values, strict=True))
-
-
+# every registered dataset that has a grid (its spec's ``grid``), by name
 GRIDS: dict[str, GridSpec] = {
-    "bouncing-mnist": GridSpec(
-        table1_features=4,
-        paper_table1=_paper([6.71, 6.74, 6.82, 4.70, 5.78, 6.38, 1.08, 1.70, 1.71]),
-        static_table="Table 2",
-        targets=("digit", "location"),
-        static_columns=(
-            ("Acc 4", {"hierarchical": 8, "slow": 4, "vae": 4}),
-            ("Acc 2", {"hierarchical": 4, "slow": 2, "vae": 2}),
-        ),
-        paper_static=_paper(
-            [
-                (0.83, 0.71),
-                (0.88, 0.64),
-                (0.82, 0.69),
-                (0.58, 0.11),
-                (0.65, 0.12),
-                (0.66, 0.13),
-                (0.80, 0.13),
-                (0.52, 0.12),
-                (0.51, 0.13),
-            ]
-        ),
-    ),
-    "chairs": GridSpec(
-        table1_features=8,
-        paper_table1=_paper([1.79, 1.73, 1.81, 1.19, 1.57, 1.39, 1.27, 1.24, 1.35]),
-        static_table="Table 3",
-        targets=("chair", "order"),
-        static_columns=(("Accuracy", {"hierarchical": 8, "slow": 4, "vae": 4}),),
-        paper_static=_paper(
-            [(0.33,), (0.48,), (0.59,), (0.24,), (0.34,), (0.37,), (0.52,), (0.51,), (0.54,)]
-        ),
-    ),
-    # Procedural sprites (not the original Sprites; stvae.data.sprites): no paper numbers.
-    # 8 features like chairs (4 static for 4 attributes, 4 temporal for 9 actions x 8 poses);
-    # the static accuracy is each attribute's, probed on the Table 1 runs themselves.
-    "sprites": GridSpec(
-        table1_features=8,
-        paper_table1={},
-        static_table="attribute accuracy",
-        targets=("attributes", "action"),
-        static_columns=(("Attributes", {"hierarchical": 8, "slow": 8, "vae": 8}),),
-        paper_static={},
-    ),
+    name: spec.grid for name, spec in registry.DATASETS.items() if spec.grid is not None
 }
 DATASETS = tuple(GRIDS)
 

@@ -14,6 +14,7 @@ import torch
 
 from stvae import __version__
 from stvae.config import PRESETS
+from stvae.data import registry
 from stvae.data.sprites import ATTRIBUTES
 from stvae.grids import BETAS, GRIDS, grid, table1_cells
 from stvae.kinds import KINDS
@@ -56,12 +57,12 @@ def _head(*cells: str) -> list[str]:
 
 
 def attribute_tables(
-    rows: list[dict],
+    rows: list[dict], dataset: str = "sprites"
 ) -> dict[str, list[str]]:  # long: the sprites tables' columns, one block per table
     """The sprites report's tables (:func:`report_tables` for data with several static
     attributes): Table 1 as the mean of the attributes' d-scores, each attribute's
     d-score, and the accuracies behind them, each cell a mean ± sd over seeds."""
-    spec = GRIDS["sprites"]
+    spec = GRIDS[dataset]
     f1, by = spec.table1_features, _by_cell(rows)
     found = next((r["attributes"] for r in rows if "attributes" in r), {})
     names = [n for n in ATTRIBUTES if n in found or not found]  # the generator's order
@@ -87,7 +88,7 @@ def attribute_tables(
         "action from static",
         "action from temporal",
     )
-    for model, beta, _ in table1_cells("sprites"):
+    for model, beta, _ in table1_cells(dataset):
         table1.append(
             f"| {model} | {beta:g} | {cell(model, beta, 'd_score_rbf')} "
             f"| {cell(model, beta, 'd_score')} | {len(by.get((model, beta, f1), []))} |"
@@ -118,7 +119,7 @@ def attribute_tables(
         "judge: action",
         "judge: attributes (mean)",
     )
-    for model, beta, _ in table1_cells("sprites"):
+    for model, beta, _ in table1_cells(dataset):
         if not KINDS[model].split:  # swaps need a division of the model's own
             continue
         got = [r["swaps"] for r in by.get((model, beta, f1), []) if "swaps" in r]
@@ -137,11 +138,11 @@ def attribute_tables(
         "attributes": each,
         "accuracies": accuracies,
         "swaps": swaps,
-        "field": field_table(rows, names),
+        "field": field_table(rows, names, dataset),
     }
 
 
-def field_table(rows: list[dict], names: list[str]) -> list[str]:
+def field_table(rows: list[dict], names: list[str], dataset: str = "sprites") -> list[str]:
     """The field's Sprites protocol (:mod:`stvae.field`) per cell of the sprites grid:
     the action judged with the static code drawn from the prior (accuracy, IS, H(y|x),
     H(y)), each attribute judged with the dynamics drawn from the prior, and the judge's
@@ -160,8 +161,8 @@ def field_table(rows: list[dict], names: list[str]) -> list[str]:
         "judge: attributes (lowest)",
         "runs",
     )
-    by, f1 = _by_cell(rows), GRIDS["sprites"].table1_features
-    cells = [(model, beta, f1) for model, beta, _ in table1_cells("sprites")]
+    by, f1 = _by_cell(rows), GRIDS[dataset].table1_features
+    cells = [(model, beta, f1) for model, beta, _ in table1_cells(dataset)]
     cells += sorted(c for c in by if c not in cells)  # other sizes (dsvae's published one)
     for model, beta, features in cells:
         got = [
@@ -191,9 +192,9 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
     are means ± standard deviations over the seeds run; with ``earlier`` (stvae 0.1's
     rows) also :func:`earlier_table`. The README and docs/results.md copy some of them verbatim
     (tests/test_docs.py checks it)."""
-    if dataset == "sprites":
-        return attribute_tables(rows)
     spec = GRIDS[dataset]
+    if spec.attributes:
+        return attribute_tables(rows, dataset)
     by = _by_cell(rows)
 
     def cell(model, beta, features, key, digits=2, sub=None):
@@ -360,28 +361,25 @@ def _every_run(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _attribute_markdown(rows: list[dict], preset: str, seeds: int) -> str:
-    """The sprites report: :func:`attribute_tables` with what they measure, every run."""
-    tables = attribute_tables(rows)
-    f1 = GRIDS["sprites"].table1_features
-    lines = _header("sprites", preset, seeds)
+def _attribute_markdown(rows: list[dict], dataset: str, preset: str, seeds: int) -> str:
+    """The report of data with several static attributes (sprites): :func:`attribute_tables`
+    with what they measure, every run."""
+    tables = attribute_tables(rows, dataset)
+    spec = GRIDS[dataset]
+    f1 = spec.table1_features
+    lines = _header(dataset, preset, seeds)
     lines += [
-        "**Procedural sprites, not the original Sprites** (`stvae.data.sprites`: colour "
-        "characters of four attributes with six options each, walking, waving or jumping "
-        "seen from three directions); numbers here compare the models with each other, not "
-        "with published Sprites results.",
+        spec.about,
         "",
         "Two probes score every run (`stvae evaluate`): the **authors' protocol** "
-        "(scikit-learn's `SVC()` with its defaults, an RBF kernel), fitted on 256 videos of "
-        "training characters, and the **paper's text** (linear SVMs), fitted on 256 videos "
-        "of one half of the 162 held-out characters; both scored on 256 videos of the other "
-        "half, so no character is both fitted and scored (`image_overlap` 0 in the JSON). "
+        "(scikit-learn's `SVC()` with its defaults, an RBF kernel), and the **paper's text** "
+        f"(linear SVMs), fitted on {spec.fit_sets}. "
         "Eq 19 is computed for each attribute (the static target) against the action (the "
         "temporal target: 3 actions x 3 directions, 9 classes); the headline is the mean "
         "over the four attributes. A baseline's division is the best for each attribute on "
         "its own (the paper's rule, applied per attribute).",
         "",
-        f"Runs done: {len(rows)} of {len(grid('sprites', seeds))}. Cells show mean ± "
+        f"Runs done: {len(rows)} of {len(grid(dataset, seeds))}. Cells show mean ± "
         "standard deviation over seeds where there is more than one.",
         "",
         f"## Table 1: disentanglement score (eq 19), {f1} features in total",
@@ -449,24 +447,18 @@ def report_markdown(  # long: the report's sections in reading order, one block 
     """Table 1 and the static-accuracy table as measured under both probes, with the
     paper's numbers beside the authors' protocol, every run, and with ``earlier`` (the
     rows of stvae 0.1's report) Table 1 then and now."""
-    if dataset == "sprites":
-        return _attribute_markdown(rows, preset, seeds)
     spec = GRIDS[dataset]
+    if spec.attributes:
+        return _attribute_markdown(rows, dataset, preset, seeds)
     tables = report_tables(rows, dataset, earlier)
     total = len(grid(dataset, seeds))
-    mnist = dataset == "bouncing-mnist"
-    sets = (
-        "256 videos of training digit images (RBF) or of one half of the held-out digit "
-        "images (linear), scored on 256 videos of the other half"
-        if mnist
-        else "256 videos of the 10 held-out chairs on the 5-degree view grid, scored on 256 "
-        "videos of the same chairs seen from views half a step (2.5 degrees) off that grid"
-    )
+    order = registry.DATASETS[dataset].temporal_task == "order"
+    sets = spec.fit_sets
     lines = _header(dataset, preset, seeds)
     lines += [
         "Two probes score every run (`stvae evaluate`): the **authors' protocol**, which made "
         "the paper's numbers (scikit-learn's `SVC()` with its defaults, an RBF kernel"
-        + (", and the authors' order triplets: frames s, s + 2, s + 4" if not mnist else "")
+        + (", and the authors' order triplets: frames s, s + 2, s + 4" if order else "")
         + "), and the **paper's text** (linear SVMs). Probes are fitted on "
         + sets
         + "; no image is both fitted and scored (`image_overlap` 0 in the JSON). The paper's "
@@ -528,11 +520,7 @@ def report_markdown(  # long: the report's sections in reading order, one block 
         "",
     ]
     if earlier:
-        what = (
-            "location classes of thirds of the frame, motion of 2-5 px a frame, "
-            if dataset == "bouncing-mnist"
-            else ""
-        )
+        what = spec.earlier_data
         lines += [
             "## Table 1 then and now",
             "",

@@ -11,14 +11,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DatasetSpec", "SPLITS"]
+__all__ = ["DatasetSpec", "GridSpec", "SPLITS", "BETAS", "PAPER_KINDS", "paper_cells"]
 
 # train; test (held out), and its two parts that share no image: test-fit, test-score
 SPLITS = ("train", "test", "test-fit", "test-score")
 
 
+BETAS = (1.0, 2.0, 4.0)  # the paper's betas (section 4.4)
+PAPER_KINDS = ("hierarchical", "slow", "vae")  # the models of the paper's Tables 1-3
+
+
 def _nothing(split: str, mnist_dir: str | None) -> None:
     return None
+
+
+def paper_cells(values: list) -> dict[tuple[str, float], float]:
+    """Paper values listed model by model (hierarchical, slow, vae), beta 1, 2, 4 in each."""
+    cells = [(m, b) for m in PAPER_KINDS for b in BETAS]
+    return dict(zip(cells, values, strict=True))
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A dataset's grid of Tables 1-3 (:mod:`stvae.grids`): what the paper reports for it,
+    the runs that reproduce it, and the words its report (:mod:`stvae.report`) needs."""
+
+    table1_features: int  # features in total of the Table 1 runs
+    paper_table1: dict[tuple[str, float], float]  # (model, beta) -> d-score
+    static_table: str  # "Table 2" or "Table 3"
+    # static-accuracy columns: (heading, {model: features in total of the run probed})
+    static_columns: tuple[tuple[str, dict[str, int]], ...]
+    paper_static: dict[tuple[str, float], tuple[float, ...]]  # one value per column
+    targets: tuple[str, str]  # what the static and the temporal target are called
+    attributes: bool = False  # several static attributes: the report's tables per attribute
+    fit_sets: str = ""  # the report's words for what the probes are fitted and scored on
+    about: str = ""  # the report's words for what the data is, where it needs them
+    earlier_data: str = ""  # how stvae 0.1's data differed, for "Table 1 then and now"
 
 
 @dataclass(frozen=True)
@@ -47,3 +75,4 @@ class DatasetSpec:
     load: Callable[[str, str | None], Any] = _nothing
     on_device: Callable[..., Any] | None = None
     judge: bool = False  # a judge classifier of swapped codes exists (stvae.judge)
+    grid: GridSpec | None = None  # its grid of Tables 1-3, if it has one
