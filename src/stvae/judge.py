@@ -87,7 +87,7 @@ def _targets(data: dict) -> tuple[Tensor, Tensor]:
 
 
 def train_judge(
-    seed: int = 0, frames: int = JUDGE_FRAMES, steps: int = 400, batch: int = 32
+    seed: int = 0, frames: int = JUDGE_FRAMES, steps: int = 600, batch: int = 16
 ) -> Judge:
     """The judge of clips of ``frames`` frames, trained on clips of that length of
     training characters (Adam 3e-3, x0.1 for the last quarter of ``steps`` batches of
