@@ -27,7 +27,7 @@ demo: setup
 	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --time-budget 10m --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
 	$(BIN)/ruff check src tests bench
