@@ -154,7 +154,7 @@ class DSVAE(SequenceVAE):
         for _ in range(frames):
             h, c = self.prior_rnn(z_prev, (h, c))
             mu, logvar = self.prior_head(h).chunk(2, -1)
-            noise = torch.randn(mu.shape, generator=generator, device=device)
+            noise = torch.randn(mu.shape, generator=generator).to(device)  # a CPU generator
             z_prev = mu + noise * (0.5 * logvar).exp()
             out.append(z_prev)
         return torch.stack(out, 1)
