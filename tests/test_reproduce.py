@@ -102,6 +102,18 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     assert "Features the probe sees: Acc 4: hierarchical 4, slow 4, vae 4; Acc 2:" in md
 
 
+def test_a_judged_row_without_the_field_protocol_is_not_current(tmp_path):
+    # sprites rows of evaluation version 2 written before the field's protocol existed
+    # are run again; rows of data without a judge stay as they are
+    for dataset, action in (("sprites", "train"), ("bouncing-mnist", "skip")):
+        run = rep.grid(dataset)[0]
+        rows = {run.name: {"eval_version": rep.EVAL_VERSION}}
+        assert rep._plan(run, rows, tmp_path, dataset, "cpu")[0] == action
+    run = rep.grid("sprites")[0]
+    rows = {run.name: {"eval_version": rep.EVAL_VERSION, "field": {}}}
+    assert rep._plan(run, rows, tmp_path, "sprites", "cpu")[0] == "skip"
+
+
 @pytest.mark.slow
 def test_older_rows_are_scored_again_and_other_configs_refused(tmp_path, monkeypatch):
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)

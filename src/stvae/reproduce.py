@@ -27,6 +27,7 @@ import torch
 from stvae import __version__
 from stvae.checkpoint import FileLock, RunLock, atomic_write, read_json, write_json
 from stvae.config import AUTO_FIELDS, HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
+from stvae.data import registry
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
@@ -170,13 +171,22 @@ def _single_target(scores: Scores, sfx: str) -> dict:
     return out
 
 
-def _scored(run_dir: Path) -> EvalResult | None:
+def _current(found: dict, dataset: str) -> bool:
+    """Whether a row or an eval.json holds what the current evaluation gives for
+    ``dataset``: its version and, for data with a judge, the field's protocol (added
+    after version 2 was written, and only for those data, so rows of other data stay)."""
+    if found.get("eval_version") != EVAL_VERSION:
+        return False
+    return not registry.DATASETS[dataset].judge or "field" in found
+
+
+def _scored(run_dir: Path, dataset: str) -> EvalResult | None:
     """The run's eval.json when the current evaluation wrote it, else None."""
     path = run_dir / "eval.json"
     if not path.exists():
         return None
     found = read_json(path)
-    if not isinstance(found, dict) or found.get("eval_version") != EVAL_VERSION:
+    if not isinstance(found, dict) or not _current(found, dataset):
         return None  # scored by another version of the evaluation: score it again
     return EvalResult.from_dict(found, str(path))
 
@@ -266,7 +276,7 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
     configuration is refused."""
     run_dir = out / run.name
     config = cell_config(dataset, preset, run)
-    if rows.get(run.name, {}).get("eval_version") == EVAL_VERSION:
+    if _current(rows.get(run.name, {}), dataset):
         return "skip", config, None
     config_path = run_dir / RUN_FILES["config"]
     saved = read_json(config_path) if config_path.exists() else None
@@ -285,10 +295,12 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
     return "train", config, saved
 
 
-def _rescore(run: GridRun, run_dir: Path, saved: dict, log) -> tuple[dict, float, dict]:
+def _rescore(
+    run: GridRun, run_dir: Path, saved: dict, dataset: str, log
+) -> tuple[dict, float, dict]:
     how = read_json(run_dir / "wall.json")
     how.setdefault("version", saved.get("version"))
-    ev = _scored(run_dir)
+    ev = _scored(run_dir, dataset)
     if ev is None:
         log(f"[{run.name}] scoring again (evaluation version {EVAL_VERSION})")
         ev = evaluate_run(run_dir)
@@ -314,7 +326,7 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
             continue
         run_dir = out / run.name
         if action == "score":
-            ev, wall, how = _rescore(run, run_dir, saved, log)
+            ev, wall, how = _rescore(run, run_dir, saved, dataset, log)
         else:
             if limit is not None and trained >= limit:
                 break
@@ -377,7 +389,7 @@ def _run_parallel(
     for run in runs:
         action, config, saved = _plan(run, rows, out, dataset, preset)
         if action == "score":
-            ev, wall, how = _rescore(run, out / run.name, saved, log)
+            ev, wall, how = _rescore(run, out / run.name, saved, dataset, log)
             _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
         elif action == "train" and (limit is None or len(todo) < limit):
             todo.append((run, config, saved is not None))
