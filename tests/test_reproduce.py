@@ -17,7 +17,9 @@ from stvae import StvaeError, __version__
 from stvae import reproduce as rep
 from stvae.data import DataConfig
 from stvae.data.sprites import ATTRIBUTES
-from stvae.model import ModelConfig
+from stvae.evaluate import _options
+from stvae.model import ModelConfig, encode_videos, make_model
+from stvae.report import sized_table
 from stvae.result import EvalResult
 from stvae.train import TrainConfig, load_run, train
 
@@ -51,6 +53,69 @@ def test_chairs_grid_covers_table_1_and_3():
 
 
 @pytest.mark.slow
+def test_sprites_grid_runs_dsvae_at_its_published_size():
+    runs = rep.grid("sprites", seeds=2)
+    assert len(runs) == 30 and len(rep.grid()) == 21  # bouncing MNIST has none of its own
+    sized = [r.name for r in runs[-6:]]
+    assert sized[:3] == [
+        "hierarchical-s256-t32-beta1-seed0",
+        "dsvae-factorized-s256-t32-beta1-seed0",
+        "dsvae-full-s256-t32-beta1-seed0",
+    ] and sized[3:] == [n.replace("seed0", "seed1") for n in sized[:3]]
+    assert all(r.variant == "" for r in runs[:-6])  # the tables' runs keep their names
+    assert runs[0].name == "hierarchical-f8-beta1-seed0"
+    full = runs[-4]
+    cfg = rep.cell_config("sprites", "cpu", full).model
+    assert (cfg.kind, cfg.features, cfg.static_features, cfg.posterior) == (
+        "dsvae",
+        288,
+        256,
+        "full",
+    )
+    assert _options(cfg) == {"static_features": 256, "posterior": "full", "likelihood": "bernoulli"}
+    mu, _ = encode_videos(make_model(cfg), np.random.rand(2, 3, 64, 64, 3).astype(np.float32))
+    assert mu.shape == (2, 3, 288)  # f of 256 repeated over the frames, then z of 32
+    assert np.allclose(mu[:, 0, :256], mu[:, 2, :256]) and not np.allclose(
+        mu[:, 0, 256:], mu[:, 2, 256:]
+    )
+
+
+def test_runs_of_a_size_of_their_own_have_a_table_of_their_own():
+    # dsvae's two posteriors at one size are two rows, and neither joins Table 1's cell
+    names = list(ATTRIBUTES)
+    rows = []
+    for variant, skin in (("dsvae-factorized-s256-t32", 0.7), ("dsvae-full-s256-t32", 0.3)):
+        for seed in (0, 1):
+            attrs = {
+                n: {
+                    "static_acc_from_static": skin + 0.1 * seed,
+                    "temporal_acc_from_static": 0.2,
+                    "temporal_acc_from_temporal": 0.9,
+                }
+                for n in names
+            }
+            rows.append(
+                {
+                    **_row(f"dsvae-f288-beta1-seed{seed}", 2.0, 3.0 + seed),
+                    "name": f"{variant}-beta1-seed{seed}",
+                    "variant": variant,
+                    "attributes_rbf": attrs,
+                }
+            )
+    sized = sized_table(rows, names)
+    assert sized[2].startswith("| hierarchical-s256-t32 | 1 | 256 + 32 | not run |")
+    assert sized[3] == (
+        "| dsvae-factorized-s256-t32 | 1 | 256 + 32 | 3.50 ± 0.71 | 2.00 ± 0.00 | "
+        + " | ".join(["0.750 ± 0.071"] * len(names))
+        + " | 0.200 ± 0.000 | 0.900 ± 0.000 | 530.0 ± 0.0 | 2 |"
+    )
+    assert sized[4].startswith(
+        "| dsvae-full-s256-t32 | 1 | 256 + 32 | 3.50 ± 0.71 | 2.00 ± 0.00 | 0.350"
+    )
+    md = rep.report_markdown(rows, "sprites", "cpu", 2)
+    assert "## At DSVAE's published size" in md and "| dsvae | 1 | not run |" in md
+
+
 def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
     monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
@@ -375,7 +440,7 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
         )
         assert row[f"image_overlap{sfx}"] == 0.0
     md = (tmp_path / "docs" / "sprites-cpu.md").read_text()
-    assert "not the original Sprites" in md and "Runs done: 1 of 12" in md
+    assert "not the original Sprites" in md and "Runs done: 1 of 15" in md
     skin = row["attributes_rbf"]["skin"]["static_acc_from_static"]
     assert f"| hierarchical | 1 | RBF | {skin:.3f} |" in md
     assert "| model | beta | probe | skin | hair | top | trousers |" in md
@@ -392,7 +457,8 @@ PARALLEL_SCRIPT = """
 import sys
 from stvae import reproduce as rep
 from stvae.data import DataConfig
-from stvae.model import ModelConfig
+from stvae.evaluate import _options
+from stvae.model import ModelConfig, encode_videos, make_model
 from stvae.train import TrainConfig
 
 # a tiny run that lasts long enough to be stopped while it trains

@@ -29,7 +29,7 @@ def _eq19(d_score, static_set=(0,), temporal_set=(1,)):
     }
 
 
-def _result(attributes=None):
+def _result(attributes=None, options=None):
     names = attributes or ["static_labels"]
     targets = {
         p: {
@@ -65,6 +65,7 @@ def _result(attributes=None):
         },
         targets=targets,
         attributes=attributes,
+        options=options or {"prior": "standard", "likelihood": "bernoulli"},
     )
 
 
@@ -94,9 +95,19 @@ def test_a_grid_row_reads_the_typed_result():
     assert row["d_score"] == 2.0 and row["d_score_rbf"] == 3.0
     assert row["static_set"] == [0] and row["temporal_set_rbf"] == [1]
     assert row["negative_elbo"] == 205.0 and row["static_in_temporal"]["centred"] == 0.2
+    assert "variant" not in row and (row["static_features"], row["temporal_features"]) == (2, 2)
+    assert row["options"] == {"prior": "standard", "likelihood": "bernoulli"}
     sprites = result_row(GridRun("hierarchical", 4.0, 4, 0), _result(["body", "hair"]), 1.0)
     assert sprites["attributes"]["hair"]["d_score"] == 3.0 and "static_set" not in sprites
     assert "static_in_temporal" not in sprites  # per attribute, not one row's column
+    # a run of a size of its own: its variant, both factors' sizes and the kind's options
+    full = GridRun("dsvae", 1.0, 288, 1, 256, (("posterior", "full"),))
+    ev = _result(["body", "hair"], {"posterior": "full", "likelihood": "bernoulli"})
+    row = result_row(full, ev, 1.0)
+    assert row["name"] == "dsvae-full-s256-t32-beta1-seed1"
+    assert row["variant"] == "dsvae-full-s256-t32" and row["options"]["posterior"] == "full"
+    assert (row["static_features"], row["temporal_features"]) == (256, 32)
+    assert "static_features" not in result_row(GridRun("vae", 1.0, 4, 0), _result(), 1.0)
 
 
 def test_describe_names_every_section():
@@ -111,8 +122,10 @@ def test_describe_names_every_section():
 def test_old_files_read_and_what_is_not_a_result_is_refused(tmp_path):
     old = _result().to_dict()
     del old["probe_sets"], old["skipped"], old["eval_version"]  # version 1 had neither
+    del old["options"]  # nor had any file before runs of DSVAE's published size
     ev = EvalResult.from_dict(old)
     assert ev.eval_version == 1 and ev.probe_sets == {} and ev.d_score("linear") == 2.0
+    assert ev.options == {}
     for bad in ([1, 2], {"model": "hierarchical"}, {**old, "features": "four"}):
         with pytest.raises(StvaeError, match="not an evaluation result"):
             EvalResult.from_dict(bad)

@@ -373,7 +373,9 @@ def _add_reproduce(sub) -> None:
         action="append",
         metavar="PATTERN",
         help="only the runs whose names match this shell pattern, e.g. 'slow-f8-beta1-*' "
-        "(repeatable; names are <model>-f<features>-beta<beta>-seed<seed>)",
+        "(repeatable; names are <model>-f<features>-beta<beta>-seed<seed>, and for a run "
+        "of a size of its own <model>[-<option>]-s<static>-t<temporal>-beta<beta>-seed<seed>, "
+        "e.g. 'dsvae-full-s256-t32-*')",
     )
     p.add_argument(
         "--parallel",

@@ -24,6 +24,7 @@ then unknown.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
+from stvae.kinds import KINDS
 from stvae.layout import LUMA
 from stvae.model import encode_videos
 from stvae.probes import (
@@ -285,6 +287,13 @@ def elbo_terms(
     return terms
 
 
+def _options(model_config) -> dict:
+    """What eval.json records of how the model was built beyond its kind and sizes: the
+    kind's own options (stvae.kinds, e.g. dsvae's posterior) and the likelihood."""
+    own = [f.name for f in fields(KINDS[model_config.kind].options)]
+    return {n: getattr(model_config, n) for n in (*own, "likelihood")}
+
+
 def _temporal_definition(data: dict) -> str:
     """What the location labels mean, as eval.json records it."""
     if "temporal_definition" in data:
@@ -451,6 +460,7 @@ def evaluate_model(
         temporal_definition=_temporal_definition(score),
         elbo=elbo_terms(model, score["videos"], seed=seed),
         attributes=list(statics) if len(statics) > 1 else None,  # sprites
+        options=_options(config.model),
     )
     if not scores:
         result.skipped.append("disentanglement score: needs static_labels and temporal_labels")

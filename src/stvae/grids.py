@@ -52,25 +52,49 @@ class GridRun:
     beta: float
     features: int  # in total; the hierarchical model gives half to each factor
     seed: int
+    static: int | None = None  # features of the kind's own static factor; None: half
+    options: tuple[tuple[str, str], ...] = ()  # the kind's own options, (name, value)
 
     @property
     def name(self) -> str:
-        return f"{self.model}-f{self.features}-beta{self.beta:g}-seed{self.seed}"
+        """``<model>-f<features>-beta<beta>-seed<seed>``; a run of a size of its own:
+        ``<model>[-<option value>...]-s<static>-t<temporal>-beta<beta>-seed<seed>``."""
+        kind = self.variant or f"{self.model}-f{self.features}"
+        return f"{kind}-beta{self.beta:g}-seed{self.seed}"
+
+    @property
+    def variant(self) -> str:
+        """The model, its options and sizes of a run of :attr:`GridSpec.sized` (for
+        example ``dsvae-full-s256-t32``); "" for a run of the tables."""
+        if self.static is None and not self.options:
+            return ""
+        size = f"f{self.features}" if self.static is None else f"s{self.static}-t{self.temporal}"
+        return "-".join([self.model, *(str(v) for _, v in self.options), size])
+
+    @property
+    def temporal(self) -> int:
+        return self.features - (self.features // 2 if self.static is None else self.static)
 
 
 def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
-    """Table 1 runs of every seed first, then the other sizes the static-accuracy table needs."""
+    """Table 1 runs of every seed first, then the other sizes the static-accuracy table
+    needs, then the runs at sizes of their own (:attr:`GridSpec.sized`, beta 1)."""
     spec = GRIDS[dataset]
     table1 = [(m, spec.table1_features) for m in table1_kinds()]
     rest = []
     for _, column in spec.static_columns:
         rest += [(m, f) for m, f in column.items() if (m, f) not in table1 + rest]
-    return [
+    runs = [
         GridRun(model, beta, features, seed)
         for sizes in (table1, rest)
         for seed in range(seeds)
         for model, features in sizes
         for beta in BETAS
+    ]
+    return runs + [
+        GridRun(model, 1.0, static + temporal, seed, static, options)
+        for seed in range(seeds)
+        for model, static, temporal, options in spec.sized
     ]
 
 
@@ -90,5 +114,7 @@ def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:
             "model.features": run.features,
             "model.channels": registry.DATASETS[dataset].channels,
             "data.source": dataset,
+            **({} if run.static is None else {"model.static_features": run.static}),
+            **{f"model.{name}": value for name, value in run.options},
         },
     )

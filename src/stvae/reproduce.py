@@ -31,6 +31,7 @@ from stvae.data import registry
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
+from stvae.kinds import KINDS
 from stvae.report import report_markdown, report_tables
 from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
 from stvae.train import train
@@ -104,6 +105,8 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         "features": run.features,
         "seed": run.seed,
         "eval_version": ev.eval_version,
+        **_sizes(run),
+        "options": ev.options,
         "temporal_definition": ev.temporal_definition,
     }
     for probe, sfx in SUFFIX.items():
@@ -150,6 +153,15 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         row["d_score_order_between"] = between["d_score"]
         row["accuracies_order_between"] = _accuracies(between)
     return row
+
+
+def _sizes(run: GridRun) -> dict:
+    """A row's sizes of its kind's own factors (none for a baseline, whose division the
+    evaluation chooses) and, for a run of a size of its own, its variant."""
+    out = {"variant": run.variant} if run.variant else {}
+    if KINDS[run.model].split:
+        out.update(static_features=run.features - run.temporal, temporal_features=run.temporal)
+    return out
 
 
 def _accuracies(d: dict) -> dict:

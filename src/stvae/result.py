@@ -89,7 +89,8 @@ class EvalResult:
     None and the one target is named ``static_labels``. ``elbo``: the negative ELBO terms
     in nats per frame; ``probe_sets[probe]``: which videos each probe was fitted and
     scored on; ``swaps``: judged swaps on sprites; ``field``: the field's protocol
-    (:func:`stvae.field.field_protocol`, with the judge's own accuracy)."""
+    (:func:`stvae.field.field_protocol`, with the judge's own accuracy); ``options``: the
+    kind's own hyperparameters and the likelihood it trained with (older files: {})."""
 
     model: str
     features: int
@@ -105,6 +106,9 @@ class EvalResult:
     targets: dict = field(default_factory=dict)
     attributes: list | None = None
     swaps: dict | None = None
+    # the kind's own options and the likelihood, as trained ({"posterior": "full", ...});
+    # before ``field``, whose name hides dataclasses.field in the rest of the class body
+    options: dict = field(default_factory=dict)
     field: dict | None = None
     eval_version: int = EVAL_VERSION
 
@@ -210,6 +214,7 @@ class EvalResult:
             "model": self.model,
             "features": self.features,
             "static_features": self.static_features,
+            "options": self.options,
             "beta": self.beta,
             "seed": self.seed,
             "data": self.data,
@@ -269,6 +274,7 @@ class EvalResult:
                 attributes=None if attrs is None else list(attrs),
                 swaps=d.get("swaps"),
                 field=d.get("field"),
+                options=dict(d.get("options", {})),
                 eval_version=int(d.get("eval_version", 1)),
             )
         except (KeyError, TypeError, ValueError) as e:

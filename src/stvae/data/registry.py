@@ -135,6 +135,13 @@ DATASETS: dict[str, DatasetSpec] = {
             fit_sets="256 videos of training characters (RBF) or of one half of the 162 "
             "held-out characters (linear); both scored on 256 videos of the other half, so "
             "no character is both fitted and scored (`image_overlap` 0 in the JSON)",
+            # f of 256 and z of 32 (Li & Mandt; C-DSVAE's defaults), both of dsvae's
+            # posteriors, and the hierarchical model at the same sizes
+            sized=(
+                ("hierarchical", 256, 32, ()),
+                ("dsvae", 256, 32, (("posterior", "factorized"),)),
+                ("dsvae", 256, 32, (("posterior", "full"),)),
+            ),
         ),
     ),
 }
