@@ -10,7 +10,7 @@ from torch import nn
 from stvae import field as field_module
 from stvae.data import generate
 from stvae.data import sprites as sp
-from stvae.field import field_protocol, inception_scores
+from stvae.field import field_protocol, inception_scores, with_prior
 from stvae.judge import JUDGE_FRAMES, train_judge
 from test_judge import _oracle_decode, oracle_codes
 
@@ -54,6 +54,16 @@ class Oracle(nn.Module):
         start = torch.randint(0, 8, (videos, 1), generator=generator)
         pose = (start + torch.arange(frames)) % 8
         return torch.stack([ids, action, pose], -1).float()
+
+
+def test_with_prior_takes_only_the_named_features_and_leaves_the_codes_alone():
+    rng = np.random.default_rng(0)
+    mu, prior = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))
+    kept = mu.copy()
+    h = with_prior(mu, prior, [0, 3])
+    assert np.array_equal(h[..., [0, 3]], prior[..., [0, 3]])
+    assert np.array_equal(h[..., [1, 2, 4]], mu[..., [1, 2, 4]])
+    assert np.array_equal(mu, kept)  # the second direction starts from the same codes
 
 
 @pytest.mark.slow

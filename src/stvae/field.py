@@ -34,7 +34,7 @@ from stvae.data import sprites as sp
 from stvae.judge import judge_probs
 from stvae.model import encode_videos
 
-__all__ = ["field_protocol", "inception_scores", "FIELD_DRAWS"]
+__all__ = ["field_protocol", "inception_scores", "with_prior", "FIELD_DRAWS"]
 
 FIELD_DRAWS = 3  # prior draws per direction (the field repeats its protocol)
 
@@ -49,6 +49,16 @@ def inception_scores(p: np.ndarray) -> dict[str, float]:
     h_y = float(-(marginal * np.log(marginal)).sum())
     kl = float((p * (np.log(p) - np.log(marginal))).sum(-1).mean())
     return {"IS": float(np.exp(kl)), "H(y|x)": h_y_x, "H(y)": h_y}
+
+
+def with_prior(mu: np.ndarray, prior: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Codes mu [V, N, F] with the features ``idx`` taken from the prior draw ``prior``
+    (same shape) and the rest kept: ``idx`` the static set draws the static code from the
+    prior (the first direction), the temporal set the dynamics (the second). mu is not
+    changed."""
+    h = mu.copy()
+    h[..., idx] = prior[..., idx]
+    return h
 
 
 @torch.no_grad()
@@ -100,16 +110,12 @@ def field_protocol(
     for r in range(draws):
         g = torch.Generator().manual_seed(seed * 1_000 + r)
         prior = model.prior_sample(v, n, g).float().cpu().numpy()  # [V, N, F]
-        h = mu.copy()
-        h[..., s_idx] = prior[..., s_idx]  # the static code from the prior
-        _, p_action = _judged(model, h, judge)
+        _, p_action = _judged(model, with_prior(mu, prior, s_idx), judge)
         found = {"action_accuracy": float((p_action.argmax(-1).numpy() == action).mean())}
         found.update(inception_scores(p_action.numpy()))
         for key, value in found.items():
             first.setdefault(key, []).append(value)
-        h = mu.copy()
-        h[..., t_idx] = prior[..., t_idx]  # the dynamics from the prior
-        p_attrs, _ = _judged(model, h, judge)
+        p_attrs, _ = _judged(model, with_prior(mu, prior, t_idx), judge)
         named = p_attrs.argmax(-1).numpy()  # [V, 4]
         for i, name in enumerate(sp.ATTRIBUTES):
             second[name].append(float((named[:, i] == attributes[:, i]).mean()))

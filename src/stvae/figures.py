@@ -21,6 +21,7 @@ from PIL import Image
 from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.evaluate import disentanglement, static_targets
+from stvae.field import with_prior
 from stvae.model import encode_videos
 from stvae.result import read_result
 from stvae.rundir import RUN_FILES, load_run
@@ -212,6 +213,7 @@ def make_figures(
     f.reconstructions(a, b)
     if hasattr(model, "sample_prior"):  # dsvae: new dynamics from its learned prior
         f.prior_sequences(others, seed)
+    f.prior_draws(a, seed)
     if _curves(run_dir, out / "curves.png"):
         f.made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
     title = f"stvae figures: {run_dir.name} ({config.model.kind}, beta {config.model.beta:g})"
@@ -348,6 +350,43 @@ class _Figures:
             "One sequence of dynamic codes drawn from the model's learned prior, decoded "
             "under the static codes of several test videos (rows)."
         )
+
+    def prior_draws(self, a, seed, draws: int = 3) -> None:
+        """The field's two directions (:mod:`stvae.field`) on test video A: its temporal
+        codes with static codes drawn from the model's prior, and its static code with
+        dynamics drawn from the prior; rows the input, the posterior mean decoded, then
+        one row per draw; columns time. Nothing for a kind without a prior to sample."""
+        n = self.n
+        try:
+            g = torch.Generator().manual_seed(seed)
+            prior = self.model.prior_sample(draws, n, g).float().cpu().numpy()  # [D, N, F]
+        except NotImplementedError:
+            return
+        mu = np.repeat(self.mu[a][None], draws, 0)  # [D, N, F]
+        cols = slice(0, n, max(1, n // 8))
+        labels = ["input", "posterior mean", *(f"prior draw {i + 1}" for i in range(draws))]
+        for name, idx, kept, drawn in (
+            ("field_static_from_prior.png", self.s_idx, "temporal codes", "static codes"),
+            ("field_dynamics_from_prior.png", self.t_idx, "static code", "dynamics"),
+        ):
+            h = with_prior(mu, prior, idx)
+            rows = [self.inputs[a], _decode(self.model, self.mu[a])]
+            rows += [_decode(self.model, h[d]) for d in range(draws)]
+            _grid(
+                np.stack([r[cols] for r in rows]),
+                self.out / name,
+                f"Video A's {kept}, {drawn} drawn from the prior ({self.note})",
+                labels,
+            )
+            self.made[name] = (
+                f"The field's protocol on one test video: its {kept} kept, its {drawn} "
+                f"drawn from the model's prior ({draws} draws, one per row, columns time); "
+                + (
+                    "the motion should stay and the character change."
+                    if drawn == "static codes"
+                    else "the character should stay and the motion change."
+                )
+            )
 
     def index(self, title: str, source: str) -> None:
         items = "\n".join(
