@@ -6,6 +6,8 @@
 #
 #   bash bench/paper_cpu_run.sh [MODEL] [COMMIT]       # start or resume (MODEL: hierarchical, slow)
 #   bash bench/paper_cpu_run.sh save [MODEL]           # stop it and keep it in the repository
+#   bash bench/paper_cpu_run.sh keep [MODEL]           # (started by the first) copy it there
+#                                                      # every KEEP_EVERY s (600) while it trains
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
@@ -13,6 +15,10 @@
 # curve.json) into long/<run>/ of the work tree, to be committed; on a new machine the
 # first command finds no run directory, restores it from long/<run>/ and resumes it there.
 # The curve's points already scored are in curve.json; score new snapshots before `save`.
+# A session that ends without `save` loses the steps since the last commit of long/<run>/
+# (sessions 31-33 lost steps 1,671-5,600 so): the start therefore also starts `keep`, which
+# refreshes long/<run>/ every ten minutes (checkpoint before metrics: a resume drops records
+# past its checkpoint, never the reverse), so the work tree always holds a recent state.
 #
 # Then, from the work tree, as its snapshots arrive (about 40-90 s each to score):
 #   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 \
@@ -24,6 +30,23 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${LONG_ROOT:-$HOME/long}
 KEEP=(config.json checkpoint.safetensors metrics.jsonl curve.json)
+keep_run() {  # RUN DEST: what resuming needs, each file replaced whole (copy, then rename)
+  mkdir -p "$2"
+  for f in "${KEEP[@]}"; do
+    if [ -f "$1/$f" ]; then cp "$1/$f" "$2/.$f.tmp" && mv "$2/.$f.tmp" "$2/$f"; fi
+  done
+  git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$2/COMMIT"
+}
+if [ "${1:-}" = keep ]; then
+  MODEL=${2:-hierarchical}
+  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+  while pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; do
+    keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
+    sleep "${KEEP_EVERY:-600}"
+  done
+  keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
+  exit 0
+fi
 if [ "${1:-}" = save ]; then
   MODEL=${2:-hierarchical}
   RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
@@ -33,12 +56,7 @@ if [ "${1:-}" = save ]; then
     kill -TERM $pid
     while kill -0 $pid 2>/dev/null; do sleep 1; done
   fi
-  dest="$REPO/long/$MODEL-f4-beta4-seed0"
-  mkdir -p "$dest"
-  for f in "${KEEP[@]}"; do
-    if [ -f "$RUN/$f" ]; then cp "$RUN/$f" "$dest/$f"; fi
-  done
-  git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$dest/COMMIT"
+  keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
   echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
   exit 0
 fi
@@ -77,3 +95,6 @@ else
 fi
 nohup setsid nice -n 19 .venv/bin/stvae "$@" >> "$ROOT/$MODEL.log" 2>&1 < /dev/null &
 echo "training $RUN in process $! (log: $ROOT/$MODEL.log)"
+sleep 5  # the keeper stops when it finds no trainer
+nohup setsid bash "$REPO/bench/paper_cpu_run.sh" keep "$MODEL" > /dev/null 2>&1 < /dev/null &
+echo "keeping it in $kept every ${KEEP_EVERY:-600} s (process $!); commit that folder"
