@@ -56,7 +56,8 @@ if [ "${1:-}" = save ]; then
     kill -TERM $pid
     while kill -0 $pid 2>/dev/null; do sleep 1; done
   fi
-  keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
+  dest="$REPO/long/$MODEL-f4-beta4-seed0"
+  keep_run "$RUN" "$dest"
   echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
   exit 0
 fi
