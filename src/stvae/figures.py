@@ -365,15 +365,26 @@ class _Figures:
         mu = np.repeat(self.mu[a][None], draws, 0)  # [D, N, F]
         cols = slice(0, n, max(1, n // 8))
         labels = ["input", "posterior mean", *(f"prior draw {i + 1}" for i in range(draws))]
-        for name, idx, kept, drawn in (
-            ("field_static_from_prior.png", self.s_idx, "temporal codes", "static codes"),
-            ("field_dynamics_from_prior.png", self.t_idx, "static code", "dynamics"),
+        shown = [self.inputs[a][cols], _decode(self.model, self.mu[a])[cols]]
+        for name, idx, kept, drawn, expect in (
+            (
+                "field_static_from_prior.png",
+                self.s_idx,
+                "temporal codes",
+                "static codes",
+                "the motion should stay and the character change.",
+            ),
+            (
+                "field_dynamics_from_prior.png",
+                self.t_idx,
+                "static code",
+                "dynamics",
+                "the character should stay and the motion change.",
+            ),
         ):
-            h = with_prior(mu, prior, idx)
-            rows = [self.inputs[a], _decode(self.model, self.mu[a])]
-            rows += [_decode(self.model, h[d]) for d in range(draws)]
+            draws_shown = _decode(self.model, with_prior(mu, prior, idx))[:, cols]  # [D, ...]
             _grid(
-                np.stack([r[cols] for r in rows]),
+                np.concatenate([np.stack(shown), draws_shown]),
                 self.out / name,
                 f"Video A's {kept}, {drawn} drawn from the prior ({self.note})",
                 labels,
@@ -381,11 +392,7 @@ class _Figures:
             self.made[name] = (
                 f"The field's protocol on one test video: its {kept} kept, its {drawn} "
                 f"drawn from the model's prior ({draws} draws, one per row, columns time); "
-                + (
-                    "the motion should stay and the character change."
-                    if drawn == "static codes"
-                    else "the character should stay and the motion change."
-                )
+                + expect
             )
 
     def index(self, title: str, source: str) -> None:
