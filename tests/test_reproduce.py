@@ -422,7 +422,7 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, m
 
 
 @pytest.mark.slow
-def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch):
+def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch, small_probe_sets):
     # clips of the judge's own length: one judge for the suite (tests/test_judge.py)
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=8), steps=2, batch_videos=2)
     monkeypatch.setitem(rep.PRESETS, "cpu", tiny)

@@ -476,7 +476,7 @@ def test_the_refusal_says_how_to_clear_a_lock_on_a_file_system_without_locks(tmp
 @pytest.mark.slow
 def test_of_two_processes_resuming_a_killed_run_together_exactly_one_trains(tmp_path):
     run = tmp_path / "run"
-    argv = tiny_argv(steps=400, checkpoint_every=2, log_every=1)
+    argv = tiny_argv(steps=150, checkpoint_every=2, log_every=1)
     owner = subprocess.Popen([*CLI_TRAIN, *argv, "--out", str(run)], stderr=subprocess.DEVNULL)
     while not (run / RUN_FILES["checkpoint"]).exists():
         time.sleep(0.1)
@@ -497,7 +497,7 @@ def test_of_two_processes_resuming_a_killed_run_together_exactly_one_trains(tmp_
     assert codes == [0, 2], done
     refused = next(err for code, _, err in done if code == 2)
     assert "in use by" in refused and "Traceback" not in refused
-    assert metrics(run)[-1]["step"] == 400
+    assert metrics(run)[-1]["step"] == 150
 
 
 def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_path, monkeypatch):
