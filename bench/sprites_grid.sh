@@ -5,9 +5,10 @@
 # seed. A run whose row is already in docs/results/sprites-cpu.json with the field's
 # protocol is skipped; a stopped run continues from its checkpoint. Run it from a clone
 # at a fixed commit (not the work tree you edit), then copy docs/results/sprites-cpu.*
-# back and commit them as runs finish:
+# back, copy their tables into the pages that quote them, and commit them as runs finish:
 #
 #   bash bench/sprites_grid.sh [RUNS_DIR]       # default: runs/
+#   python bench/sync_tables.py sprites-cpu     # in the work tree, after the copy
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
