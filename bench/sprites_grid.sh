@@ -23,3 +23,16 @@ for run in hierarchical-f8-beta1-seed0 dsvae-f8-beta1-seed0 dsvae-full-s256-t32-
   if [ $rc -ne 0 ]; then echo "grid stopped ($rc) at $run"; exit $rc; fi
 done
 echo "grid done"
+# Then the hierarchical model trained three times as long (docs/results.md, "Colour arrives
+# with training"), scored with the field's protocol: commit its config.json and eval.json.
+long="$RUNS/sprites-long/hierarchical-f8-beta1-7200"
+if [ ! -f "$long/eval.json" ]; then
+  if [ -f "$long/config.json" ]; then
+    .venv/bin/stvae train --resume --out "$long" --no-check || exit $?
+  else
+    .venv/bin/stvae train --preset cpu --data sprites --model hierarchical --features 8 \
+      --steps 7200 --lr-decay-every 2400 --no-check --out "$long" || exit $?
+  fi
+  .venv/bin/stvae evaluate "$long" || exit $?
+fi
+echo "7,200-step run scored: $long/eval.json"
