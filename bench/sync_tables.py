@@ -16,37 +16,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from stvae.report import quoted_tables
+
 ROOT = Path(__file__).resolve().parent.parent
-PREFIX = "| model | beta |"
-
-
-def tables(text: str) -> dict[str, list[str]]:
-    """{header line: the table's lines below it} of every ``| model | beta |`` table."""
-    found, lines = {}, text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith(PREFIX):
-            body = []
-            for row in lines[i + 1 :]:
-                if not row.startswith("|"):
-                    break
-                body.append(row)
-            found[line] = body
-    return found
 
 
 def sync(page: Path, reports: dict[str, list[str]]) -> list[str]:
-    """Replaces the bodies of ``page``'s copies of ``reports``' tables; returns their headers."""
+    """Replaces the rows (below the header and its ``|---|`` line) of ``page``'s copies of
+    ``reports``' tables; returns their headers."""
     lines, out, done, i = page.read_text().splitlines(keepends=True), [], [], 0
     while i < len(lines):
         line = lines[i].rstrip("\n")
         out.append(lines[i])
         i += 1
         if line in reports:
+            out.append(lines[i])  # the |---| line
+            i += 1
             while i < len(lines) and lines[i].startswith("|"):
                 i += 1
             out.extend(row + "\n" for row in reports[line])
             done.append(line)
-    page.write_text("".join(out))
+    if done:
+        page.write_text("".join(out))
     return done
 
 
@@ -55,7 +46,7 @@ def main(names: list[str]) -> int:
     chosen = [results / f"{n}.md" for n in names] or sorted(results.glob("*.md"))
     reports = {}
     for path in chosen:
-        reports.update(tables(path.read_text()))
+        reports.update(quoted_tables(path.read_text()))
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for header in sync(page, reports):
             print(f"{page.relative_to(ROOT)}: {header[:70]}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stvae.grids import GRIDS, GridRun
-from stvae.report import report_tables
+from stvae.report import quoted_tables, report_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -88,27 +88,12 @@ TABLES = {
 }
 
 
-def _tables(text: str) -> dict[str, list[str]]:
-    """Header line -> body lines of each table of ``text`` whose header starts | model | beta |."""
-    tables: dict[str, list[str]] = {}
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("| model | beta |"):
-            body = []
-            for row in lines[i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                body.append(row)
-            tables[line] = body
-    return tables
-
-
 def _readme_tables() -> dict[str, list[list[str]]]:
     """The pages' legacy tables: header -> rows of cells stripped of bold markers."""
     return {
         head: [[c.strip().strip("*") for c in row.strip("|").split("|")] for row in body]
         for page in PAGES
-        for head, body in _tables(page.read_text()).items()
+        for head, body in quoted_tables(page.read_text()).items()
         if head in TABLES
     }
 
@@ -122,7 +107,7 @@ def _report_tables() -> dict[str, list[str]]:
     for stem in REPORTS:
         md = ROOT / "docs" / "results" / f"{stem}.md"
         if md.exists():
-            out.update(_tables(md.read_text()))
+            out.update(quoted_tables(md.read_text()))
     return out
 
 
@@ -131,7 +116,7 @@ def test_every_legacy_table_in_the_readme_is_checked():
     unchecked = [
         (page.name, h)
         for page in PAGES
-        for h in _tables(page.read_text())
+        for h in quoted_tables(page.read_text())
         if h not in TABLES and h not in current
     ]
     assert not unchecked, f"tables that no report holds: {unchecked}"
@@ -146,7 +131,7 @@ def test_report_markdown_renders_from_its_json(stem):
     rows = json.loads(path.read_text())
     earlier = path.with_name(f"{stem}-0.1.json")
     old = json.loads(earlier.read_text()) if earlier.exists() else None
-    md = _tables((ROOT / "docs" / "results" / f"{stem}.md").read_text())
+    md = quoted_tables((ROOT / "docs" / "results" / f"{stem}.md").read_text())
     for lines in report_tables(rows, REPORTS[stem], old).values():
         assert md.get(lines[0]) == lines[2:], f"{stem}.md: {lines[0]}"
 
@@ -155,7 +140,7 @@ def test_readme_copies_report_tables_verbatim():
     current = _report_tables()
     copies = 0
     for page in PAGES:
-        for head, body in _tables(page.read_text()).items():
+        for head, body in quoted_tables(page.read_text()).items():
             if head in TABLES:
                 continue
             assert body == current[head], f"{page.name}: table differs from its report: {head}"

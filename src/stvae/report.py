@@ -19,7 +19,13 @@ from stvae.data.sprites import ATTRIBUTES
 from stvae.grids import BETAS, GRIDS, grid, table1_cells
 from stvae.kinds import KINDS
 
-__all__ = ["report_tables", "report_markdown", "earlier_table", "attribute_tables"]
+__all__ = [
+    "report_tables",
+    "report_markdown",
+    "earlier_table",
+    "attribute_tables",
+    "quoted_tables",
+]
 
 
 def _how(row: dict) -> str:
@@ -515,6 +521,24 @@ def _field_section(table: list[str]) -> list[str]:
         *table,
         "",
     ]
+
+
+def quoted_tables(text: str) -> dict[str, list[str]]:
+    """Header line -> body rows (below the ``|---|`` line) of each table of ``text`` whose
+    header starts ``| model | beta |``: the tables of a report's markdown, matched by
+    header where the README and docs pages copy them (tests/test_docs.py checks the copies,
+    bench/sync_tables.py writes them)."""
+    tables: dict[str, list[str]] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("| model | beta |"):
+            body = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                body.append(row)
+            tables[line] = body
+    return tables
 
 
 def report_markdown(  # long: the report's sections in reading order, one block each
