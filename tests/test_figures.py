@@ -17,6 +17,7 @@ EXPECTED = [
     "fig5_temporal_interpolation.png",
     "fig8_latents.png",
     "reconstructions.png",
+    "prior_sequences.png",
     "field_static_from_prior.png",
     "field_dynamics_from_prior.png",
     "videos.gif",
@@ -67,4 +68,4 @@ def test_baseline_figures_name_their_division(runs, capsys):
     assert main(["figures", str(runs["vae"])]) == 0
     page = (runs["vae"] / "figures" / "index.html").read_text()
     assert "baseline: the best division on this data" in page
-    assert "wrote 11 files" in capsys.readouterr().out
+    assert "wrote 12 files" in capsys.readouterr().out

@@ -211,8 +211,7 @@ def make_figures(
     f.interpolations(a, b)
     f.latents(rng.choice(v, min(6, v), replace=False), seed)
     f.reconstructions(a, b)
-    if hasattr(model, "sample_prior"):  # dsvae: new dynamics from its learned prior
-        f.prior_sequences(others, seed)
+    f.prior_sequences(others, seed)
     f.prior_draws(a, seed)
     if _curves(run_dir, out / "curves.png"):
         f.made["curves.png"] = "Training curves from metrics.jsonl (log scale)."
@@ -330,25 +329,27 @@ class _Figures:
         )
 
     def prior_sequences(self, others, seed) -> None:
-        """Dynamics drawn from a learned prior (dsvae), under several static codes."""
-        mu, n = self.mu, self.n
-        z = self.model.sample_prior(1, n, torch.Generator().manual_seed(seed)).numpy()[0]  # [N, D]
+        """One draw of dynamics from the model's prior (its temporal features of
+        ``prior_sample``: eq 8's random walk, dsvae's learned p(z_t | z_<t)), decoded under
+        the static codes of several test videos: rows the videos, columns time. Nothing for
+        a kind without a prior to sample."""
+        n = self.n
+        try:
+            g = torch.Generator().manual_seed(seed)
+            drawn = self.model.prior_sample(1, n, g).float().cpu().numpy()[0]  # [N, F]
+        except NotImplementedError:
+            return
         rows = np.stack(
-            [
-                _decode(
-                    self.model, np.concatenate([mu[o, 0, self.s_idx][None].repeat(n, 0), z], -1)
-                )
-                for o in others
-            ]
+            [_decode(self.model, self._mix(self.mu[o, :1].repeat(n, 0), drawn)) for o in others]
         )
         _grid(
             rows[:, :: max(1, n // 8)],
             self.out / "prior_sequences.png",
-            "Dynamics sampled from the learned prior p(z_t | z_<t), under several static codes",
+            f"Dynamics drawn from the prior, under several static codes ({self.note})",
         )
         self.made["prior_sequences.png"] = (
-            "One sequence of dynamic codes drawn from the model's learned prior, decoded "
-            "under the static codes of several test videos (rows)."
+            "One sequence of temporal codes drawn from the model's prior, decoded under the "
+            "static codes of several test videos (rows): every row should move alike."
         )
 
     def prior_draws(self, a, seed, draws: int = 3) -> None:

@@ -145,8 +145,9 @@ class DSVAE(SequenceVAE):
         return torch.stack(outs, 1).chunk(2, -1)
 
     @torch.no_grad()
-    def sample_prior(self, videos: int, frames: int, generator=None) -> Tensor:
-        """Dynamics from the learned prior: z [videos, frames, D], step by step."""
+    def sample_dynamics(self, videos: int, frames: int, generator=None) -> Tensor:
+        """Dynamics from the learned prior: z [videos, frames, D], step by step, each draw
+        z_t ~ p(z_t | z_<t) fed back into the LSTM for the next."""
         device = self.prior_head.weight.device
         z_prev = torch.zeros(videos, self.dynamic_size, device=device)
         h = c = torch.zeros(videos, RNN_HIDDEN, device=device)
@@ -162,10 +163,10 @@ class DSVAE(SequenceVAE):
     @torch.no_grad()
     def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
         """h [V, N, F]: f ~ N(0, I) once per video (repeated over frames), z_1:N from the
-        learned prior (:meth:`sample_prior`)."""
+        learned prior (:meth:`sample_dynamics`)."""
         device = self.prior_head.weight.device
         f = torch.randn(videos, self.static_size, generator=generator).to(device)
-        z = self.sample_prior(videos, frames, generator)
+        z = self.sample_dynamics(videos, frames, generator)
         return torch.cat([f[:, None].expand(-1, frames, -1), z], -1)
 
     def kl_terms(
