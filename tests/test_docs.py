@@ -190,3 +190,38 @@ def test_every_relative_link_leads_to_a_file(page):
     assert local or page.name != "README.md"
     missing = [t for t in local if not (page.parent / t).exists()]
     assert not missing, f"{page.name}: links to nothing: {missing}"
+
+
+CURVE_HEADER = "| step | frames (M) | eq 19, RBF | eq 19, linear | digit, training images |"
+
+
+def test_the_long_runs_curve_in_the_docs_is_its_reports():
+    """docs/results.md's table of issue 25's learning curve: one row per point of
+    docs/results/bouncing-mnist-paper-cpu.json, every cell its number as the page rounds
+    it, then the paper's row."""
+    report = json.loads((ROOT / "docs" / "results" / "bouncing-mnist-paper-cpu.json").read_text())
+    lines = (ROOT / "docs" / "results.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(CURVE_HEADER))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    want = [
+        [
+            f"{p['step']:,}",
+            f"{p['frames'] / 1e6:.2f}",
+            f"{p['d_score_rbf']:.3f}",
+            f"{p['d_score']:.3f}",
+            f"{p['static_train_rbf']:.3f}",
+            f"{p['static_held_out_rbf']:.3f}",
+            f"{p['temporal_from_temporal_rbf']:.3f}",
+            f"{p['elbo_negative_elbo']:.1f}",
+        ]
+        for p in report["points"]
+    ]
+    cfg, paper = report["config"], report["paper"]
+    frames = report["steps"] * cfg["batch_videos"] * cfg["data"]["frames"] / 1e6  # the schedule's
+    d, acc = f"{paper['d_score']:.2f}", f"{paper['static_accuracy']:.2f}"
+    want.append(["paper", f"{frames:.2f}", d, "", "", acc, "", ""])
+    assert rows == want
