@@ -9,6 +9,11 @@
 #
 #   bash bench/sprites_grid.sh [RUNS_DIR]       # default: runs/
 #   python bench/sync_tables.py sprites-cpu     # in the work tree, after the copy
+#
+# With both cores free, a second lane may run other items at once, but under its own
+# --out folder (reproduce holds a lock on its --out folder; the report has its own lock,
+# so two folders share one report), for example:
+#   stvae reproduce --dataset sprites --preset cpu --seeds 2 --out runs2 --only NAME
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
