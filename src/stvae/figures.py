@@ -233,6 +233,15 @@ class _Figures:
     def _mix(self, static, temporal):
         return _combine(static, temporal, self.s_idx, self.t_idx)
 
+    def _prior(self, draws: int, seed: int) -> np.ndarray | None:
+        """[draws, N, F] from the model's prior (``prior_sample``, seeded), or None for a
+        kind without one to sample."""
+        try:
+            g = torch.Generator().manual_seed(seed)
+            return self.model.prior_sample(draws, self.n, g).float().cpu().numpy()
+        except NotImplementedError:
+            return None
+
     def swap(self, a, b) -> None:
         """Figure 2: two frames, then the same with static and temporal parts swapped."""
         mu, n = self.mu, self.n
@@ -334,11 +343,10 @@ class _Figures:
         the static codes of several test videos: rows the videos, columns time. Nothing for
         a kind without a prior to sample."""
         n = self.n
-        try:
-            g = torch.Generator().manual_seed(seed)
-            drawn = self.model.prior_sample(1, n, g).float().cpu().numpy()[0]  # [N, F]
-        except NotImplementedError:
+        drawn = self._prior(1, seed)
+        if drawn is None:
             return
+        drawn = drawn[0]  # [N, F]
         rows = np.stack(
             [_decode(self.model, self._mix(self.mu[o, :1].repeat(n, 0), drawn)) for o in others]
         )
@@ -358,10 +366,8 @@ class _Figures:
         dynamics drawn from the prior; rows the input, the posterior mean decoded, then
         one row per draw; columns time. Nothing for a kind without a prior to sample."""
         n = self.n
-        try:
-            g = torch.Generator().manual_seed(seed)
-            prior = self.model.prior_sample(draws, n, g).float().cpu().numpy()  # [D, N, F]
-        except NotImplementedError:
+        prior = self._prior(draws, seed)  # [D, N, F]
+        if prior is None:
             return
         mu = np.repeat(self.mu[a][None], draws, 0)  # [D, N, F]
         cols = slice(0, n, max(1, n // 8))
