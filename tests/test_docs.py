@@ -200,13 +200,8 @@ def test_the_long_runs_curve_in_the_docs_is_its_reports():
     docs/results/bouncing-mnist-paper-cpu.json, every cell its number as the page rounds
     it, then the paper's row."""
     report = json.loads((ROOT / "docs" / "results" / "bouncing-mnist-paper-cpu.json").read_text())
-    lines = (ROOT / "docs" / "results.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(CURVE_HEADER))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
+    (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), CURVE_HEADER).values()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in body]
     want = [
         [
             f"{p['step']:,}",

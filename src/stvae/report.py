@@ -523,15 +523,15 @@ def _field_section(table: list[str]) -> list[str]:
     ]
 
 
-def quoted_tables(text: str) -> dict[str, list[str]]:
+def quoted_tables(text: str, prefix: str = "| model | beta |") -> dict[str, list[str]]:
     """Header line -> body rows (below the ``|---|`` line) of each table of ``text`` whose
-    header starts ``| model | beta |``: the tables of a report's markdown, matched by
+    header starts ``prefix``; by default the tables of a report's markdown, matched by
     header where the README and docs pages copy them (tests/test_docs.py checks the copies,
     bench/sync_tables.py writes them)."""
     tables: dict[str, list[str]] = {}
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("| model | beta |"):
+        if line.startswith(prefix):
             body = []
             for row in lines[i + 2 :]:
                 if not row.startswith("|"):
