@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stvae.data import generate
-from stvae.evaluate import encode_run
+from stvae.model import encode_videos
 from stvae.rundir import load_run
 
 
@@ -31,10 +31,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     for run in map(Path, args.runs):
-        _, config = load_run(run)
+        model, config = load_run(run)
         data = generate(config.data.source, args.videos, config.data.frames, args.seed, "test")
-        found = encode_run(run, data)
-        mu, logvar = found["mu"], found["logvar"]  # [V, N, F]
+        mu, logvar = encode_videos(model, data["videos"])  # [V, N, F] each
         kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).mean((0, 1))  # [F], nats a frame
         eval_path = run / "eval.json"
         field = json.loads(eval_path.read_text()).get("field", {}) if eval_path.exists() else {}
