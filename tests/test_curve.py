@@ -1,5 +1,6 @@
 """Learning curves over weight snapshots (stvae curve, issue 25)."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from stvae import curve as curve_module
+from stvae import evaluate as evaluate_module
 from stvae.curve import CURVE_FILES, curve_run, snapshots
 from stvae.data import DataConfig
 from stvae.errors import StvaeError
@@ -27,12 +29,19 @@ TINY = TrainConfig(
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """A tiny run with snapshots at steps 2 and 4, its curve and its eval.json."""
-    run = tmp_path_factory.mktemp("curve") / "run"
-    train(TINY, run)
-    curve = curve_run(run, quiet=True)
-    ev = evaluate_run(run)
-    return run, curve, ev
+    """A tiny run with snapshots at steps 2 and 4, its curve and its eval.json; while the
+    tests that use it run, curve and evaluate score on probe sets of 64 videos instead of
+    256 (conftest's small_probe_sets, for a whole module): these tests compare the two
+    commands' numbers with each other, not with any value."""
+    with pytest.MonkeyPatch.context() as patch:
+        small = functools.partial(evaluate_module.probe_sets, videos=64)
+        patch.setattr(evaluate_module, "probe_sets", small)
+        patch.setattr(curve_module, "probe_sets", small)
+        run = tmp_path_factory.mktemp("curve") / "run"
+        train(TINY, run)
+        curve = curve_run(run, quiet=True)
+        ev = evaluate_run(run)
+        yield run, curve, ev
 
 
 def strip(point):

@@ -116,7 +116,7 @@ def test_runs_of_a_size_of_their_own_have_a_table_of_their_own():
     assert "## At DSVAE's published size" in md and "| dsvae | 1 | not run |" in md
 
 
-def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch):
+def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch, small_probe_sets):
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
     monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
     trained = []
@@ -180,7 +180,9 @@ def test_a_judged_row_without_the_field_protocol_is_not_current(tmp_path):
 
 
 @pytest.mark.slow
-def test_older_rows_are_scored_again_and_other_configs_refused(tmp_path, monkeypatch):
+def test_older_rows_are_scored_again_and_other_configs_refused(
+    tmp_path, monkeypatch, small_probe_sets
+):
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=3), steps=2, batch_videos=2)
     monkeypatch.setitem(rep.PRESETS, "cpu", tiny)
     trained, scored = [], []
@@ -370,7 +372,9 @@ def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(tmp_path, monkeypatch):
+def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(
+    tmp_path, monkeypatch, small_probe_sets
+):
     tiny = TrainConfig(
         model=ModelConfig(), data=DataConfig(frames=3), steps=4, batch_videos=2, checkpoint_every=2
     )
@@ -454,11 +458,12 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch, small_probe_
 
 
 PARALLEL_SCRIPT = """
+import functools
 import sys
+from stvae import evaluate
 from stvae import reproduce as rep
 from stvae.data import DataConfig
-from stvae.evaluate import _options
-from stvae.model import ModelConfig, encode_videos, make_model
+from stvae.model import ModelConfig
 from stvae.train import TrainConfig
 
 # a tiny run that lasts long enough to be stopped while it trains
@@ -466,6 +471,8 @@ rep.PRESETS["cpu"] = TrainConfig(
     model=ModelConfig(), data=DataConfig(frames=3), steps=int(sys.argv[2]), batch_videos=2,
     checkpoint_every=50, log_every=1,
 )
+# probe sets of 64 videos (conftest's small_probe_sets), here too in the spawned runs
+evaluate.probe_sets = functools.partial(evaluate.probe_sets, videos=64)
 if __name__ == "__main__":  # spawned processes import this file too
     from stvae.cli import main
 
@@ -513,7 +520,7 @@ def test_parallel_runs_train_in_their_own_processes_and_report_like_one(tmp_path
 def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resumes(tmp_path):
     script = tmp_path / "grid.py"
     script.write_text(PARALLEL_SCRIPT)
-    cmd = [sys.executable, str(script), str(tmp_path), "400"]
+    cmd = [sys.executable, str(script), str(tmp_path), "200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     folder = tmp_path / "runs" / "bouncing-mnist-cpu"
     logs = [folder / f"{name}.log" for name in PAIR]
@@ -535,7 +542,7 @@ def test_sigterm_stops_every_parallel_run_at_a_checkpoint_and_the_command_resume
     assert sorted(r["name"] for r in rows) == sorted(PAIR)
     for name in PAIR:
         steps = [json.loads(x)["step"] for x in (folder / name / "metrics.jsonl").open()]
-        assert steps[-1] == 400 and steps == sorted(set(steps))
+        assert steps[-1] == 200 and steps == sorted(set(steps))
         records = [json.loads(x) for x in (folder / name / "metrics.jsonl").open()]
         kept = [r["step"] for r in records if r["time"] < since]  # from before the stop
         assert kept and kept[-1] > 0  # continued from its checkpoint, not restarted
