@@ -86,3 +86,21 @@ def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatc
     # a division that puts the action on the static side loses it to the prior
     swapped = field_protocol(Oracle(), data, ([0, 1], [2]), judge, draws=2)
     assert swapped["static_from_prior"]["action_accuracy"]["mean"] < 0.4
+
+
+def test_decoded_batches_cover_every_video_in_eval_mode_and_restore_the_mode():
+    from stvae.field import decoded_batches
+    from stvae.model import ModelConfig, VideoVAE
+
+    model = VideoVAE(ModelConfig(features=4)).train()
+    seen = []
+    real = model.decode
+    model.decode = lambda h: seen.append(model.training) or real(h)
+    h = np.random.default_rng(0).normal(size=(5, 3, 4)).astype(np.float32)
+    got = list(decoded_batches(model, h, batch=2))
+    assert [x.shape[0] for x in got] == [2, 2, 1] and got[0].shape[1] == 3
+    assert all(float(x.min()) >= 0 and float(x.max()) <= 1 for x in got)  # frame means
+    assert seen == [False] * 3 and model.training  # decoded in eval mode, then restored
+    model.eval()  # the second batch, decoded alone in eval mode
+    with torch.no_grad():
+        torch.testing.assert_close(got[1], torch.sigmoid(real(torch.from_numpy(h[2:4]))))

@@ -34,7 +34,7 @@ from stvae.data import sprites as sp
 from stvae.judge import judge_probs
 from stvae.model import encode_videos
 
-__all__ = ["field_protocol", "inception_scores", "with_prior", "FIELD_DRAWS"]
+__all__ = ["decoded_batches", "field_protocol", "inception_scores", "with_prior", "FIELD_DRAWS"]
 
 FIELD_DRAWS = 3  # prior draws per direction (the field repeats its protocol)
 
@@ -62,22 +62,30 @@ def with_prior(mu: np.ndarray, prior: np.ndarray, idx: list[int]) -> np.ndarray:
 
 
 @torch.no_grad()
+def decoded_batches(model, h: np.ndarray, batch: int = 32):
+    """Codes h [V, N, F] decoded in batches of ``batch`` videos, in eval mode: yields the
+    frames' means [B, N, C, H, W] (sigmoid of the decoder's logits, on the CPU)."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for start in range(0, len(h), batch):
+            codes = torch.from_numpy(np.ascontiguousarray(h[start : start + batch]))
+            yield torch.sigmoid(model.decode(codes.to(device)).float()).cpu()
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
 def _judged(model, h: np.ndarray, judge) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes h [V, N, F] decoded (grey shown to the judge as RGB) and judged: the judge's
     softmax outputs (attributes [V, 4, 6], action [V, 9])."""
-    was = model.training
-    model.eval()
-    try:
-        attrs, actions = [], []
-        for start in range(0, len(h), 32):
-            codes = torch.from_numpy(np.ascontiguousarray(h[start : start + 32]))
-            x = torch.sigmoid(model.decode(codes.to(next(model.parameters()).device)).float())
-            x = x.expand(-1, -1, 3, -1, -1) if x.shape[2] == 1 else x
-            a, act = judge_probs(judge, x.cpu())
-            attrs.append(a)
-            actions.append(act)
-    finally:
-        model.train(was)
+    attrs, actions = [], []
+    for x in decoded_batches(model, h):
+        x = x.expand(-1, -1, 3, -1, -1) if x.shape[2] == 1 else x
+        a, act = judge_probs(judge, x)
+        attrs.append(a)
+        actions.append(act)
     return torch.cat(attrs), torch.cat(actions)
 
 
