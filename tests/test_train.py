@@ -50,6 +50,12 @@ def metrics(run):
     return [json.loads(line) for line in (run / RUN_FILES["metrics"]).read_text().splitlines()]
 
 
+def _last_step(run) -> int:
+    """The step of the last whole line of a run's metrics.jsonl while a process writes it."""
+    whole = (run / RUN_FILES["metrics"]).read_text().rsplit("\n", 1)[0].splitlines()
+    return json.loads(whole[-1])["step"] if whole else 0
+
+
 def resumed_from(run, since: float) -> int:
     """The last step whose record was written before ``since`` (when a resume began) and
     kept: the step the resume continued from (0: it started over)."""
@@ -500,12 +506,12 @@ def test_of_two_processes_resuming_a_killed_run_together_exactly_one_trains(tmp_
         while all(p.poll() is None for p in both) and time.time() < deadline:
             time.sleep(0.1)
         ended = [p for p in both if p.poll() is not None]
-        assert len(ended) == 1, "neither process was refused"
+        assert len(ended) == 1, f"{len(ended)} of the two ended before the deadline"
         refused, (winner,) = ended[0], [p for p in both if p is not ended[0]]
         assert refused.returncode == 2
         err = refused.communicate()[1]
         assert "in use by" in err and "Traceback" not in err
-        while winner.poll() is None and metrics(run)[-1]["step"] <= killed_at + 2:
+        while winner.poll() is None and _last_step(run) <= killed_at + 2:
             time.sleep(0.1)  # the other trains on, past where the killed owner stopped
         assert winner.poll() is None
         winner.send_signal(signal.SIGTERM)
