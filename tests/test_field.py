@@ -10,7 +10,7 @@ from torch import nn
 from stvae import field as field_module
 from stvae.data import generate
 from stvae.data import sprites as sp
-from stvae.field import field_protocol, inception_scores, with_prior
+from stvae.field import field_protocol, inception_scores, unused_direction, with_prior
 from stvae.judge import JUDGE_FRAMES, train_judge
 from test_judge import _oracle_decode, oracle_codes
 
@@ -83,9 +83,33 @@ def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatc
     # a decoder that ignores the static code keeps no appearance: attributes near chance
     frozen = field_protocol(Oracle(frozen=True), data, ([0], [1, 2]), judge, draws=2)
     assert np.mean([frozen["dynamics_from_prior"][a]["mean"] for a in sp.ATTRIBUTES]) < 0.5
+    # and redrawing its static code changes nothing it draws: the protocol does not apply
+    change = frozen["change"]
+    assert change["static"] == 0 and change["temporal"] > 0 and change["all"] > 0
+    assert "static set (features [0])" in unused_direction(change, ([0], [1, 2]))
+    assert all(found["change"][k] > 0 for k in ("static", "temporal", "all"))
+    assert unused_direction(found["change"], ([0], [1, 2])) is None
     # a division that puts the action on the static side loses it to the prior
     swapped = field_protocol(Oracle(), data, ([0, 1], [2]), judge, draws=2)
     assert swapped["static_from_prior"]["action_accuracy"]["mean"] < 0.4
+
+
+def test_redraw_change_is_the_mean_pixel_change_of_each_redraw():
+    from stvae.field import redraw_change
+    from stvae.model import ModelConfig, VideoVAE
+
+    model = VideoVAE(ModelConfig(features=4)).eval()
+    rng = np.random.default_rng(1)
+    mu, prior = (rng.normal(size=(3, 2, 4)).astype(np.float32) for _ in range(2))
+    got = redraw_change(model, mu, prior, ([0, 1], [2, 3]))
+    with torch.no_grad():
+        plain = torch.sigmoid(model.decode(torch.from_numpy(mu)))
+        for name, h in (("static", with_prior(mu, prior, [0, 1])), ("all", prior)):
+            want = (torch.sigmoid(model.decode(torch.from_numpy(h))) - plain).abs().mean()
+            assert got[name] == pytest.approx(float(want), rel=1e-5)
+    assert redraw_change(model, mu, mu, ([0, 1], [2, 3])) == dict.fromkeys(got, 0.0)
+    assert unused_direction({"static": 0.04, "temporal": 1.0, "all": 1.0}, ([0], [1])) is not None
+    assert unused_direction({"static": 0.06, "temporal": 1.0, "all": 1.0}, ([0], [1])) is None
 
 
 def test_decoded_batches_cover_every_video_in_eval_mode_and_restore_the_mode():

@@ -177,6 +177,18 @@ def test_a_judged_row_without_the_field_protocol_is_not_current(tmp_path):
     run = rep.grid("sprites")[0]
     rows = {run.name: {"eval_version": rep.EVAL_VERSION, "field": {}}}
     assert rep._plan(run, rows, tmp_path, "sprites", "cpu")[0] == "skip"
+    # a baseline's row from before the redraws' change was measured is scored again (the
+    # change decides whether the protocol applies to its division); a split model's stays
+    baseline = next(r for r in rep.grid("sprites") if r.model == "vae")
+    split = next(r for r in rep.grid("sprites") if r.model == "hierarchical")
+    sets = {"static_set": [3], "temporal_set": [0, 1, 2]}
+    for run, static, field, action in (
+        (baseline, 0, sets, "train"),
+        (baseline, 0, {**sets, "change": {"static": 0.0, "temporal": 0.1, "all": 0.1}}, "skip"),
+        (split, 4, sets, "skip"),
+    ):
+        row = {"eval_version": rep.EVAL_VERSION, "static_features": static, "field": field}
+        assert rep._plan(run, {run.name: row}, tmp_path, "sprites", "cpu")[0] == action
 
 
 @pytest.mark.slow

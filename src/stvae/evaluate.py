@@ -400,7 +400,7 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
     """Sprites: swaps (a model with its own split) and the field's protocol
     (:mod:`stvae.field`) judged by a classifier trained on the ground truth on clips of
     the scored length, its own accuracy on real held-out clips beside each."""
-    from stvae.field import field_protocol
+    from stvae.field import field_protocol, unused_direction
     from stvae.judge import judge_accuracy, judge_swaps, train_judge
 
     frames = score["videos"].shape[1]
@@ -422,6 +422,9 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
         result.field = {"not_applicable": str(e), "judge_accuracy": accuracy}
         return
     result.field = {"judge_accuracy": accuracy, **found}
+    unused = None if k else unused_direction(found["change"], division)
+    if unused:  # a baseline's division that redraws nothing: its scores kept beside
+        result.field["not_applicable"] = unused
 
 
 def evaluate_model(

@@ -231,17 +231,22 @@ def field_table(rows: list[dict], names: list[str], dataset: str = "sprites") ->
         cells.append((variant, run.beta, run.features, runs))
     for model, beta, features, runs in cells:
         got = [r["field"] for r in runs if "field" in r and "not_applicable" not in r["field"]]
+        refused = [r["field"] for r in runs if "not_applicable" in r.get("field", {})]
         first = [
             [g["static_from_prior"][k]["mean"] for g in got]
             for k in ("action_accuracy", "IS", "H(y|x)", "H(y)")
         ]
         second = [[g["dynamics_from_prior"][n]["mean"] for g in got] for n in names]
-        judge = [g["judge_accuracy"] for g in got]
+        scores = [_mean_spread(v, 3) for v in first + second]
+        if refused and not got:  # every run of the cell: the protocol does not apply
+            scores = ["not applicable"] * len(scores)
+        judge = [g["judge_accuracy"] for g in got or refused]
         table.append(
             f"| {model} | {beta:g} | {features} | "
-            + " | ".join(_mean_spread(v, 3) for v in first + second)
+            + " | ".join(scores)
             + f" | {_mean_spread([j['action'] for j in judge], 3)} "
-            f"| {_mean_spread([min(j[n] for n in names) for j in judge], 3)} | {len(got)} |"
+            f"| {_mean_spread([min(j[n] for n in names) for j in judge], 3)} "
+            f"| {len(got or refused)} |"
         )
     return table
 

@@ -186,10 +186,19 @@ def _single_target(scores: Scores, sfx: str) -> dict:
 def _current(found: dict, dataset: str) -> bool:
     """Whether a row or an eval.json holds what the current evaluation gives for
     ``dataset``: its version and, for data with a judge, the field's protocol (added
-    after version 2 was written, and only for those data, so rows of other data stay)."""
+    after version 2 was written, and only for those data, so rows of other data stay),
+    for a baseline with the change its redraws make (which decides whether the protocol
+    applies to its division; added later, for baselines only, whose rows alone it can
+    change)."""
     if found.get("eval_version") != EVAL_VERSION:
         return False
-    return not registry.DATASETS[dataset].judge or "field" in found
+    if not registry.DATASETS[dataset].judge:
+        return True
+    field = found.get("field")
+    if field is None:
+        return False
+    baseline = not found.get("static_features")
+    return not baseline or "change" in field or "static_set" not in field
 
 
 def _scored(run_dir: Path, dataset: str) -> EvalResult | None:
