@@ -18,22 +18,12 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stvae.data import generate
-from stvae.field import decoded_batches, with_prior
+from stvae.field import redraw_change
 from stvae.model import encode_videos
 from stvae.rundir import load_run
-
-
-def change(model, mu: np.ndarray, h: np.ndarray) -> float:
-    """Mean |decode(h) - decode(mu)| over every pixel of every frame of every clip."""
-    total, count = 0.0, 0
-    for a, b in zip(decoded_batches(model, mu), decoded_batches(model, h), strict=True):
-        total += float((a - b).abs().sum())
-        count += a.numel()
-    return total / count
 
 
 def main() -> None:
@@ -51,8 +41,7 @@ def main() -> None:
         v, n, f = mu.shape
         prior = model.prior_sample(v, n, torch.Generator().manual_seed(0)).float().numpy()
         s_idx, t_idx = field["static_set"], field["temporal_set"]
-        found = [change(model, mu, with_prior(mu, prior, idx)) for idx in (s_idx, t_idx)]
-        found.append(change(model, mu, prior))
+        found = redraw_change(model, mu, prior, (s_idx, t_idx)).values()  # static, temporal, all
         static = f"{len(s_idx)} of {f}" if len(s_idx) > 4 else str(s_idx)
         print(f"| {run.name} | {static} | " + " | ".join(f"{c:.4f}" for c in found) + " |")
 
