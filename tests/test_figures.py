@@ -69,3 +69,18 @@ def test_baseline_figures_name_their_division(runs, capsys):
     page = (runs["vae"] / "figures" / "index.html").read_text()
     assert "baseline: the best division on this data" in page
     assert "wrote 12 files" in capsys.readouterr().out
+
+
+def test_decode_takes_any_leading_shape_and_float64_and_matches_the_decoder():
+    import torch
+
+    from stvae.figures import _decode
+    from stvae.model import VideoVAE
+
+    model = VideoVAE(ModelConfig(features=4)).eval()
+    h = np.random.default_rng(1).normal(size=(3, 5, 4))  # float64, as numpy makes it
+    with torch.no_grad():
+        want = torch.sigmoid(model.decode(torch.from_numpy(h).float())).squeeze(-3).numpy()
+    assert _decode(model, h).shape == (3, 5, 64, 64)
+    np.testing.assert_allclose(_decode(model, h), want, atol=1e-6)
+    np.testing.assert_allclose(_decode(model, h[1]), want[1], atol=1e-6)  # [N, F]

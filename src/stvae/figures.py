@@ -21,7 +21,7 @@ from PIL import Image
 from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.evaluate import disentanglement, static_targets
-from stvae.field import with_prior
+from stvae.field import decoded_batches, with_prior
 from stvae.model import encode_videos
 from stvae.result import read_result
 from stvae.rundir import RUN_FILES, load_run
@@ -59,11 +59,10 @@ def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, l
     return list(range(half)), list(range(half, f)), "baseline, no labels: first half vs rest"
 
 
-@torch.no_grad()
 def _decode(model, h: np.ndarray) -> np.ndarray:
-    """Latents [..., F] -> images in [0, 1]: [..., 64, 64] grey or [..., 64, 64, 3] colour."""
-    logits = model.decode(torch.from_numpy(np.ascontiguousarray(h, dtype=np.float32)))
-    return _channels_last(torch.sigmoid(logits))
+    """Latents [A, ..., F] -> images in [0, 1]: [A, ..., 64, 64] grey or [A, ..., 64, 64, 3]
+    colour."""
+    return _channels_last(torch.cat(list(decoded_batches(model, h))))
 
 
 def _channels_last(x: torch.Tensor) -> np.ndarray:
