@@ -97,6 +97,24 @@ def test_scored_snapshots_are_not_scored_again_and_rescoring_gives_the_same(scor
     assert [strip(p) for p in longer["points"][:2]] == [strip(p) for p in curve["points"]]
 
 
+@pytest.mark.slow
+def test_probe_spread_seed_0_is_the_curves_point_and_other_seeds_other_sets(scored):
+    from stvae.curve import probe_spread
+
+    run, curve, _ = scored
+    spread = probe_spread(run, [4, 2], seeds=2)
+    assert list(spread) == [4, 2] and all(len(points) == 2 for points in spread.values())
+    by_step = {p["step"]: p for p in curve["points"]}
+    for step, (first, second) in spread.items():
+        assert {"d_score_rbf", "d_score", "static_accuracy_rbf", "elbo_kl"} <= set(first)
+        assert first == {k: by_step[step][k] for k in first}  # the curve's own numbers
+        assert second["d_score_rbf"] != first["d_score_rbf"]  # other videos, other split
+    with pytest.raises(StvaeError, match="no snapshot at step 3 "):
+        probe_spread(run, [2, 3])
+    with pytest.raises(StvaeError, match="seeds must be at least 1"):
+        probe_spread(run, [2], seeds=0)
+
+
 def test_a_run_without_snapshots_is_refused_in_one_line(tmp_path):
     run = tmp_path / "run"
     train(TINY.replace(steps=1, snapshot_every=0), run)

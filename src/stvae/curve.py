@@ -40,7 +40,14 @@ from stvae.model import make_model
 from stvae.result import EvalResult
 from stvae.rundir import SNAPSHOTS
 
-__all__ = ["CURVE_FILES", "CURVE_VERSION", "snapshots", "curve_run", "training_image_gap"]
+__all__ = [
+    "CURVE_FILES",
+    "CURVE_VERSION",
+    "snapshots",
+    "curve_run",
+    "probe_spread",
+    "training_image_gap",
+]
 
 CURVE_FILES = {"json": "curve.json", "png": "curve.png"}
 CURVE_VERSION = 1
@@ -187,6 +194,42 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     _tensorboard(run_dir, new)
     plot_curve(curve, run_dir / CURVE_FILES["png"], config)
     return curve
+
+
+def probe_spread(
+    run_dir: str | Path, steps: list[int], seeds: int = 5, probe: str = "both"
+) -> dict[int, list[dict]]:
+    """How much curve points move when only the probe sets change: each snapshot of
+    ``steps`` scored as :func:`curve_run` scores it (its headline numbers, without the
+    training-image gap) on the probe sets of seeds 0 .. ``seeds`` - 1 (new videos of the
+    same fitting and scoring images, a new fitting split, new ELBO samples), the weights
+    fixed. Seed 0 gives the curve's own point. Returns {step: [headline dict per seed]}."""
+    run_dir = Path(run_dir)
+    if probe not in PROBE_CHOICES:
+        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
+    if seeds < 1:
+        raise StvaeError(f"seeds must be at least 1; got {seeds}")
+    cfg_path = run_dir / RUN_FILES["config"]
+    if not cfg_path.is_file():
+        raise StvaeError(f"{run_dir}: not a run directory (no {RUN_FILES['config']})")
+    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+    found = dict(snapshots(run_dir))
+    missing = [s for s in steps if s not in found]
+    if missing:
+        have = ", ".join(map(str, found)) or "none"
+        raise StvaeError(f"{run_dir}: no snapshot at step {missing[0]} (snapshots: {have})")
+    models = {}
+    for step in steps:
+        models[step] = make_model(config.model)
+        load_weights(found[step], models[step])
+        models[step].eval()
+    out: dict[int, list[dict]] = {step: [] for step in steps}
+    for seed in range(seeds):  # one seed's sets in memory at a time
+        sets = probe_sets(config.data, seed=seed)
+        for step, model in models.items():
+            ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=False)
+            out[step].append(_headline(ev))
+    return out
 
 
 def _probe_videos(config: TrainConfig, seed: int) -> tuple[dict | None, dict | None]:
