@@ -23,6 +23,16 @@
 # Then, from the work tree, as its snapshots arrive (about 40-90 s each to score):
 #   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 \
 #     --report docs/results/bouncing-mnist-paper-cpu --commit <COMMIT>
+# How far a point moves with the probe sets alone (weights fixed; docs/results.md):
+#   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps <STEP> ...
+# When it has ended (step 30,000; the last snapshot holds the final weights), from the
+# work tree: the command above once more (its last point is `evaluate` of the final
+# weights), then
+#   stvae evaluate ~/long/runs/<MODEL>-f4-beta4-seed0
+#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 --out docs/results/bouncing-mnist-paper-cpu-figures
+#   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps 30000
+# and commit the report, the figures and `long/<run>/` (eval.json is not in it: copy it to
+# docs/results/ beside the report).
 # It runs at nice 19. Anything run beside it should use OMP_NUM_THREADS=1 (two
 # multi-threaded torch processes on two cores slow each other by tens of times), or
 # pause it meanwhile: kill -STOP / kill -CONT its pid.
