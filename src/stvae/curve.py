@@ -145,6 +145,23 @@ def _existing(path: Path, want: dict) -> dict:
     return have
 
 
+def _run_config(run_dir: Path, probe: str) -> TrainConfig:
+    """The run's config, once ``probe`` and the run directory are checked."""
+    if probe not in PROBE_CHOICES:
+        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
+    if not run_dir.is_dir():
+        raise StvaeError(f"{run_dir}: no such run directory")
+    cfg_path = run_dir / RUN_FILES["config"]
+    return TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+
+
+def _snapshot_model(config: TrainConfig, path: Path):
+    """The run's model with a snapshot's weights, in eval mode."""
+    model = make_model(config.model)
+    load_weights(path, model)
+    return model.eval()
+
+
 def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bool = False) -> dict:
     """Scores every snapshot of ``run_dir`` not yet in its ``curve.json`` and writes
     ``curve.json`` (after each point, so an interrupted call keeps what it scored),
@@ -154,12 +171,7 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     ``elbo_<term>``), the training-image gap (:func:`training_image_gap`, generated data
     with training images only) and the whole evaluate result under ``eval``."""
     run_dir = Path(run_dir)
-    if probe not in PROBE_CHOICES:
-        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
-    if not run_dir.is_dir():
-        raise StvaeError(f"{run_dir}: no such run directory")
-    cfg_path = run_dir / RUN_FILES["config"]
-    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
+    config = _run_config(run_dir, probe)
     found = snapshots(run_dir)
     if not found:
         raise StvaeError(
@@ -173,9 +185,7 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     sets, train_videos = _probe_videos(config, seed) if todo else (None, None)
     new = []
     for step, snap, sha in todo:
-        model = make_model(config.model)
-        load_weights(snap, model)
-        model.eval()
+        model = _snapshot_model(config, snap)
         cache: dict = {}  # this snapshot's encodings of each set
         ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=False, cache=cache)
         point = {"step": step, "frames": step * config.frames_per_batch, "sha256": sha}
@@ -205,24 +215,15 @@ def probe_spread(
     same fitting and scoring images, a new fitting split, new ELBO samples), the weights
     fixed. Seed 0 gives the curve's own point. Returns {step: [headline dict per seed]}."""
     run_dir = Path(run_dir)
-    if probe not in PROBE_CHOICES:
-        raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
+    config = _run_config(run_dir, probe)
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
-    cfg_path = run_dir / RUN_FILES["config"]
-    if not cfg_path.is_file():
-        raise StvaeError(f"{run_dir}: not a run directory (no {RUN_FILES['config']})")
-    config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
     found = dict(snapshots(run_dir))
     missing = [s for s in steps if s not in found]
     if missing:
         have = ", ".join(map(str, found)) or "none"
         raise StvaeError(f"{run_dir}: no snapshot at step {missing[0]} (snapshots: {have})")
-    models = {}
-    for step in steps:
-        models[step] = make_model(config.model)
-        load_weights(found[step], models[step])
-        models[step].eval()
+    models = {step: _snapshot_model(config, found[step]) for step in steps}
     out: dict[int, list[dict]] = {step: [] for step in steps}
     for seed in range(seeds):  # one seed's sets in memory at a time
         sets = probe_sets(config.data, seed=seed)
