@@ -12,7 +12,8 @@
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
 # in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl,
-# curve.json) into long/<run>/ of the work tree, to be committed; on a new machine the
+# curve.json, and the snapshots not yet scored plus the newest one) into long/<run>/ of the
+# work tree (LONG_KEPT elsewhere), to be committed; on a new machine the
 # first command finds no run directory, restores it from long/<run>/ and resumes it there.
 # The curve's points already scored are in curve.json; score new snapshots before `save`.
 # A session that ends without `save` loses the steps since the last commit of long/<run>/
@@ -38,12 +39,35 @@
 # pause it meanwhile: kill -STOP / kill -CONT its pid.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+KEPT=${LONG_KEPT:-$REPO/long}  # where runs travel between machines (committed)
 ROOT=${LONG_ROOT:-$HOME/long}
 KEEP=(config.json checkpoint.safetensors metrics.jsonl curve.json)
 keep_run() {  # RUN DEST: what resuming needs, each file replaced whole (copy, then rename)
-  mkdir -p "$2"
+  mkdir -p "$2/snapshots"
   for f in "${KEEP[@]}"; do
     if [ -f "$1/$f" ]; then cp "$1/$f" "$2/.$f.tmp" && mv "$2/.$f.tmp" "$2/$f"; fi
+  done
+  # Snapshots travel too, but only those a later session still needs: each one not yet
+  # scored in curve.json (else a session that ends between a snapshot and its scoring
+  # loses that point) and the newest (for its probe spread, bench/probe_noise.py).
+  local want
+  want=$(python3 - "$1" <<'PY'
+import json, pathlib, sys
+run = pathlib.Path(sys.argv[1])
+snaps = sorted((run / "snapshots").glob("step-*.safetensors"))
+curve = run / "curve.json"
+scored = {p["step"] for p in json.loads(curve.read_text())["points"]} if curve.exists() else set()
+want = {s.name for s in snaps if int(s.stem[5:]) not in scored} | {s.name for s in snaps[-1:]}
+print("\n".join(sorted(want)))
+PY
+)
+  for s in $want; do
+    if [ ! -f "$2/snapshots/$s" ]; then
+      cp "$1/snapshots/$s" "$2/snapshots/.$s.tmp" && mv "$2/snapshots/.$s.tmp" "$2/snapshots/$s"
+    fi
+  done
+  for s in "$2"/snapshots/step-*.safetensors; do
+    if [ -f "$s" ] && ! grep -qx "$(basename "$s")" <<< "$want"; then rm -f "$s"; fi
   done
   git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$2/COMMIT"
 }
@@ -51,10 +75,10 @@ if [ "${1:-}" = keep ]; then
   MODEL=${2:-hierarchical}
   RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
   while pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; do
-    keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
+    keep_run "$RUN" "$KEPT/$MODEL-f4-beta4-seed0"
     sleep "${KEEP_EVERY:-600}"
   done
-  keep_run "$RUN" "$REPO/long/$MODEL-f4-beta4-seed0"
+  keep_run "$RUN" "$KEPT/$MODEL-f4-beta4-seed0"
   exit 0
 fi
 if [ "${1:-}" = save ]; then
@@ -66,14 +90,14 @@ if [ "${1:-}" = save ]; then
     kill -TERM $pid
     while kill -0 $pid 2>/dev/null; do sleep 1; done
   fi
-  dest="$REPO/long/$MODEL-f4-beta4-seed0"
+  dest="$KEPT/$MODEL-f4-beta4-seed0"
   keep_run "$RUN" "$dest"
   echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
   exit 0
 fi
 MODEL=${1:-hierarchical}
 RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
-kept="$REPO/long/$MODEL-f4-beta4-seed0"
+kept="$KEPT/$MODEL-f4-beta4-seed0"
 COMMIT=${2:-$(cat "$kept/COMMIT" 2>/dev/null || echo 56f7840)}
 mkdir -p "$ROOT/runs"
 if [ ! -d "$ROOT/stvae" ]; then
@@ -90,6 +114,9 @@ if [ ! -e "$RUN" ] && [ -f "$kept/checkpoint.safetensors" ]; then
   for f in "${KEEP[@]}"; do
     if [ -f "$kept/$f" ]; then cp "$kept/$f" "$RUN/$f"; fi
   done
+  if compgen -G "$kept/snapshots/step-*.safetensors" >/dev/null; then
+    mkdir -p "$RUN/snapshots" && cp "$kept"/snapshots/step-*.safetensors "$RUN/snapshots/"
+  fi
   echo "restored $RUN from $kept"
 fi
 make -C "$ROOT/stvae" setup >/dev/null

@@ -1,0 +1,62 @@
+"""bench/paper_cpu_run.sh's keeper (issue 25): what of a long run travels in the
+repository between machines. A fake run directory stands in for the training; `keep`
+with no trainer running copies once and exits."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "paper_cpu_run.sh"
+RUN = "hierarchical-f4-beta4-seed0"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("git") is None or shutil.which("python3") is None,
+    reason="the keeper needs git and python3",
+)
+
+
+def _keep(root: Path, kept: Path) -> list[str]:
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "LONG_ROOT": str(root), "LONG_KEPT": str(kept)}
+    subprocess.run(["bash", str(SCRIPT), "keep"], env=env, check=True, timeout=60)
+    return sorted(p.name for p in (kept / RUN / "snapshots").glob("*"))
+
+
+def _score(run: Path, steps: list[int]) -> None:
+    (run / "curve.json").write_text(json.dumps({"points": [{"step": s} for s in steps]}))
+
+
+def test_keeper_carries_unscored_snapshots_and_the_newest(tmp_path):
+    root, kept = tmp_path / "long", tmp_path / "kept"
+    clone = root / "stvae"
+    clone.mkdir(parents=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    run = root / "runs" / RUN
+    (run / "snapshots").mkdir(parents=True)
+    for name in ("config.json", "checkpoint.safetensors", "metrics.jsonl"):
+        (run / name).write_text(name)
+    for step in (1500, 3000, 4500):
+        (run / "snapshots" / f"step-{step:06d}.safetensors").write_text(str(step))
+
+    # nothing scored yet: every snapshot travels
+    assert _keep(root, kept) == [f"step-{s:06d}.safetensors" for s in (1500, 3000, 4500)]
+    assert (kept / RUN / "checkpoint.safetensors").read_text() == "checkpoint.safetensors"
+    assert (kept / RUN / "COMMIT").read_text().strip()
+
+    # 1,500 and 3,000 scored: only 4,500 (unscored) stays
+    _score(run, [1500, 3000])
+    assert _keep(root, kept) == ["step-004500.safetensors"]
+
+    # all scored: the newest still travels (its probe spread needs the weights)
+    _score(run, [1500, 3000, 4500])
+    assert _keep(root, kept) == ["step-004500.safetensors"]
+    assert json.loads((kept / RUN / "curve.json").read_text())["points"][-1]["step"] == 4500
+
+    # a new snapshot replaces it, and nothing temporary is left behind
+    (run / "snapshots" / "step-006000.safetensors").write_text("6000")
+    assert _keep(root, kept) == ["step-006000.safetensors"]
+    assert not list((kept / RUN).rglob(".*.tmp"))
