@@ -8,6 +8,8 @@
 #   bash bench/paper_cpu_run.sh save [MODEL]           # stop it and keep it in the repository
 #   bash bench/paper_cpu_run.sh keep [MODEL]           # (started by the first) copy it there
 #                                                      # every KEEP_EVERY s (600) while it trains
+#   bash bench/paper_cpu_run.sh score [MODEL]          # score its new snapshots (below)
+#   bash bench/paper_cpu_run.sh finish [MODEL]         # once ended: the steps below, in one
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
@@ -21,19 +23,21 @@
 # refreshes long/<run>/ every ten minutes (checkpoint before metrics: a resume drops records
 # past its checkpoint, never the reverse), so the work tree always holds a recent state.
 #
-# Then, from the work tree, as its snapshots arrive (about 40-90 s each to score):
-#   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 \
-#     --report docs/results/bouncing-mnist-paper-cpu --commit <COMMIT>
+# Then, from the work tree, as its snapshots arrive (about 40-90 s each to score; `score`
+# runs it, on one thread while the run trains; REPORT is docs/results/bouncing-mnist-paper-cpu,
+# with -<MODEL> after it for a model other than hierarchical):
+#   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 --report REPORT --commit <COMMIT>
 # How far a point moves with the probe sets alone (weights fixed; docs/results.md):
 #   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps <STEP> ...
 # When it has ended (step 30,000; the last snapshot holds the final weights), from the
 # work tree: the command above once more (its last point is `evaluate` of the final
 # weights), then
 #   stvae evaluate ~/long/runs/<MODEL>-f4-beta4-seed0
-#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 --out docs/results/bouncing-mnist-paper-cpu-figures
+#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 --out REPORT-figures
 #   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps 30000
 # and commit the report, the figures and `long/<run>/` (eval.json is not in it: copy it to
-# docs/results/ beside the report).
+# REPORT-eval.json). `finish` does all of that but the commit, and prints the spread's
+# table for the noise report.
 # It runs at nice 19. Anything run beside it should use OMP_NUM_THREADS=1 (two
 # multi-threaded torch processes on two cores slow each other by tens of times), or
 # pause it meanwhile: kill -STOP / kill -CONT its pid.
@@ -71,6 +75,28 @@ PY
   done
   git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$2/COMMIT"
 }
+if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
+  MODEL=${2:-hierarchical}
+  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+  REPORT=docs/results/bouncing-mnist-paper-cpu
+  if [ "$MODEL" != hierarchical ]; then REPORT="$REPORT-$MODEL"; fi
+  if [ ! -d "$RUN" ]; then echo "no run at $RUN (start or restore it first)" >&2; exit 2; fi
+  cd "$REPO"
+  if pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; then
+    if [ "$1" = finish ]; then echo "$RUN is still training: finish once it has ended" >&2; exit 2; fi
+    export OMP_NUM_THREADS=1  # beside the trainer's two threads
+  fi
+  .venv/bin/stvae curve "$RUN" --report "$REPORT" \
+    --commit "$(git -C "$ROOT/stvae" rev-parse --short=7 HEAD)"
+  if [ "$1" = finish ]; then
+    .venv/bin/stvae evaluate "$RUN"
+    .venv/bin/stvae figures "$RUN" --out "$REPORT-figures"
+    cp "$RUN/eval.json" "$REPORT-eval.json"
+    last=$(basename "$(ls "$RUN"/snapshots/step-*.safetensors | tail -n 1)" .safetensors)
+    .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
+  fi
+  exit 0
+fi
 if [ "${1:-}" = keep ]; then
   MODEL=${2:-hierarchical}
   RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"

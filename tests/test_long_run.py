@@ -60,3 +60,15 @@ def test_keeper_carries_unscored_snapshots_and_the_newest(tmp_path):
     (run / "snapshots" / "step-006000.safetensors").write_text("6000")
     assert _keep(root, kept) == ["step-006000.safetensors"]
     assert not list((kept / RUN).rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("command", ["score", "finish"])
+def test_score_without_a_run_is_one_line_and_exit_2(tmp_path, command):
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "LONG_ROOT": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", str(SCRIPT), command, "slow"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"no run at {tmp_path}/runs/slow-f4-beta4-seed0 (start or restore it first)"
+    ]
