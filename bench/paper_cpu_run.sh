@@ -33,7 +33,8 @@
 # work tree: the command above once more (its last point is `evaluate` of the final
 # weights), then
 #   stvae evaluate ~/long/runs/<MODEL>-f4-beta4-seed0
-#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 --out REPORT-figures
+#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 \
+#     --out docs/figures/bouncing-mnist-paper-cpu-<MODEL>-beta4
 #   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps 30000
 # and commit the report, the figures and `long/<run>/` (eval.json is not in it: copy it to
 # REPORT-eval.json). `finish` does all of that but the commit, and prints the spread's
@@ -90,7 +91,7 @@ if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
     --commit "$(git -C "$ROOT/stvae" rev-parse --short=7 HEAD)"
   if [ "$1" = finish ]; then
     .venv/bin/stvae evaluate "$RUN"
-    .venv/bin/stvae figures "$RUN" --out "$REPORT-figures"
+    .venv/bin/stvae figures "$RUN" --out "docs/figures/bouncing-mnist-paper-cpu-$MODEL-beta4"
     cp "$RUN/eval.json" "$REPORT-eval.json"
     last=$(basename "$(ls "$RUN"/snapshots/step-*.safetensors | tail -n 1)" .safetensors)
     .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
