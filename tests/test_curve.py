@@ -4,6 +4,7 @@ import functools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_a_damaged_snapshot_is_refused_by_name(tmp_path):
 
 @pytest.mark.slow
 def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
-    from stvae.curve import curve_report
+    from stvae.curve import _report_markdown, curve_report
 
     run, _, _ = scored
     curve = json.loads((run / CURVE_FILES["json"]).read_text())  # as the tests above left it
@@ -157,6 +158,10 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
     first = curve["points"][0]
     assert f"| 2 | 0.00 | 0.001 | {first['d_score_rbf']:.3f} |" in md
     assert "| paper | 30.72 | | 6.71 |" in md and "abc1234" in md
+    hours = f"{report['loop_hours']:.2f} h in the training loop"
+    assert f"The run is finished, {hours} (" in md  # not "so far" once it has ended
+    going = _report_markdown({**report, "finished": False, "steps_done": 1}, Path("x"))
+    assert f"in progress: step 1 of {report['steps']:,}, {hours} so far (" in going
     assert (tmp_path / "docs" / "paper-cpu.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "docs" / "paper-cpu.json").read_text()) == json.loads(
         json.dumps(report)

@@ -452,8 +452,9 @@ def _report_markdown(report: dict, stem: Path) -> str:
         f"{cfg.seed}, on {cfg.data.source}: {cfg.steps:,} steps of {cfg.batch_videos} videos x "
         f"{cfg.data.frames} frames, Adam {cfg.lr:g} x {cfg.lr_decay:g} every "
         f"{cfg.lr_decay_every:,} steps, precision {cfg.precision}. The run is {state}, "
-        f"{report['loop_hours']:.2f} h in the training loop so far (on a machine shared with "
-        "other work; not a speed measurement).",
+        f"{report['loop_hours']:.2f} h in the training loop"
+        + ("" if report["finished"] else " so far")
+        + " (on a machine shared with other work; not a speed measurement).",
         "",
         "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
         "probe sets); *training images* fits and scores the static probe on videos of the "
