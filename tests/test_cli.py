@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from stvae.checkpoint import read_json
 from stvae.cli import main
@@ -111,6 +113,17 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert main([*argv[:2], "5", *argv[3:], "--resume"]) == 0
     text = capsys.readouterr().out
     assert "5 steps" in text and "factor check" in text and "static label" in text
+    # a finished run moved to a new machine without its final weights: resuming it writes
+    # them, the same bytes, and says that no step was taken
+    weights = load_file(out / "model.safetensors")
+    (out / "model.safetensors").unlink()
+    assert main([*argv[:2], "5", *argv[3:], "--resume", "--no-check"]) == 0
+    text = capsys.readouterr().out
+    assert "resumed at step 5, 5 steps" in text and "no step taken in this call" in text
+    assert "final (nats/frame)" not in text
+    again = load_file(out / "model.safetensors")
+    assert again.keys() == weights.keys()
+    assert all(torch.equal(again[k], weights[k]) for k in weights)
     assert main(["train", "--resume", "--out", str(out), "--beta", "2", "--frames", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("cannot change model.beta (run: 1.0, given: 2.0)"), err

@@ -213,9 +213,13 @@ def _describe_run(summary: dict) -> str:
     )
     files = "  ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in run.iterdir()))
     resumed = f"resumed at step {summary['start_step']}, " if summary.get("start_step") else ""
+    if not terms:  # a resume of a run whose checkpoint already held its last step
+        terms = "no step taken in this call (metrics.jsonl has the run's last records)"
+    else:
+        terms = f"final (nats/frame): {terms}"
     return (
         f"run {run}: {resumed}{summary['step']} steps in {summary['wall_s']:.0f} s\n"
-        f"  final (nats/frame): {terms}\n  files: {files}"
+        f"  {terms}\n  files: {files}"
     )
 
 
