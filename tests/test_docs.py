@@ -220,3 +220,38 @@ def test_the_long_runs_curve_in_the_docs_is_its_reports():
     d, acc = f"{paper['d_score']:.2f}", f"{paper['static_accuracy']:.2f}"
     want.append(["paper", f"{frames:.2f}", d, "", "", acc, "", ""])
     assert rows == want
+
+
+FINAL_HEADER = "| scored | eq 19, RBF (Table 1) |"
+
+
+def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread():
+    """docs/results.md's table of issue 25's final weights beside the paper: `stvae
+    evaluate`'s numbers (docs/results/bouncing-mnist-paper-cpu-eval.json, which are also the
+    curve's last point), the five probe sets' mean ± sd of the noise report's last step,
+    and the paper's Table 1 and Table 2 Acc 2 numbers as the curve's report records them."""
+    results = ROOT / "docs" / "results"
+    report = json.loads((results / "bouncing-mnist-paper-cpu.json").read_text())
+    ev = json.loads((results / "bouncing-mnist-paper-cpu-eval.json").read_text())
+    last = report["points"][-1]
+    assert report["finished"] and last["step"] == report["steps"]
+    assert (last["d_score_rbf"], last["static_held_out_rbf"]) == (
+        ev["d_score_rbf"],
+        ev["static_accuracy_rbf"],
+    )
+    rbf = ev["disentanglement_rbf"]
+    measured = [ev["d_score_rbf"], ev["d_score"], ev["static_accuracy_rbf"]]
+    measured += [ev["static_accuracy"], rbf["temporal_acc_from_temporal"]]
+    measured += [rbf["temporal_acc_from_static"], rbf["static_acc_from_temporal"]]
+    noise = (results / "bouncing-mnist-paper-cpu-noise.md").read_text()
+    (spread,) = re.findall(rf"^\| {last['step']:,} \| mean ± sd \| (.*) \|$", noise, re.M)
+    spread = [c.strip() for c in spread.split("|")]
+    (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), FINAL_HEADER).values()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in body]
+    paper = report["paper"]
+    assert rows == [
+        ["`stvae evaluate`, final weights", *(f"{v:.3f}" for v in measured)],
+        ["five probe sets, mean ± sd", *spread[:3], "", *spread[3:]],
+        ["paper, beta 4", f"{paper['d_score']:.2f}", "", f"{paper['static_accuracy']:.2f}"]
+        + [""] * 4,
+    ]
