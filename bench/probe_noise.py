@@ -4,10 +4,12 @@ them, on the probe sets of several seeds, the weights fixed. The spread is what 
 curve's point-to-point differences have to exceed before they say the model changed
 (docs/results.md, the paper's schedule on this CPU).
 
-    python bench/probe_noise.py RUN --steps 9000 10500 [--seeds 5]
+    python bench/probe_noise.py RUN --steps 9000 10500 [--seeds 5] [--table2]
 
 Prints a markdown table: a row per snapshot and seed, then the mean and the sample
-standard deviation over seeds per snapshot. Seed 0 is the curve's own point.
+standard deviation over seeds per snapshot. Seed 0 is the curve's own point. With
+--table2, the columns are instead Table 2's: the digit read from the static features
+(Acc 2) and from all features (Acc 4), under both probes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ COLUMNS = (  # (label, key of a curve point)
     ("location from static (RBF)", "temporal_from_static_rbf"),
     ("digit from temporal (RBF)", "static_from_temporal_rbf"),
 )
+TABLE2 = (  # Table 2: Acc 2 is the static features, Acc 4 all four
+    ("Acc 2, RBF", "static_accuracy_rbf"),
+    ("Acc 4, RBF", "static_all_features_rbf"),
+    ("Acc 2, linear", "static_accuracy"),
+    ("Acc 4, linear", "static_all_features"),
+)
 
 
 def main() -> None:
@@ -34,6 +42,7 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--table2", action="store_true", help="Table 2's Acc 2 and Acc 4 columns")
     args = p.parse_args()
     if args.seeds < 2:
         p.error("--seeds: at least 2 for a spread")
@@ -41,10 +50,13 @@ def main() -> None:
         spread = probe_spread(args.run, args.steps, args.seeds)
     except StvaeError as e:
         sys.exit(f"probe_noise: {e}")
-    print("| step | probe seed | " + " | ".join(c[0] for c in COLUMNS) + " |")
-    print("|---|---|" + "---|" * len(COLUMNS))
+    columns = TABLE2 if args.table2 else COLUMNS
+    if args.table2 and "static_all_features" not in next(iter(spread.values()))[0]:
+        sys.exit("probe_noise: --table2 needs a model with a static factor")
+    print("| step | probe seed | " + " | ".join(c[0] for c in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
     for step, points in spread.items():
-        rows = [[point[key] for _, key in COLUMNS] for point in points]
+        rows = [[point[key] for _, key in columns] for point in points]
         for seed, row in enumerate(rows):
             print(f"| {step:,} | {seed} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
         cells = (

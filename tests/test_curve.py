@@ -107,11 +107,34 @@ def test_probe_spread_seed_0_is_the_curves_point_and_other_seeds_other_sets(scor
     assert list(spread) == [4, 2] and all(len(points) == 2 for points in spread.values())
     by_step = {p["step"]: p for p in curve["points"]}
     for step, (first, second) in spread.items():
+        acc4 = {k: first.pop(k) for k in ("static_all_features", "static_all_features_rbf")}
+        assert all(0 <= v <= 1 for v in acc4.values()) and "static_all_features" in second
         assert {"d_score_rbf", "d_score", "static_accuracy_rbf", "elbo_kl"} <= set(first)
         assert first == {k: by_step[step][k] for k in first}  # the curve's own numbers
         assert second["d_score_rbf"] != first["d_score_rbf"]  # other videos, other split
     with pytest.raises(StvaeError, match="no snapshot at step 3 "):
         probe_spread(run, [2, 3])
+
+
+@pytest.mark.slow
+def test_table_2_acc_4_reads_all_features_on_the_sets_and_split_of_acc_2(scored, monkeypatch):
+    """Acc 4 is the probe of Acc 2 (eval.json's static accuracy) with every feature in:
+    the same pipeline asked for the static features only gives evaluate's Acc 2 exactly."""
+    from stvae.curve import probe_spread
+
+    run, curve, _ = scored
+    asked = []
+    real = curve_module.static_accuracy
+
+    def static_only(features, labels, static_features, *rest):
+        asked.append((features.shape[-1], static_features))
+        return real(features, labels, 2, *rest)  # the static features of TINY's 2 + 2
+
+    monkeypatch.setattr(curve_module, "static_accuracy", static_only)
+    (point,) = probe_spread(run, [4], seeds=1)[4]
+    assert asked == [(4, 0), (4, 0)]  # both probes, all four features
+    assert point["static_all_features"] == curve["points"][-1]["static_accuracy"]
+    assert point["static_all_features_rbf"] == curve["points"][-1]["static_accuracy_rbf"]
     with pytest.raises(StvaeError, match="seeds must be at least 1"):
         probe_spread(run, [2], seeds=0)
 

@@ -213,7 +213,8 @@ def probe_spread(
     ``steps`` scored as :func:`curve_run` scores it (its headline numbers, without the
     training-image gap) on the probe sets of seeds 0 .. ``seeds`` - 1 (new videos of the
     same fitting and scoring images, a new fitting split, new ELBO samples), the weights
-    fixed. Seed 0 gives the curve's own point. Returns {step: [headline dict per seed]}."""
+    fixed. Seed 0 gives the curve's own point. A model with a static factor gains Table 2's
+    Acc 4 (:func:`all_feature_accuracy`). Returns {step: [headline dict per seed]}."""
     run_dir = Path(run_dir)
     config = _run_config(run_dir, probe)
     if seeds < 1:
@@ -228,8 +229,29 @@ def probe_spread(
     for seed in range(seeds):  # one seed's sets in memory at a time
         sets = probe_sets(config.data, seed=seed)
         for step, model in models.items():
-            ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=False)
-            out[step].append(_headline(ev))
+            cache: dict = {}  # this snapshot's encodings of this seed's sets
+            ev = evaluate_model(
+                model, config, None, seed, probe, sets=sets, judge=False, cache=cache
+            )
+            point = _headline(ev)
+            if config.model.n_static:
+                point.update(all_feature_accuracy(model, sets, seed, cache, probe))
+            out[step].append(point)
+    return out
+
+
+def all_feature_accuracy(model, sets: dict, seed: int, cache: dict, probe: str = "both") -> dict:
+    """Table 2's Acc 4 beside its Acc 2: the static label read from *all* features of a
+    model with a static factor (static and temporal, [V, N, F] posterior means), fitted
+    and scored on the probe sets that eval.json's static accuracy (Acc 2, the static
+    features only) uses: ``sets`` are :func:`stvae.evaluate.probe_sets` of generated data.
+    Keys ``static_all_features`` (linear) and ``static_all_features_rbf``. ``cache``:
+    encodings by ``id`` of a video set, as :func:`evaluate_model` fills it."""
+    out = {}
+    for p in PROBES if probe == "both" else [probe]:
+        mu, labels, split = _probe_inputs(model, sets["fit"][p], sets["score"], cache, seed)
+        found = static_accuracy(mu, labels["static_labels"], 0, seed, p, split)
+        out[f"static_all_features{SUFFIX[p]}"] = found["static_accuracy"]
     return out
 
 
