@@ -185,6 +185,12 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
     assert f"The run is finished, {hours} (" in md  # not "so far" once it has ended
     going = _report_markdown({**report, "finished": False, "steps_done": 1}, Path("x"))
     assert f"in progress: step 1 of {report['steps']:,}, {hours} so far (" in going
+    assert "static from static, held-out (RBF)" in md and "no static factor" not in md
+    # a model without a static factor reads the static label from all its features
+    config = {**report["config"], "model": {**report["config"]["model"], "kind": "slow"}}
+    slow = _report_markdown({**report, "config": config}, Path("x"))
+    assert "The slow model has no static factor" in slow and "static from static" not in slow
+    assert "| static from all features, held-out (RBF) |" in slow
     assert (tmp_path / "docs" / "paper-cpu.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "docs" / "paper-cpu.json").read_text()) == json.loads(
         json.dumps(report)

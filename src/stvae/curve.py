@@ -415,6 +415,17 @@ REPORT_COLUMNS = (
 )
 
 
+def _labels(cfg: TrainConfig) -> list[str]:
+    """The report's column labels: a model without a static factor reads the static label
+    from all its features."""
+    if cfg.model.n_static:
+        return [label for _, label in REPORT_COLUMNS]
+    return [
+        label.replace("static from static", "static from all features")
+        for _, label in REPORT_COLUMNS
+    ]
+
+
 def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = None) -> dict:
     """Writes ``stem.json``, ``stem.md`` and ``stem.png``: a run's learning curve (its
     ``curve.json`` as :func:`curve_run` scored it, without the whole evaluate results),
@@ -480,9 +491,16 @@ def _report_markdown(report: dict, stem: Path) -> str:
         "",
         "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
         "probe sets); *training images* fits and scores the static probe on videos of the "
-        "training digits, *held-out* scores it on held-out digits.",
+        "training digits, *held-out* scores it on held-out digits."
+        + (
+            ""
+            if cfg.model.n_static
+            else f" The {cfg.model.kind} model has no static factor: its static label is read "
+            "from all its features (Table 2 Acc 4), and eq 19 and the temporal columns take "
+            "the division of its features that scores best (Table 1's rule for baselines)."
+        ),
         "",
-        "| step | frames (M) | lr | " + " | ".join(label for _, label in REPORT_COLUMNS) + " |",
+        "| step | frames (M) | lr | " + " | ".join(_labels(cfg)) + " |",
         "|" + "---|" * (3 + len(REPORT_COLUMNS)),
     ]
     for p in report["points"]:
