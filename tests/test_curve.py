@@ -195,3 +195,20 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
     assert json.loads((tmp_path / "docs" / "paper-cpu.json").read_text()) == json.loads(
         json.dumps(report)
     )
+
+
+def test_the_curve_plot_of_a_model_without_a_static_factor_says_all_features(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from stvae.curve import plot_curve
+
+    titles = []
+    real = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda ax, t, **k: titles.append(t) or real(ax, t, **k))
+    points = [{"step": 2, "frames": 16, "d_score_rbf": 1.5, "static_held_out_rbf": 0.3}]
+    for kind, words in (("hierarchical", "from the static factor"), ("slow", "from all features")):
+        titles.clear()
+        config = TINY.replace(**{"model.kind": kind})
+        plot_curve({"points": points}, tmp_path / f"{kind}.png", config)
+        assert f"static label {words}" in titles, titles
+        assert (tmp_path / f"{kind}.png").stat().st_size > 5_000

@@ -357,6 +357,8 @@ def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
                 ax.plot(xs, ys, "-o", ms=3, lw=1, label=label)
         for step in decays:
             ax.axvline(step * config.frames_per_batch / 1e6, ls=":", lw=0.8, color="grey")
+        if not config.model.n_static:  # a baseline reads it from all its features
+            title = title.replace("from the static factor", "from all features")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("frames seen (millions)", fontsize=8)
         if title.startswith("-ELBO"):
