@@ -417,6 +417,17 @@ REPORT_COLUMNS = (
 )
 
 
+def _baseline_words(cfg: TrainConfig) -> str:
+    """What the report adds for a model without a static factor (else nothing)."""
+    if cfg.model.n_static:
+        return ""
+    return (
+        f" The {cfg.model.kind} model has no static factor: its static label is read from "
+        "all its features (Table 2 Acc 4), and eq 19 and the temporal columns take the "
+        "division of its features that scores best (Table 1's rule for baselines)."
+    )
+
+
 def _labels(cfg: TrainConfig) -> list[str]:
     """The report's column labels: a model without a static factor reads the static label
     from all its features."""
@@ -493,14 +504,7 @@ def _report_markdown(report: dict, stem: Path) -> str:
         "",
         "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
         "probe sets); *training images* fits and scores the static probe on videos of the "
-        "training digits, *held-out* scores it on held-out digits."
-        + (
-            ""
-            if cfg.model.n_static
-            else f" The {cfg.model.kind} model has no static factor: its static label is read "
-            "from all its features (Table 2 Acc 4), and eq 19 and the temporal columns take "
-            "the division of its features that scores best (Table 1's rule for baselines)."
-        ),
+        "training digits, *held-out* scores it on held-out digits." + _baseline_words(cfg),
         "",
         "| step | frames (M) | lr | " + " | ".join(_labels(cfg)) + " |",
         "|" + "---|" * (3 + len(REPORT_COLUMNS)),
