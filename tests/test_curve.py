@@ -114,6 +114,8 @@ def test_probe_spread_seed_0_is_the_curves_point_and_other_seeds_other_sets(scor
         assert second["d_score_rbf"] != first["d_score_rbf"]  # other videos, other split
     with pytest.raises(StvaeError, match="no snapshot at step 3 "):
         probe_spread(run, [2, 3])
+    with pytest.raises(StvaeError, match="seeds must be at least 1"):
+        probe_spread(run, [2], seeds=0)
 
 
 @pytest.mark.slow
@@ -135,8 +137,6 @@ def test_table_2_acc_4_reads_all_features_on_the_sets_and_split_of_acc_2(scored,
     assert asked == [(4, 0), (4, 0)]  # both probes, all four features
     assert point["static_all_features"] == curve["points"][-1]["static_accuracy"]
     assert point["static_all_features_rbf"] == curve["points"][-1]["static_accuracy_rbf"]
-    with pytest.raises(StvaeError, match="seeds must be at least 1"):
-        probe_spread(run, [2], seeds=0)
 
 
 def test_a_run_without_snapshots_is_refused_in_one_line(tmp_path):

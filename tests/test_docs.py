@@ -192,6 +192,12 @@ def test_every_relative_link_leads_to_a_file(page):
     assert not missing, f"{page.name}: links to nothing: {missing}"
 
 
+def _results_table(header: str) -> list[list[str]]:
+    """The cells of the one table of docs/results.md whose header starts ``header``."""
+    (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), header).values()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in body]
+
+
 CURVE_HEADER = "| step | frames (M) | eq 19, RBF | eq 19, linear | digit, training images |"
 
 
@@ -200,8 +206,7 @@ def test_the_long_runs_curve_in_the_docs_is_its_reports():
     docs/results/bouncing-mnist-paper-cpu.json, every cell its number as the page rounds
     it, then the paper's row."""
     report = json.loads((ROOT / "docs" / "results" / "bouncing-mnist-paper-cpu.json").read_text())
-    (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), CURVE_HEADER).values()
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in body]
+    rows = _results_table(CURVE_HEADER)
     want = [
         [
             f"{p['step']:,}",
@@ -246,8 +251,7 @@ def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread():
     noise = (results / "bouncing-mnist-paper-cpu-noise.md").read_text().split("\n## ")[0]
     (spread,) = re.findall(rf"^\| {last['step']:,} \| mean ± sd \| (.*) \|$", noise, re.M)
     spread = [c.strip() for c in spread.split("|")]
-    (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), FINAL_HEADER).values()
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in body]
+    rows = _results_table(FINAL_HEADER)
     paper = report["paper"]
     assert rows == [
         ["`stvae evaluate`, final weights", *(f"{v:.3f}" for v in measured)],
