@@ -158,13 +158,30 @@ def test_a_damaged_checkpoint_is_never_rotated_over_a_good_previous_one(tmp_path
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
-def test_written_files_take_the_mode_the_umask_gives(tmp_path, umask):
+def test_written_files_take_the_mode_the_umask_gives(tmp_path, trained, umask):
+    """Text files, and weights and checkpoints through the real safetensors (whose
+    save_file replaces our temporary file with its own, 0600), a rotated checkpoint and
+    a training run's snapshot and final weights among them."""
     import os
 
+    from stvae.checkpoint import previous
+    from stvae.data import DataConfig
+    from stvae.train import TrainConfig, train
+
+    model, opt = trained
     before = os.umask(umask)
     try:
-        path = tmp_path / "f.json"
-        atomic_write(path, lambda p: p.write_text("{}"))
-        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+        atomic_write(tmp_path / "f.json", lambda p: p.write_text("{}"))
+        save_weights(tmp_path / "w.safetensors", model, {})
+        save_checkpoint(tmp_path / "c.safetensors", model, opt, 1, {})
+        save_checkpoint(tmp_path / "c.safetensors", model, opt, 2, {})
+        run = tmp_path / "run"
+        tiny = TrainConfig(model=ModelConfig(features=4), data=DataConfig(frames=4), steps=2)
+        train(tiny.replace(batch_videos=2, snapshot_every=1), run)
+        written = [tmp_path / "f.json", tmp_path / "w.safetensors", tmp_path / "c.safetensors"]
+        written += [previous(tmp_path / "c.safetensors"), *run.rglob("*.safetensors")]
+        assert len(written) == 4 + 4  # checkpoint, model and two snapshots of the run
+        for path in written:
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
     finally:
         os.umask(before)

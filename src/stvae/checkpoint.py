@@ -50,17 +50,19 @@ def atomic_write(
     calls ``before_replace()`` (if given), renames it into place and flushes the folder.
 
     The file gets the mode a plain ``open`` would give it (0666 less the umask), not the
-    0600 of a temporary file. A write that fails (a full disk, a read-only folder) leaves
-    ``path`` as it was and raises :class:`StvaeError` naming the file and the reason.
+    0600 of a temporary file, whatever ``write`` does to the temporary file (safetensors'
+    ``save_file`` writes its own temporary file and renames it over ours). A write that
+    fails (a full disk, a read-only folder) leaves ``path`` as it was and raises
+    :class:`StvaeError` naming the file and the reason.
     """
     path = Path(path)
     tmp_path = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         tmp_path = Path(tmp)
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # after writing: the writer may replace the file
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         if before_replace is not None:
