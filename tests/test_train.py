@@ -371,15 +371,17 @@ def test_compiled_step_equals_eager_step(tmp_path, capsys):
 
 
 def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, capsys):
+    from torch._inductor.exc import CppCompileError
+
     def broken_compile(model, **options):
         def run(*args, **kwargs):
-            raise RuntimeError("no compiler here")
+            raise CppCompileError(["cc"], "no C compiler here")
 
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     train(TINY.replace(compile=True), tmp_path / "compiled")
-    assert "torch.compile failed (RuntimeError); training eagerly" in capsys.readouterr().err
+    assert "torch.compile failed (CppCompileError); training eagerly" in capsys.readouterr().err
     train(TINY, tmp_path / "eager")
     assert [r["loss"] for r in metrics(tmp_path / "compiled")] == [
         r["loss"] for r in metrics(tmp_path / "eager")
@@ -706,11 +708,12 @@ def _compiled_that_fails_at(call: int, error: Exception):
     return compile_
 
 
-def test_an_error_after_the_first_compiled_step_is_not_taken_for_a_compile_failure(
-    tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("call", [1, 3])  # the first compiled step, and a later one
+def test_an_error_of_a_compiled_step_not_the_compilers_is_not_taken_for_a_compile_failure(
+    tmp_path, monkeypatch, capsys, call
 ):
     oom = RuntimeError("CPU out of memory: tried to allocate")
-    monkeypatch.setattr(torch, "compile", _compiled_that_fails_at(3, oom))
+    monkeypatch.setattr(torch, "compile", _compiled_that_fails_at(call, oom))
     with pytest.raises(RuntimeError, match="out of memory"):
         train(TINY.replace(compile=True), tmp_path / "oom")
     assert "training eagerly" not in capsys.readouterr().err

@@ -365,12 +365,12 @@ class _Loop:
         self.forward = _compiled(self.eager, mode) if config.compile else self.eager
         if self.forward is not self.eager and d.main:
             _announce_compiling(device)
+        self.start = step  # the first step of this process (the summary's start_step)
         self.mine = d.shard(config.batch_videos)
         self.noise_shape = (config.batch_videos, config.data.frames, config.model.features)
         # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
         # and any number of ranks splits the same global batch.
         self.feed = _feed(config, source, self.mine, step, device)
-        self.start = step  # the first step of this process: where a compiled model first runs
         # The first non-finite step, as 4 * step + what (1: the loss, 2: a gradient), kept on
         # the device (no host round trip a step) and read where the loop logs or saves.
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
@@ -393,7 +393,7 @@ class _Loop:
         try:
             terms, what = _forward_backward(self.forward, *args)
         except Exception as e:
-            if self.forward is self.eager or not _compile_failed(e, first=step == self.start):
+            if self.forward is self.eager or not _compile_failed(e):
                 raise
             print(
                 f"stvae: torch.compile failed ({type(e).__name__}); training eagerly",
@@ -450,14 +450,14 @@ class _Loop:
             self.log.close()
 
 
-def _compile_failed(e: Exception, first: bool) -> bool:
+def _compile_failed(e: Exception) -> bool:
     """Whether an error of a compiled step is compiling's own failure, after which the run
-    goes on eagerly: any error of the ``first`` compiled step (where compiling happens),
-    later only the compiler's own exception types (a recompilation). Anything else (out of
-    memory, a lost peer, a bad value) is the run's error and goes out as it is."""
-    if isinstance(e, StvaeError):
-        return False
-    return first or type(e).__module__.startswith(("torch._dynamo", "torch._inductor"))
+    goes on eagerly: an exception type of the compiler itself (``torch._dynamo``,
+    ``torch._inductor``: a missing C compiler, a failed lowering, a recompilation), on
+    the first step or later. Anything else (out of memory, a lost peer, a bad value) is
+    the run's error and goes out as it is, on the first compiled step too."""
+    compiler = ("torch._dynamo", "torch._inductor")
+    return any(t.__module__.startswith(compiler) for t in type(e).__mro__)
 
 
 def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[dict, Tensor]:
