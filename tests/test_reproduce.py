@@ -374,6 +374,37 @@ def test_two_grids_writing_one_report_keep_each_others_rows(tmp_path, monkeypatc
     assert not list(docs.glob(".*.lock"))  # the report's lock is gone with its writer
 
 
+def _report_rows(stem: Path, names: list[str]) -> None:
+    """One grid's writer: its rows merged into the report one at a time."""
+    for name in names:
+        rep._write_report(stem, {name: {"name": name, "seed": 0}}, "bouncing-mnist", "cpu", 2)
+
+
+def test_two_processes_merging_rows_into_one_report_lose_none(tmp_path, monkeypatch):
+    """The race itself: two processes each merge their half of the grid's rows into one
+    report, a row at a time, the markdown taking a moment (as a real report's does) to
+    hold the window between reading the report and writing it back open. Every row of
+    both ends up in it (without the report's lock, rows of one are written over)."""
+    import multiprocessing
+
+    def slow_markdown(rows, *args):
+        time.sleep(0.002)
+        return f"{len(rows)} rows\n"
+
+    monkeypatch.setattr(rep, "report_markdown", slow_markdown)
+    names = [r.name for r in rep.grid(seeds=2)]
+    stem = tmp_path / "bouncing-mnist-cpu"
+    fork = multiprocessing.get_context("fork")  # the patched module goes with the child
+    writers = [fork.Process(target=_report_rows, args=(stem, names[i::2])) for i in (0, 1)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    on_disk = json.loads(stem.with_suffix(".json").read_text())
+    assert sorted(r["name"] for r in on_disk) == sorted(names)
+
+
 def test_a_resumed_run_reports_the_time_of_all_its_processes(tmp_path, monkeypatch):
     monkeypatch.setattr(rep, "train", lambda c, d, resume: _finished(d, earlier=500.0))
     monkeypatch.setattr(rep, "evaluate_run", lambda d: _scored())

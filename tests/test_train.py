@@ -475,6 +475,61 @@ def test_one_writer_per_run_directory(tmp_path):
         assert metrics(run)[-1]["step"] == steps and not (run / RunLock.NAME).exists()
 
 
+def test_a_start_killed_before_config_json_does_not_strand_its_directory(tmp_path):
+    """A kill between taking the lock and writing config.json leaves the lock file and
+    perhaps a temporary: the folder holds no run, so a new start takes it (and clears what
+    was left) and --resume says how to start it instead of that it is not empty."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RunLock.NAME).write_text(json.dumps({"pid": 1, "host": "x", "since": "then"}))
+    (run / ".config.json.k3j2.tmp").write_text("{")
+    with pytest.raises(StvaeError, match="nothing to resume .*train without --resume"):
+        train(TINY, run, resume=True)
+    train(TINY.replace(steps=2), run)
+    assert metrics(run)[-1]["step"] == 2
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    # the same folder after a start that failed on bad data: removed, as a new one would be
+    (run.parent / "again").mkdir()
+    (run.parent / "again" / RunLock.NAME).write_text("")
+    bad = TINY.replace(**{"data.source": str(tmp_path / "short.npy")})
+    np.save(tmp_path / "short.npy", np.zeros((2, 3, 64, 64), np.uint8))
+    with pytest.raises(StvaeError, match="fewer than"):
+        train(bad, run.parent / "again")
+    assert not (run.parent / "again").exists()
+
+
+def test_out_is_checked_again_under_the_lock(tmp_path, monkeypatch):
+    """Another process may train into an empty --out between the first check and the lock:
+    the second start is refused under the lock and leaves the other's run as it was."""
+    run = tmp_path / "run"
+    real = train_module.make_folder
+
+    def another_process_trains_first(path):
+        real(path)
+        (path / RUN_FILES["config"]).write_text("{}")  # as the other run's, already there
+
+    monkeypatch.setattr(train_module, "make_folder", another_process_trains_first)
+    with pytest.raises(StvaeError, match="already exists and is not empty"):
+        train(TINY, run)
+    assert sorted(p.name for p in run.iterdir()) == [RUN_FILES["config"]]
+
+
+def test_the_next_writer_clears_temporaries_that_kills_left(tmp_path):
+    run = tmp_path / "run"
+    train(TINY.replace(steps=2, snapshot_every=1), run)
+    left = [
+        run / ".checkpoint.safetensors.a1b2c3.tmp",  # atomic_write's
+        run / ".tmpAb12Cd",  # safetensors' own, beside it
+        run / "snapshots" / ".step-000003.safetensors.x9y8.tmp",
+    ]
+    for p in left:
+        p.write_bytes(b"\0" * 1024)
+    (run / "notes.tmp").write_text("mine")  # not a temporary of ours: kept
+    train(TINY.replace(steps=3, snapshot_every=1), run, resume=True)
+    assert [p for p in left if p.exists()] == []
+    assert (run / "notes.tmp").exists()
+
+
 def test_the_refusal_says_how_to_clear_a_lock_on_a_file_system_without_locks(tmp_path):
     with RunLock(tmp_path), pytest.raises(StvaeError) as refused:
         RunLock(tmp_path).acquire()

@@ -29,6 +29,9 @@ from stvae.errors import StvaeError
 
 __all__ = [
     "atomic_write",
+    "clear_temporaries",
+    "is_temporary",
+    "make_folder",
     "write_json",
     "read_json",
     "save_weights",
@@ -76,6 +79,35 @@ def atomic_write(
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise StvaeError(f"{path}: could not be written ({reason}); it is unchanged") from None
         raise
+
+
+def is_temporary(name: str) -> bool:
+    """A file an interrupted write leaves behind: :func:`atomic_write`'s
+    ``.<name>.<random>.tmp``, or safetensors' own ``.tmp<random>`` beside it."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".tmp"))
+
+
+def clear_temporaries(*folders: Path) -> int:
+    """Removes the temporaries of interrupted writes (:func:`is_temporary`) in ``folders``;
+    returns how many. Only the holder of a folder's :class:`RunLock` may call it: no
+    other writer of ours is then at work there."""
+    removed = 0
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for p in Path(folder).iterdir():
+            if is_temporary(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def make_folder(path: Path) -> None:
+    """``mkdir -p``, a failure (a read-only file system, no permission) said in one line."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StvaeError(f"{path}: could not be created ({e.strerror or e})") from None
 
 
 def _umask() -> int:
@@ -351,6 +383,12 @@ class RunLock(FileLock):
 
     def __init__(self, folder: Path):
         super().__init__(Path(folder) / self.NAME)
+
+    @classmethod
+    def leftover(cls, name: str) -> bool:
+        """What a writer killed before its folder held anything leaves there: its lock
+        file and the temporaries of its writes. A folder of only these is empty."""
+        return name == cls.NAME or is_temporary(name)
 
     def _refuse(self) -> StvaeError:
         return StvaeError(

@@ -166,7 +166,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config") -> TrainConfig:
-        if not isinstance(d, dict) or d.get("class") != cls.__name__:
+        if not isinstance(d, dict):
+            raise StvaeError(f"{where}: not a {cls.__name__} (a JSON object expected)")
+        if d.get("class") != cls.__name__:
             raise StvaeError(f"{where}: not a {cls.__name__} (class {d.get('class')!r})")
         body = {k: v for k, v in d.items() if k not in ("class", "version")}
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from stvae.checkpoint import atomic_write, load_weights, read_json, write_json
+from stvae.checkpoint import atomic_write, load_weights, make_folder, read_json, write_json
 from stvae.config import RUN_FILES, TrainConfig
 from stvae.data import generate
 from stvae.errors import StvaeError
@@ -467,7 +467,7 @@ def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = Non
         "paper": _paper_numbers(config),
         "points": [{k: v for k, v in p.items() if k != "eval"} for p in curve["points"]],
     }
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(stem.parent)
     write_json(stem.with_suffix(".json"), report)
     atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(_report_markdown(report, stem)))
     png = run_dir / CURVE_FILES["png"]

@@ -18,6 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
+from stvae.checkpoint import make_folder
 from stvae.data import held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
 from stvae.evaluate import disentanglement, static_targets
@@ -197,7 +198,7 @@ def make_figures(
     model.eval()
     s_idx, t_idx, note = division(run_dir, config, mu, dataset)
     out = Path(out) if out is not None else run_dir / "figures"
-    out.mkdir(parents=True, exist_ok=True)  # only once the inputs have been read
+    make_folder(out)  # only once the inputs have been read
     # the frames as the model sees them: its channels (grey data to a colour model: RGB)
     inputs = _channels_last(to_tensor(videos, "cpu", config.model.in_channels))
     f = _Figures(model, mu, inputs, s_idx, t_idx, note, out)

@@ -365,6 +365,12 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
         (_, y_fit), (_, y_score) = task(features, fit), task(features, score)
         chance[name] = chance_accuracy(y_fit, y_score)
         classes[name] = len(np.unique(np.concatenate([y_fit, y_score])))
+        if chance[name] == 0:  # eq 19's ceiling, and a blind probe's, would divide by 0
+            raise StvaeError(
+                f"too few videos to score: no scoring video shows the fitting videos' most "
+                f"common {name} class ({len(fit)} fitting and {len(score)} scoring videos); "
+                "score on more labelled videos (evaluate's probe sets hold 256 each)"
+            )
     return {
         **best,
         "probe": probe,

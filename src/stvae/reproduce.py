@@ -25,7 +25,14 @@ from pathlib import Path
 import torch
 
 from stvae import __version__
-from stvae.checkpoint import FileLock, RunLock, atomic_write, read_json, write_json
+from stvae.checkpoint import (
+    FileLock,
+    RunLock,
+    atomic_write,
+    make_folder,
+    read_json,
+    write_json,
+)
 from stvae.config import AUTO_FIELDS, HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
 from stvae.data import registry
 from stvae.errors import StvaeError
@@ -254,11 +261,11 @@ def reproduce(
                 )
         runs = [r for r in runs if any(fnmatch.fnmatchcase(r.name, p) for p in only)]
     out, report_dir = Path(out) / f"{dataset}-{preset}", Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(report_dir)
     stem = report_dir / f"{dataset}-{preset}"
     done = read_json(stem.with_suffix(".json")) if stem.with_suffix(".json").exists() else []
     rows = {r["name"]: r for r in done}
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     with RunLock(out):  # one grid process per folder: a second one is refused
         args = (runs, rows, out, stem, dataset, preset, seeds, limit, log)
         if parallel > 1:

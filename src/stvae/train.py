@@ -33,7 +33,9 @@ from torch import Tensor, nn
 from stvae import budget, distributed
 from stvae.checkpoint import (
     RunLock,
+    clear_temporaries,
     load_checkpoint,
+    make_folder,
     previous,
     save_checkpoint,
     save_weights,
@@ -142,13 +144,40 @@ def build_model(config: TrainConfig, device: torch.device) -> nn.Module:
     return to_channels_last(make_model(config.model)).to(device)
 
 
+def _holds_nothing(out: Path) -> bool:
+    """A folder that holds no run: empty, or only what a start killed before it wrote
+    config.json leaves (its lock, temporaries: :meth:`RunLock.leftover`)."""
+    return out.is_dir() and all(RunLock.leftover(p.name) for p in out.iterdir())
+
+
 def _check_out(out: Path, resume: bool) -> None:
     cfg = out / RUN_FILES["config"]
     if resume:
         if not cfg.is_file():
-            raise StvaeError(f"{out}: nothing to resume (no {RUN_FILES['config']})")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+            empty = out.exists() and _holds_nothing(out)
+            hint = "; train without --resume to start it" if empty else ""
+            raise StvaeError(f"{out}: nothing to resume (no {RUN_FILES['config']}){hint}")
+    elif out.exists() and not _holds_nothing(out):
         raise StvaeError(f"{out}: already exists and is not empty; use --resume or another --out")
+
+
+def _claim(out: Path, resume: bool, lock: RunLock) -> bool:
+    """Takes ``out`` for this run: creates it, takes its lock, removes the temporaries an
+    interrupted writer left, and checks it again under the lock (another process may have
+    trained into it since the first check). Returns whether a failure before the first
+    checkpoint removes the folder: this call made it, or a start killed before it wrote
+    anything did (a stale lock, nothing else)."""
+    stranded = (out / RunLock.NAME).exists() and _holds_nothing(out)
+    made = not out.exists()
+    make_folder(out)
+    lock.acquire()  # one writer per run directory: a second process is refused here
+    try:
+        clear_temporaries(out, out / SNAPSHOTS)
+        _check_out(out, resume)
+    except BaseException:
+        lock.release()
+        raise
+    return made or stranded
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
@@ -178,13 +207,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     if config.model.channels is None:  # what the data has; config.json records the number
         config = config.replace(**{"model.channels": source.channels})
     config = config.replace(data_on=resolve_data_on(config, device))  # recorded, kept on resume
-    created = not out.exists()
     if d.world > 1:
         torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
     lock = RunLock(out)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        lock.acquire()  # one writer per run directory: a second process is refused here
+    created = _claim(out, resume, lock) if d.main else False
     try:
         try:
             return _train(config, out, resume, device, source, d, t_call)
