@@ -4,12 +4,14 @@ them, on the probe sets of several seeds, the weights fixed. The spread is what 
 curve's point-to-point differences have to exceed before they say the model changed
 (docs/results.md, the paper's schedule on this CPU).
 
-    python bench/probe_noise.py RUN --steps 9000 10500 [--seeds 5] [--table2]
+    python bench/probe_noise.py RUN --steps 9000 10500 [--seeds 5] [--table2] [--videos 256]
 
 Prints a markdown table: a row per snapshot and seed, then the mean and the sample
 standard deviation over seeds per snapshot. Seed 0 is the curve's own point. With
 --table2, the columns are instead Table 2's: the digit read from the static features
-(Acc 2) and from all features (Acc 4), under both probes.
+(Acc 2) and from all features (Acc 4), under both probes. --videos sets the size of
+every probe set (fitting and scoring; the curve's are 256), and the seconds each seed
+took are printed after the table.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 from stvae.curve import probe_spread
 from stvae.errors import StvaeError
@@ -43,11 +46,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table2", action="store_true", help="Table 2's Acc 2 and Acc 4 columns")
+    p.add_argument("--videos", type=int, default=256, help="videos in each probe set")
     args = p.parse_args()
     if args.seeds < 2:
         p.error("--seeds: at least 2 for a spread")
     try:
-        spread = probe_spread(args.run, args.steps, args.seeds)
+        start = time.perf_counter()
+        spread = probe_spread(args.run, args.steps, args.seeds, videos=args.videos)
+        seconds = time.perf_counter() - start
     except StvaeError as e:
         sys.exit(f"probe_noise: {e}")
     columns = TABLE2 if args.table2 else COLUMNS
@@ -63,6 +69,8 @@ def main() -> None:
             f"{statistics.mean(c):.3f} ± {statistics.stdev(c):.3f}" for c in zip(*rows, strict=True)
         )
         print(f"| {step:,} | mean ± sd | " + " | ".join(cells) + " |")
+    per_seed = seconds / args.seeds
+    print(f"\n{args.videos} videos a probe set: {per_seed:.0f} s a seed, {len(spread)} snapshot(s)")
 
 
 if __name__ == "__main__":

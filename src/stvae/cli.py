@@ -310,14 +310,22 @@ def _add_evaluate(sub) -> None:
         help="linear: the paper's text (linear SVMs); rbf: the authors' code, which made the "
         "paper's numbers (RBF SVC fitted on training-digit videos); both (default)",
     )
+    p.add_argument(
+        "--videos",
+        type=_positive_int,
+        default=256,
+        help="videos in each generated probe set, fitting and scoring (default 256)",
+    )
+    p.add_argument("--out", help="where to write eval.json (default: RUN/eval.json)")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args) -> None:
     from stvae.evaluate import evaluate_run
 
-    print(evaluate_run(args.run, args.data, args.seed, args.probe).describe())
-    print(f"wrote {Path(args.run) / 'eval.json'}")
+    out = Path(args.out) if args.out else Path(args.run) / "eval.json"
+    print(evaluate_run(args.run, args.data, args.seed, args.probe, args.videos, out).describe())
+    print(f"wrote {out}")
 
 
 def _add_encode(sub) -> None:

@@ -350,12 +350,20 @@ def _static_scores(
     )
 
 
-def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> EvalResult:
-    """Scores a run, writes ``eval.json`` into it and returns it as an
+def evaluate_run(
+    run_dir,
+    data=None,
+    seed: int = 0,
+    probe: str = "both",
+    videos: int = 256,
+    out: str | Path | None = None,
+) -> EvalResult:
+    """Scores a run, writes ``eval.json`` into it (or to ``out``) and returns it as an
     :class:`~stvae.result.EvalResult` (its ``to_dict()`` is the file).
 
     ``data`` (a dataset dict or a path) defaults to the run's probe sets
-    (:func:`probe_sets`) for generated data, else the run's data file. ``probe``:
+    (:func:`probe_sets`, ``videos`` videos in each) for generated data, else the run's
+    data file. ``probe``:
     ``linear``, ``rbf`` or ``both`` (see the module doc). Reports the negative ELBO terms
     on the scoring videos always; with both label kinds, for each probe the score of
     eq 19 (``disentanglement``, ``disentanglement_rbf``, and ``d_score``,
@@ -372,9 +380,15 @@ def evaluate_run(run_dir, data=None, seed: int = 0, probe: str = "both") -> Eval
     classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
     names the temporal source's action and each attribute of the static source.
     """
+    if videos < 2:
+        raise StvaeError(f"videos must be at least 2 (a fitting and a scoring video); got {videos}")
     model, config = load_run(run_dir)
-    result = evaluate_model(model, config, data, seed, probe)
-    write_json(Path(run_dir) / "eval.json", result.to_dict())
+    out = Path(run_dir) / "eval.json" if out is None else Path(out)
+    if not out.parent.is_dir():
+        raise StvaeError(f"{out.parent}: output folder does not exist")
+    sets = probe_sets(config.data, videos, seed) if data is None and config.data.generated else None
+    result = evaluate_model(model, config, data, seed, probe, sets=sets)
+    write_json(out, result.to_dict())
     return result
 
 
