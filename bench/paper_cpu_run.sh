@@ -36,9 +36,16 @@
 #   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 \
 #     --out docs/figures/bouncing-mnist-paper-cpu-<MODEL>-beta4
 #   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps 30000
-# and commit the report, the figures and `long/<run>/` (eval.json is not in it: copy it to
-# REPORT-eval.json). `finish` does all of that but the commit, and prints the spread's
-# table for the noise report.
+# and commit the report and the figures (eval.json is not in them: copy it to
+# REPORT-eval.json). A finished run's resumable state then leaves the tree: its final
+# weights, config and metrics go to pretrained/bouncing-mnist-<MODEL>-beta4/ (a run
+# directory users load; write its README.md card by hand, with the spread) and
+# long/<run>/ is removed. `finish` does all of that but the card and the commit, and
+# prints the spread's table for the noise report.
+# The keeper refreshes long/<run>/ in the work tree; commit it at most once each time work
+# stops (`save`), never at every refresh: each commit of the 20 MB checkpoint stays in
+# the clone's history for good (tests/test_pretrained.py fails on a tracked file over 8 MB
+# outside pretrained/ other than the state of one run still training).
 # It runs at nice 19. Anything run beside it should use OMP_NUM_THREADS=1 (two
 # multi-threaded torch processes on two cores slow each other by tens of times), or
 # pause it meanwhile: kill -STOP / kill -CONT its pid.
@@ -95,6 +102,11 @@ if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
     cp "$RUN/eval.json" "$REPORT-eval.json"
     last=$(basename "$(ls "$RUN"/snapshots/step-*.safetensors | tail -n 1)" .safetensors)
     .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
+    pub="$REPO/pretrained/bouncing-mnist-$MODEL-beta4"
+    mkdir -p "$pub"
+    for f in config.json model.safetensors metrics.jsonl; do cp "$RUN/$f" "$pub/$f"; done
+    rm -rf "$KEPT/$MODEL-f4-beta4-seed0"
+    echo "final weights in $pub (write its README.md card); $KEPT/$MODEL-f4-beta4-seed0 removed" >&2
   fi
   exit 0
 fi

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,15 +58,49 @@ def run(argv):
         (["dataset", "bouncing-mnist", "--split", "val", "--out", "x.npz"], "invalid choice"),
         (["dataset", "bouncing-mnist", "--out", "x.npy"], "end in .npz"),
         (["dataset", "bouncing-mnist", "--videos", "0", "--out", "x.npz"], "must be at least 1"),
+        (["train", "--steps", "1", "--out", "/proc/stvae-x"], "/proc/stvae-x: could not be"),
+        (["train", "--steps", "1", "--out", "x.npz/run"], "x.npz/run: could not be created"),
     ],
 )
 def test_bad_input_is_one_line(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "x.npz/run" in argv:  # a file where a folder would be
+        (tmp_path / "x.npz").write_text("a file")
     assert run(argv) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], err
-    assert list(tmp_path.iterdir()) == []  # no run directory, no output file
+    left = [p for p in tmp_path.iterdir() if p.name != "x.npz"]
+    assert left == []  # no run directory, no output file
+
+
+def test_an_unwritable_grid_folder_is_one_line(tmp_path, capsys):
+    argv = ["reproduce", "--out", "/proc/stvae-x", "--report-dir", str(tmp_path / "docs")]
+    assert run([*argv, "--only", "vae-f4-beta1-seed0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/proc/stvae-x/bouncing-mnist-cpu: could not be created" in err[0]
+
+
+def test_a_config_json_that_is_not_an_object_is_one_line(tmp_path, capsys):
+    for text in ("[1, 2]", '"hello"', "3"):
+        (tmp_path / "config.json").write_text(text)
+        assert run(["evaluate", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"stvae evaluate: error: {tmp_path}/config.json: not a TrainConfig "
+                       "(a JSON object expected)"]  # fmt: skip
+
+
+def test_scoring_too_few_videos_says_so_in_one_line(tmp_path, capsys):
+    pretrained = Path(__file__).resolve().parents[1] / "pretrained"
+    run_dir = next(pretrained.iterdir())
+    clips = tmp_path / "four.npz"
+    assert run(["dataset", "bouncing-mnist", "--videos", "4", "--out", str(clips)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "eval.json"
+    assert run(["evaluate", str(run_dir), "--data", str(clips), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "too few videos to score" in err[0], err
+    assert not out.exists()
 
 
 def test_corrupt_data_file_no_run_dir(tmp_path, capsys):
