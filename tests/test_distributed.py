@@ -135,3 +135,55 @@ def test_a_time_budget_is_chosen_at_the_same_step_on_every_rank(tmp_path):
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     rows = metrics(tmp_path / "b")
     assert config["time_budget"] is None and rows[-1]["step"] == config["steps"] >= 23
+
+
+def test_a_cuda_rank_binds_its_device_before_it_joins_the_group(monkeypatch):
+    """NCCL needs each rank on its own device before the group forms, and async error
+    handling so that a lost peer fails the collective rather than hanging it."""
+    from stvae import distributed
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("device", i)))
+    dist = distributed.dist
+
+    def init(backend, timeout):
+        calls.append(("group", backend, os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING")))
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", init)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    d = distributed.setup(torch.device("cuda"))
+    assert (d.rank, d.world) == (1, 2)
+    assert calls == [("device", 1), ("group", "nccl", "1")]
+
+
+def test_sync_batch_norm_and_grey_frames_copy_nothing_from_the_host(monkeypatch):
+    """A tensor built from Python values is a host-to-device copy (a sync on CUDA) in every
+    layer of every step: the synchronised batch norm and the colour-to-grey conversion make
+    none, and still compute batch norm and BT.601 grey."""
+    import numpy as np
+
+    from stvae import distributed
+    from stvae.layout import LUMA, to_tensor
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda t, **kw: t)  # one rank
+    x = torch.randn(6, 3, 5, 5)
+    w, b = torch.rand(3) + 0.5, torch.randn(3)
+    colour = np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64, 3), dtype=np.uint8)
+
+    def no_host_tensors(*args, **kwargs):
+        raise AssertionError("torch.tensor called in the step")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "tensor", no_host_tensors)
+        y, mean, var = distributed._SyncBN.apply(x, w, b, 1e-5)
+        grey = to_tensor(colour, channels=1)
+    want = torch.nn.functional.batch_norm(x, None, None, w, b, True, 0.0, 1e-5)
+    torch.testing.assert_close(y, want)
+    torch.testing.assert_close(mean, x.mean((0, 2, 3)))
+    plain = torch.from_numpy(colour).float() / 255 @ torch.tensor(LUMA)
+    torch.testing.assert_close(grey[:, :, 0], plain)

@@ -22,6 +22,7 @@ ON_DEVICE = TrainConfig(
     log_every=1,
     lr_decay_every=3,
     data_on="device",
+    device="cpu",  # on a GPU machine too: bit-exact resume is the CPU's promise (docs/models.md)
 )
 
 

@@ -781,3 +781,12 @@ def test_the_compilers_own_error_at_a_later_step_falls_back_to_eager(tmp_path, m
     summary = train(TINY.replace(compile=True), tmp_path / "recompiled")
     assert "torch.compile failed (RecompileError); training eagerly" in capsys.readouterr().err
     assert summary["step"] == TINY.steps and not summary["compiled"]
+
+
+@pytest.mark.parametrize("capability, want", [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_on_cuda_is_bf16_only_where_the_gpu_has_it(monkeypatch, capability, want):
+    from stvae.train import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", torch.device("cuda")) == want
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"

@@ -63,10 +63,13 @@ def setup(device: torch.device) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
-    if device.type == "cuda":
+    if device.type == "cuda":  # before the group: NCCL binds each rank to its device
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # a lost peer fails the collective (one line, lost_peer) instead of hanging it
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=TIMEOUT)
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
@@ -110,7 +113,7 @@ class _SyncBN(torch.autograd.Function):
         dtype, x = x.dtype, x.float()  # statistics in float32 whatever autocast chose
         dims = [0] + list(range(2, x.dim()))  # all but channels
         c = x.shape[1]
-        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        count = x.new_full((1,), x.numel() / c)  # no host-to-device copy (a sync on CUDA)
         packed = torch.cat([x.sum(dims), count])
         dist.all_reduce(packed)
         n = packed[-1]

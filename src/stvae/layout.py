@@ -47,6 +47,7 @@ def to_tensor(
         return t if channels in (None, 1) else t.expand(-1, -1, channels, -1, -1).contiguous()
     t = t.permute(0, 1, 4, 2, 3)  # [B, N, 3, 64, 64]
     if channels == 1:
-        luma = torch.tensor(LUMA, dtype=t.dtype, device=t.device)
-        return torch.einsum("bnchw,c->bnhw", t, luma).unsqueeze(2)
+        # weighted sum of the three planes: no weight tensor copied from the host per batch
+        r, g, b = t.unbind(2)
+        return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(2)
     return t.contiguous()

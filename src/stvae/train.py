@@ -66,11 +66,15 @@ __all__ = [
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 wherever the hardware has it (CUDA, or a CPU with native bf16; see
-    docs/results/cpu-preset-search.md), else fp32; fp32 and bf16 stay as they are."""
+    """``auto`` -> bf16 wherever the hardware has it (a CUDA GPU of compute capability 8.0
+    or above, or a CPU with native bf16; see docs/results/cpu-preset-search.md), else fp32;
+    fp32 and bf16 stay as they are."""
     if precision != "auto":
         return precision
-    fast = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if device.type == "cuda":
+        fast = torch.cuda.get_device_capability(device)[0] >= 8  # Ampere on: bf16 tensor cores
+    else:
+        fast = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return "bf16" if fast else "fp32"
 
 
