@@ -11,7 +11,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean gpu-wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# The wheels bench/gpu_grid.sh needs on a lent GPU machine, which has no mlxtend (the
+# digits) and reaches no index: downloaded here into .whl/ (ignored), carried by the call.
+gpu-wheels: setup
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d .whl \
+		mlxtend==$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('mlxtend'))")
 
 clean:
 	rm -rf $(VENV) runs

@@ -61,9 +61,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 2.0) -> float:
-    """Best GFLOP/s of an n x n x n matmul in ``dtype`` over about ``seconds``."""
-    n = 8192 if device.type == "cuda" else 2048
+def matmul_peak(
+    dtype: torch.dtype, device: torch.device, seconds: float = 2.0, n: int | None = None
+) -> float:
+    """Best GFLOP/s of an n x n x n matmul in ``dtype`` over about ``seconds`` (n: 8192 on
+    a GPU, 2048 on a CPU, unless given)."""
+    n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
     a @ b  # warm-up
@@ -88,14 +91,14 @@ class Peaks:
 
     DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, n: int | None = None):
+        self.device, self.n = device, n
         self.seen: dict[str, list[float]] = {name: [] for name in self.DTYPES}
         for name in self.DTYPES:
             self.measure(name, seconds=2.0)
 
     def measure(self, precision: str, seconds: float = 1.0) -> float:
-        value = matmul_peak(self.DTYPES[precision], self.device, seconds)
+        value = matmul_peak(self.DTYPES[precision], self.device, seconds, self.n)
         self.seen[precision].append(value)
         return value
 
@@ -148,15 +151,23 @@ def time_it(fn, steps: int, warmup: int = 3, device: torch.device = CPU) -> floa
     return float(np.median(times))
 
 
+STEP_CONFIGS = {  # --step-configs name: (row, channels_last, precision, compiled)
+    "naive": ("naive eager NCHW fp32", False, "fp32", False),
+    "cl-fp32": ("channels-last fp32", True, "fp32", False),
+    "cl-bf16": ("channels-last bf16 autocast", True, "bf16", False),
+    "compiled-fp32": ("compiled channels-last fp32", True, "fp32", True),
+    "compiled-bf16": ("compiled channels-last bf16", True, "bf16", True),
+}
+SECTIONS = ("step", "e2e", "parallel", "encode", "kl", "data")
+
+
 def configurations(args):
-    """(name, channels_last, precision, compiled) from naive to everything."""
-    return [
-        ("naive eager NCHW fp32", False, "fp32", False),
-        ("channels-last fp32", True, "fp32", False),
-        ("channels-last bf16 autocast", True, "bf16", False),
-        ("compiled channels-last fp32", True, "fp32", True),
-        ("compiled channels-last bf16", True, "bf16", True),
-    ][: args.configs]
+    """(name, channels_last, precision, compiled) from naive to everything: the first
+    ``--configs`` of them, or those ``--step-configs`` names; compiled ones dropped with
+    ``--no-compile``."""
+    names = args.step_configs.split(",") if args.step_configs else list(STEP_CONFIGS)
+    rows = [STEP_CONFIGS[n] for n in names][: args.configs]
+    return [r for r in rows if not (r[3] and args.no_compile)]
 
 
 def profile(args) -> None:
@@ -211,13 +222,21 @@ def several_at_once(args, runs: int) -> tuple[float, list[float]]:
     preset flags, ``--steps`` + 5 steps, seeds 0..runs-1), counted over the window in which
     all of them were training (from the last one's first record, after its 5 warm-up
     steps and any compiling, to the first one's last record; each run's steps in the
-    window interpolated from its records' times). Returns (all of them together, each)."""
+    window interpolated from its records' times). Each run's output goes to
+    ``--logs``/parallel-<runs>-run<i>.log where that is given. Returns (all of them together,
+    each)."""
     steps = args.steps + 5
     flags = (
         f"--preset cpu --steps {steps} --batch-videos {args.batch_videos} --frames {args.frames}"
         f" --log-every 5 --checkpoint-every 100000 --device {args.device.type}"
-        f" --precision {args.precision} --no-check"
+        f" --precision {args.precision} --no-check" + (" --no-compile" if args.no_compile else "")
     ).split()
+    logs = [
+        open(Path(args.logs) / f"parallel-{runs}-run{i}.log", "w")  # noqa: SIM115 - closed below
+        if args.logs
+        else subprocess.DEVNULL
+        for i in range(runs)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         procs = [
             subprocess.Popen(
@@ -232,13 +251,17 @@ def several_at_once(args, runs: int) -> tuple[float, list[float]]:
                     "--out",
                     f"{tmp}/run{i}",
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=logs[i],
+                stderr=subprocess.STDOUT,
             )
             for i in range(runs)
         ]
+        for f in logs:
+            if f is not subprocess.DEVNULL:
+                f.close()
         if any(p.wait() for p in procs):
-            raise RuntimeError("a run failed")
+            where = f" (their output: {args.logs}/parallel-{runs}-run*.log)" if args.logs else ""
+            raise RuntimeError(f"a run failed{where}")
         records = []
         for i in range(runs):
             rows = [json.loads(line) for line in (Path(tmp) / f"run{i}" / "metrics.jsonl").open()]
@@ -257,7 +280,7 @@ def several_at_once(args, runs: int) -> tuple[float, list[float]]:
     return sum(each), each
 
 
-def main() -> None:
+def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument(
@@ -266,6 +289,22 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--configs", type=int, default=5, help="how many configurations to time")
+    p.add_argument(
+        "--step-configs",
+        help="comma-separated training-step configurations, timed in this order "
+        f"({', '.join(STEP_CONFIGS)})",
+    )
+    p.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, run in this order (default {','.join(SECTIONS)}); "
+        "the matmul peaks always come first",
+    )
+    p.add_argument("--no-compile", action="store_true", help="leave out every compiled row")
+    p.add_argument(
+        "--peak-n", type=int, help="matmul size of the peaks (default 8192 on a GPU, 2048 here)"
+    )
+    p.add_argument("--logs", help="folder for the output of the --parallel runs")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -286,98 +325,106 @@ def main() -> None:
         "(default: 3 on a GPU, none on a CPU)",
     )
     args = p.parse_args()
+    args.sections = args.sections.split(",")
+    unknown = [x for x in args.sections if x not in SECTIONS]
+    unknown += [x for x in (args.step_configs or "").split(",") if x and x not in STEP_CONFIGS]
+    if unknown:
+        p.error(f"unknown section or configuration: {', '.join(unknown)}")
     args.device = dev = torch.device(args.device)
+    if args.logs:
+        Path(args.logs).mkdir(parents=True, exist_ok=True)
     if args.parallel is None:
         args.parallel = 3 if dev.type == "cuda" else 0
     if args.batch_videos is None:
         args.batch_videos = 64 if dev.type == "cuda" else 16
-    if args.profile:
-        profile(args)
-        return
-    torch.manual_seed(0)
-    frames = args.batch_videos * args.frames
-    where = (
-        torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
-    )
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{where}, {frames} frames a step"
-    )
+    return args
 
-    peak = Peaks(dev)
-    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
 
-    src = GeneratedSource(args.frames)
-    x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)), dev)
-    base = VideoVAE(ModelConfig()).to(dev)
-    train_flops = count_flops(lambda: base(x)["loss"].backward())
-    with torch.no_grad():
-        enc_flops = count_flops(lambda: base.encode(x))
-    print(
-        f"counted: {train_flops / frames / 1e9:.3f} GFLOP per frame for a training step, "
-        f"{enc_flops / frames / 1e9:.4f} for encoding"
-    )
+class Bench:
+    """What the sections share: the device, the peaks, a batch, the counted FLOPs, and the
+    naive and bare compiled step times once the ``step`` section has measured them."""
 
-    print("\ntraining step")
-    print(f"{'configuration':32s} {'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}")
-    naive = bare = None
-    for name, cl, precision, compiled in configurations(args):
-        model = VideoVAE(ModelConfig()).to(dev)
-        model.load_state_dict(base.state_dict())
-        if cl:
-            model = to_channels_last(model)
-        run = model
-        if compiled:
+    def __init__(self, args):
+        self.args, self.dev = args, args.device
+        self.frames = args.batch_videos * args.frames
+        self.peak = Peaks(self.dev, args.peak_n)
+        src = GeneratedSource(args.frames)
+        self.x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)), self.dev)
+        self.base = VideoVAE(ModelConfig()).to(self.dev)
+        self.train_flops = count_flops(lambda: self.base(self.x)["loss"].backward())
+        with torch.no_grad():
+            self.enc_flops = count_flops(lambda: self.base.encode(self.x))
+        self.naive = self.bare = None
+
+    def step(self) -> None:
+        print("\ntraining step")
+        head = f"{'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}"
+        print(f"{'configuration':32s} {head}")
+        for name, cl, precision, compiled in configurations(self.args):
+            model = VideoVAE(ModelConfig()).to(self.dev)
+            model.load_state_dict(self.base.state_dict())
+            if cl:
+                model = to_channels_last(model)
+            run = model
+            if compiled:
+                try:
+                    run = torch.compile(model)
+                except Exception as e:  # noqa: BLE001 - report and go on
+                    print(f"{name:32s} torch.compile unavailable: {e}")
+                    continue
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            self.peak.measure(precision)
             try:
-                run = torch.compile(model)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                print(f"{name:32s} torch.compile unavailable: {e}")
+                step = make_step(run, opt, self.x, precision)
+                sec = time_it(step, self.args.steps, device=self.dev)
+            except Exception as e:  # noqa: BLE001 - a failed compile is a result too
+                print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
                 continue
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        peak.measure(precision)
-        try:
-            sec = time_it(make_step(run, opt, x, precision), args.steps, device=dev)
-        except Exception as e:  # noqa: BLE001 - a failed compile is a result too
-            print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
-            continue
-        naive = naive or sec
-        bare = sec if compiled else bare  # the last compiled row: the bare step stvae runs
-        gflops = train_flops / sec / 1e9
-        print(
-            f"{name:32s} {frames / sec:9.0f} {gflops:8.0f} {gflops / peak[precision]:6.2f} "
-            f"{naive / sec:8.2f}x"
-        )
+            self.naive = self.naive or sec
+            self.bare = sec if compiled else self.bare  # the last compiled row: stvae's step
+            gflops = self.train_flops / sec / 1e9
+            print(
+                f"{name:32s} {self.frames / sec:9.0f} {gflops:8.0f} "
+                f"{gflops / self.peak[precision]:6.2f} {self.naive / sec:8.2f}x"
+            )
 
-    default_precision = resolve_precision(args.precision, dev)
-    flag = "" if args.precision == "auto" else f" --precision {args.precision}"
-    variants = [
-        (f"stvae train{flag} (compiled)", {"precision": args.precision}),
-        (f"stvae train{flag} --no-compile", {"precision": args.precision, "compile": False}),
-    ]
-    if dev.type == "cuda":  # data made on the device is the default there
-        variants.append(
-            (f"stvae train{flag} --cuda-graphs", {"precision": args.precision, "cuda_graphs": True})
-        )
-        host = {"precision": args.precision, "data_on": "host"}
-        variants.append((f"stvae train{flag} --data-on host", host))
-        variants.append(("  ... --data-workers 0", {**host, "data_workers": 0}))
-    for name, changes in variants:
-        peak.measure(default_precision)
-        try:
-            e2e, warmup_s = end_to_end(args, **changes)
-        except Exception as e:  # noqa: BLE001 - a failed variant is a result too
-            print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
-            continue
-        gflops = train_flops / frames * e2e / 1e9
-        vs_bare = f", {e2e * bare / frames:.2f} of the bare compiled step" if bare else ""
-        print(
-            f"{name:32s} {e2e:9.0f} {gflops:8.0f} "
-            f"{gflops / peak[default_precision]:6.2f} {e2e * naive / frames:8.2f}x"
-            f"   (first 5 steps: {warmup_s:.0f} s{vs_bare})"
-        )
-    if args.parallel > 1:
+    def e2e(self) -> None:
+        args, frames = self.args, self.frames
+        print("\nend to end (stvae.train.train)")
+        default_precision = resolve_precision(args.precision, self.dev)
+        flag = "" if args.precision == "auto" else f" --precision {args.precision}"
+        same = {"precision": args.precision}
+        eager = {**same, "compile": False}
+        variants = [(f"stvae train{flag} (compiled)", same)] if not args.no_compile else []
+        if self.dev.type == "cuda":  # data made on the device is the default there
+            graphs = {**same, "cuda_graphs": True}
+            variants.append((f"stvae train{flag} --cuda-graphs", graphs))
+            host = {**(eager if args.no_compile else same), "data_on": "host"}
+            variants.append((f"stvae train{flag} --data-on host", host))
+            variants.append(("  ... --data-workers 0", {**host, "data_workers": 0}))
+        variants.append((f"stvae train{flag} --no-compile", eager))
+        for name, changes in variants:
+            self.peak.measure(default_precision)
+            try:
+                rate, warmup_s = end_to_end(args, **changes)
+            except Exception as e:  # noqa: BLE001 - a failed variant is a result too
+                print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
+                continue
+            gflops = self.train_flops / frames * rate / 1e9
+            vs_bare = (
+                f", {rate * self.bare / frames:.2f} of the bare compiled step" if self.bare else ""
+            )
+            vs_naive = f"{rate * self.naive / frames:8.2f}x" if self.naive else f"{'':9s}"
+            print(
+                f"{name:32s} {rate:9.0f} {gflops:8.0f} "
+                f"{gflops / self.peak[default_precision]:6.2f} {vs_naive}"
+                f"   (first 5 steps: {warmup_s:.0f} s{vs_bare})"
+            )
+
+    def parallel(self) -> None:
+        args = self.args
+        if args.parallel < 2:
+            return
         try:
             one, _ = several_at_once(args, 1)
             together, each = several_at_once(args, args.parallel)
@@ -389,74 +436,105 @@ def main() -> None:
         except RuntimeError as e:
             print(f"{args.parallel} stvae train processes at once: {e}")
 
-    print("\nencoding (inference, eval mode)")
-    for name, cl, precision in [
-        ("eager NCHW fp32", False, "fp32"),
-        ("channels-last bf16", True, "bf16"),
-    ]:
-        model = VideoVAE(ModelConfig()).to(dev).eval()
-        if cl:
-            model = to_channels_last(model)
-        ctx = autocast(precision, dev)
+    def encode(self) -> None:
+        print("\nencoding (inference, eval mode)")
+        for name, cl, precision in [
+            ("eager NCHW fp32", False, "fp32"),
+            ("channels-last bf16", True, "bf16"),
+        ]:
+            model = VideoVAE(ModelConfig()).to(self.dev).eval()
+            if cl:
+                model = to_channels_last(model)
+            ctx = autocast(precision, self.dev)
 
-        def enc(model=model, ctx=ctx):
-            with torch.no_grad(), ctx:
-                model.encode(x)
+            def enc(model=model, ctx=ctx):
+                with torch.no_grad(), ctx:
+                    model.encode(self.x)
 
-        peak.measure(precision)
-        sec = time_it(enc, args.steps, device=dev)
-        gflops = enc_flops / sec / 1e9
-        print(
-            f"{name:32s} {frames / sec:9.0f} frames/s {gflops:6.0f} GFLOP/s "
-            f"MFU {gflops / peak[precision]:.2f}"
-        )
+            self.peak.measure(precision)
+            sec = time_it(enc, self.args.steps, device=self.dev)
+            gflops = self.enc_flops / sec / 1e9
+            print(
+                f"{name:32s} {self.frames / sec:9.0f} frames/s {gflops:6.0f} GFLOP/s "
+                f"MFU {gflops / self.peak[precision]:.2f}"
+            )
 
-    print(f"matmul peak readings: {peak.spread()}; each MFU is against the reading before it")
+    def kl(self) -> None:
+        print("\nKL cost against N (B=16, F=4, forward + backward)")
+        prev = None
+        for n in (16, 160, 1600, 16000):
+            mu = torch.randn(16, n, 4, device=self.dev, requires_grad=True)
+            lv = torch.randn(16, n, 4, device=self.dev, requires_grad=True)
 
-    print("\nKL cost against N (B=16, F=4, forward + backward)")
-    prev = None
-    for n in (16, 160, 1600, 16000):
-        mu = torch.randn(16, n, 4, device=dev, requires_grad=True)
-        lv = torch.randn(16, n, 4, device=dev, requires_grad=True)
+            def kl(mu=mu, lv=lv):
+                (kl_static(mu, lv, 0.01) + kl_temporal(mu, lv, 0.01)).sum().backward()
 
-        def kl(mu=mu, lv=lv):
-            (kl_static(mu, lv, 0.01) + kl_temporal(mu, lv, 0.01)).sum().backward()
+            sec = time_it(kl, 20, device=self.dev)
+            growth = "" if prev is None else f"  x{sec / prev:.1f} for 10x N"
+            print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
+            prev = sec
 
-        sec = time_it(kl, 20, device=dev)
-        growth = "" if prev is None else f"  x{sec / prev:.1f} for 10x N"
-        print(f"N = {n:6d}: {sec * 1e6:9.1f} us{growth}")
-        prev = sec
+    def data(self) -> None:
+        args, dev, frames = self.args, self.dev, self.frames
+        print("\ndata generation (one thread), against a bf16 training step of the same channels")
+        steps = {}
+        for name in GENERATED:
+            src = GeneratedSource(args.frames, name=name)
+            rng = np.random.default_rng(0)
+            gen = time_it(lambda src=src, rng=rng: src.batch(args.batch_videos, rng), 20)
+            c = src.channels
+            if c not in steps:
+                model = to_channels_last(VideoVAE(ModelConfig(channels=c)).to(dev))
+                opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+                xc = to_tensor(src.batch(args.batch_videos, rng), dev)
+                steps[c] = time_it(make_step(model, opt, xc, "bf16"), 4, 1, device=dev)
+            print(
+                f"{name:16s} {frames / gen:9.0f} frames/s, {steps[c] / gen:5.1f}x what a "
+                f"{'colour' if c == 3 else 'grey'} step consumes ({gen * 1e3:.1f} ms a batch)"
+            )
+        print(f"made on the {dev.type} by torch ops (stvae.data.on_device), float32 batch included")
+        videos = range(args.batch_videos)
+        made = {
+            "bouncing-mnist": DeviceBouncingMNIST(load_digits("train"), args.frames, device=dev),
+            "chairs (40 chairs)": DeviceChairs(args.frames, dev, identities=40),
+        }
+        for name, source in made.items():
+            feed = DeviceFeed(source, 0, videos)
+            counter = iter(range(10**9))
+            draw = lambda feed=feed, counter=counter: feed.get(next(counter))  # noqa: E731
+            gen = time_it(draw, 20, device=dev)
+            print(
+                f"{name:18s} {frames / gen:7.0f} frames/s, {steps[1] / gen:5.1f}x what a "
+                f"grey step consumes ({gen * 1e3:.2f} ms a batch)"
+            )
 
-    print("\ndata generation (one thread), against a bf16 training step of the same channels")
-    steps = {}
-    for name in GENERATED:
-        src = GeneratedSource(args.frames, name=name)
-        rng = np.random.default_rng(0)
-        gen = time_it(lambda src=src, rng=rng: src.batch(args.batch_videos, rng), 20)
-        c = src.channels
-        if c not in steps:
-            model = to_channels_last(VideoVAE(ModelConfig(channels=c)).to(dev))
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            xc = to_tensor(src.batch(args.batch_videos, rng), dev)
-            steps[c] = time_it(make_step(model, opt, xc, "bf16"), 4, 1, device=dev)
-        print(
-            f"{name:16s} {frames / gen:9.0f} frames/s, {steps[c] / gen:5.1f}x what a "
-            f"{'colour' if c == 3 else 'grey'} step consumes ({gen * 1e3:.1f} ms a batch)"
-        )
-    print(f"made on the {dev.type} by torch ops (stvae.data.on_device), float32 batch included")
-    videos = range(args.batch_videos)
-    made = {
-        "bouncing-mnist": DeviceBouncingMNIST(load_digits("train"), args.frames, device=dev),
-        "chairs (40 chairs)": DeviceChairs(args.frames, dev, identities=40),
-    }
-    for name, source in made.items():
-        feed = DeviceFeed(source, 0, videos)
-        counter = iter(range(10**9))
-        gen = time_it(lambda feed=feed, counter=counter: feed.get(next(counter)), 20, device=dev)
-        print(
-            f"{name:18s} {frames / gen:7.0f} frames/s, {steps[1] / gen:5.1f}x what a "
-            f"grey step consumes ({gen * 1e3:.2f} ms a batch)"
-        )
+
+def main() -> None:
+    args = parse_args()
+    if args.profile:
+        profile(args)
+        return
+    torch.manual_seed(0)
+    dev = args.device
+    where = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{where}, {args.batch_videos * args.frames} frames a step"
+    )
+    bench = Bench(args)
+    peak = bench.peak
+    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    print(
+        f"counted: {bench.train_flops / bench.frames / 1e9:.3f} GFLOP per frame for a training "
+        f"step, {bench.enc_flops / bench.frames / 1e9:.4f} for encoding"
+    )
+    for section in args.sections:
+        getattr(bench, section)()
+        print(f"matmul peak readings: {peak.spread()}; each MFU is against the reading before it")
 
 
 if __name__ == "__main__":

@@ -251,4 +251,17 @@ PRESETS: dict[str, TrainConfig] = {
         compile=True,
         checkpoint_every=200,
     ),
+    # Seconds, not results: every path of a command (train, evaluate, a grid, a script)
+    # run through once, eagerly, on 4-frame clips: for checking an install or a script
+    # (bench/gpu_grid.sh's dry run).
+    "smoke": TrainConfig(
+        steps=6,
+        batch_videos=2,
+        data=DataConfig(frames=4),
+        precision="fp32",
+        compile=False,
+        checkpoint_every=2,
+        log_every=1,
+        lr_decay_every=3,
+    ),
 }
