@@ -10,8 +10,8 @@ Prints a markdown table: a row per snapshot and seed, then the mean and the samp
 standard deviation over seeds per snapshot. Seed 0 is the curve's own point. With
 --table2, the columns are instead Table 2's: the digit read from the static features
 (Acc 2) and from all features (Acc 4), under both probes. --videos sets the size of
-every probe set (fitting and scoring; the curve's are 256), and the seconds each seed
-took are printed after the table.
+every probe set (the curve's are 256), --score-videos that of the scoring set alone, and
+the seconds each seed took are printed after the table.
 """
 
 from __future__ import annotations
@@ -47,12 +47,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table2", action="store_true", help="Table 2's Acc 2 and Acc 4 columns")
     p.add_argument("--videos", type=int, default=256, help="videos in each probe set")
+    p.add_argument("--score-videos", type=int, help="videos in the scoring set (default --videos)")
     args = p.parse_args()
     if args.seeds < 2:
         p.error("--seeds: at least 2 for a spread")
     try:
         start = time.perf_counter()
-        spread = probe_spread(args.run, args.steps, args.seeds, videos=args.videos)
+        spread = probe_spread(
+            args.run, args.steps, args.seeds, videos=args.videos, score_videos=args.score_videos
+        )
         seconds = time.perf_counter() - start
     except StvaeError as e:
         sys.exit(f"probe_noise: {e}")
@@ -70,7 +73,9 @@ def main() -> None:
         )
         print(f"| {step:,} | mean ± sd | " + " | ".join(cells) + " |")
     per_seed = seconds / args.seeds
-    print(f"\n{args.videos} videos a probe set: {per_seed:.0f} s a seed, {len(spread)} snapshot(s)")
+    scored = f", {args.score_videos} scored" if args.score_videos else ""
+    sized = f"{args.videos} videos a probe set{scored}"
+    print(f"\n{sized}: {per_seed:.0f} s a seed, {len(spread)} snapshot(s)")
 
 
 if __name__ == "__main__":

@@ -216,6 +216,10 @@ def test_probe_sets_share_no_image_and_use_the_authors_fitting_digits():
     chairs = probe_sets(DataConfig(source="chairs", frames=4), videos=40)
     assert chairs["fit"]["rbf"] is chairs["fit"]["linear"]  # the classes are the chairs
     assert image_overlap(chairs["fit"]["linear"], chairs["score"]) == 0.0
+    wide = probe_sets(DataConfig(frames=4), videos=12, seed=1, score_videos=30)
+    assert len(wide["score"]["videos"]) == 30
+    assert [len(f["videos"]) for f in wide["fit"].values()] == [12, 12]
+    assert image_overlap(wide["fit"]["rbf"], wide["score"]) == 0.0
 
 
 def test_rbf_probe_equals_a_direct_scikit_learn_svc(factors):

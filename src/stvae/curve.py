@@ -207,15 +207,21 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
 
 
 def probe_spread(
-    run_dir: str | Path, steps: list[int], seeds: int = 5, probe: str = "both", videos: int = 256
+    run_dir: str | Path,
+    steps: list[int],
+    seeds: int = 5,
+    probe: str = "both",
+    videos: int = 256,
+    score_videos: int | None = None,
 ) -> dict[int, list[dict]]:
     """How much curve points move when only the probe sets change: each snapshot of
     ``steps`` scored as :func:`curve_run` scores it (its headline numbers, without the
     training-image gap) on the probe sets of seeds 0 .. ``seeds`` - 1 (new videos of the
     same fitting and scoring images, a new fitting split, new ELBO samples), the weights
     fixed. Seed 0 gives the curve's own point. ``videos``: the size of each probe set
-    (fitting and scoring alike; the curve's are 256). A model with a static factor gains
-    Table 2's Acc 4 (:func:`all_feature_accuracy`). Returns {step: [headline dict per seed]}."""
+    (the curve's are 256), ``score_videos`` that of the scoring set where it differs. A
+    model with a static factor gains Table 2's Acc 4 (:func:`all_feature_accuracy`).
+    Returns {step: [headline dict per seed]}."""
     run_dir = Path(run_dir)
     config = _run_config(run_dir, probe)
     if seeds < 1:
@@ -230,7 +236,7 @@ def probe_spread(
     models = {step: _snapshot_model(config, found[step]) for step in steps}
     out: dict[int, list[dict]] = {step: [] for step in steps}
     for seed in range(seeds):  # one seed's sets in memory at a time
-        sets = probe_sets(config.data, videos, seed)
+        sets = probe_sets(config.data, videos, seed, score_videos)
         for step, model in models.items():
             cache: dict = {}  # this snapshot's encodings of this seed's sets
             ev = evaluate_model(

@@ -85,12 +85,15 @@ PROBE_CHOICES = ("linear", "rbf", "both")
 PROBE_SEED = 2_000_003  # probe sets never share a stream with training or held_out()
 
 
-def probe_sets(config: DataConfig, videos: int = 256, seed: int = 0) -> dict:
+def probe_sets(
+    config: DataConfig, videos: int = 256, seed: int = 0, score_videos: int | None = None
+) -> dict:
     """The labelled videos each protocol is fitted and scored on, for a generated dataset.
 
     Returns ``{"score": data, "fit": {"linear": data, "rbf": data}, "describe": {...}}``,
-    each ``data`` a dataset dict of ``videos`` videos (file format, with ``image_ids``);
-    the score set is shared. See the module doc for which images each set shows.
+    each ``data`` a dataset dict of ``videos`` videos (file format, with ``image_ids``),
+    the score set of ``score_videos`` (default ``videos``); the score set is shared. See
+    the module doc for which images each set shows.
     """
     if not config.generated:
         raise StvaeError(f"{config.source}: probe sets are made for generated data only")
@@ -98,7 +101,7 @@ def probe_sets(config: DataConfig, videos: int = 256, seed: int = 0) -> dict:
     def make(split: str, k: int) -> dict:
         return generate(
             config.source,
-            videos,
+            score_videos or videos if split == "test-score" else videos,
             config.frames,
             [PROBE_SEED, seed, k],
             split,
