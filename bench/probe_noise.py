@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table2", action="store_true", help="Table 2's Acc 2 and Acc 4 columns")
-    p.add_argument("--videos", type=int, default=256, help="videos in each probe set")
+    p.add_argument("--videos", type=int, default=256, help="videos in each probe set (256)")
     p.add_argument("--score-videos", type=int, help="videos in the scoring set (default --videos)")
     args = p.parse_args()
     if args.seeds < 2:

@@ -23,8 +23,6 @@ def small_probe_sets(monkeypatch):
     """Probe sets of 64 videos instead of 256, for tests of what evaluation writes and how
     it is reported (not of the scores' values), where encoding 256 videos of 64 x 64 RGB
     frames is most of the time."""
-    import functools
-
     from stvae import evaluate
 
-    monkeypatch.setattr(evaluate, "probe_sets", functools.partial(evaluate.probe_sets, videos=64))
+    monkeypatch.setattr(evaluate, "PROBE_VIDEOS", 64)

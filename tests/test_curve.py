@@ -1,6 +1,5 @@
 """Learning curves over weight snapshots (stvae curve, issue 25)."""
 
-import functools
 import json
 import subprocess
 import sys
@@ -35,9 +34,7 @@ def scored(tmp_path_factory):
     256 (conftest's small_probe_sets, for a whole module): these tests compare the two
     commands' numbers with each other, not with any value."""
     with pytest.MonkeyPatch.context() as patch:
-        small = functools.partial(evaluate_module.probe_sets, videos=64)
-        patch.setattr(evaluate_module, "probe_sets", small)
-        patch.setattr(curve_module, "probe_sets", small)
+        patch.setattr(evaluate_module, "PROBE_VIDEOS", 64)
         run = tmp_path_factory.mktemp("curve") / "run"
         train(TINY, run)
         curve = curve_run(run, quiet=True)

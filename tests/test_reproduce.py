@@ -501,7 +501,6 @@ def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch, small_probe_
 
 
 PARALLEL_SCRIPT = """
-import functools
 import sys
 from stvae import evaluate
 from stvae import reproduce as rep
@@ -515,7 +514,7 @@ rep.PRESETS["cpu"] = TrainConfig(
     checkpoint_every=50, log_every=1,
 )
 # probe sets of 64 videos (conftest's small_probe_sets), here too in the spawned runs
-evaluate.probe_sets = functools.partial(evaluate.probe_sets, videos=64)
+evaluate.PROBE_VIDEOS = 64
 if __name__ == "__main__":  # spawned processes import this file too
     from stvae.cli import main
 

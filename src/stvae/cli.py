@@ -313,7 +313,6 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--videos",
         type=_positive_int,
-        default=256,
         help="videos in each generated probe set, fitting and scoring (default 256)",
     )
     p.add_argument("--out", help="where to write eval.json (default: RUN/eval.json)")

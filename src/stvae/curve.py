@@ -211,7 +211,7 @@ def probe_spread(
     steps: list[int],
     seeds: int = 5,
     probe: str = "both",
-    videos: int = 256,
+    videos: int | None = None,
     score_videos: int | None = None,
 ) -> dict[int, list[dict]]:
     """How much curve points move when only the probe sets change: each snapshot of
@@ -219,15 +219,15 @@ def probe_spread(
     training-image gap) on the probe sets of seeds 0 .. ``seeds`` - 1 (new videos of the
     same fitting and scoring images, a new fitting split, new ELBO samples), the weights
     fixed. Seed 0 gives the curve's own point. ``videos``: the size of each probe set
-    (the curve's are 256), ``score_videos`` that of the scoring set where it differs. A
-    model with a static factor gains Table 2's Acc 4 (:func:`all_feature_accuracy`).
-    Returns {step: [headline dict per seed]}."""
+    (default, and the curve's, :data:`stvae.evaluate.PROBE_VIDEOS`), ``score_videos``
+    that of the scoring set where it differs. A model with a static factor gains Table
+    2's Acc 4 (:func:`all_feature_accuracy`). Returns {step: [headline dict per seed]}."""
     run_dir = Path(run_dir)
     config = _run_config(run_dir, probe)
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
-    if videos < 1:
-        raise StvaeError(f"videos must be at least 1; got {videos}")
+    if videos is not None and videos < 2:
+        raise StvaeError(f"videos must be at least 2; got {videos}")
     found = dict(snapshots(run_dir))
     missing = [s for s in steps if s not in found]
     if missing:

@@ -83,20 +83,22 @@ __all__ = [
 
 PROBE_CHOICES = ("linear", "rbf", "both")
 PROBE_SEED = 2_000_003  # probe sets never share a stream with training or held_out()
+PROBE_VIDEOS = 256  # videos in each probe set unless a caller says otherwise
 
 
 def probe_sets(
-    config: DataConfig, videos: int = 256, seed: int = 0, score_videos: int | None = None
+    config: DataConfig, videos: int | None = None, seed: int = 0, score_videos: int | None = None
 ) -> dict:
     """The labelled videos each protocol is fitted and scored on, for a generated dataset.
 
     Returns ``{"score": data, "fit": {"linear": data, "rbf": data}, "describe": {...}}``,
-    each ``data`` a dataset dict of ``videos`` videos (file format, with ``image_ids``),
-    the score set of ``score_videos`` (default ``videos``); the score set is shared. See
-    the module doc for which images each set shows.
+    each ``data`` a dataset dict of ``videos`` videos (default :data:`PROBE_VIDEOS`; file
+    format, with ``image_ids``), the score set of ``score_videos`` (default ``videos``);
+    the score set is shared. See the module doc for which images each set shows.
     """
     if not config.generated:
         raise StvaeError(f"{config.source}: probe sets are made for generated data only")
+    videos = videos or PROBE_VIDEOS
 
     def make(split: str, k: int) -> dict:
         return generate(
@@ -204,7 +206,7 @@ def _probe_inputs(model, fit: dict, score: dict, cache: dict, seed: int):
     return mu, labels, split
 
 
-def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
+def probe_run(run_dir, videos: int | None = None, seed: int = 0) -> dict:
     """The quick check after training: each label from each factor, with both probes.
 
     For a generated dataset, fitted and scored on the probe sets of :func:`probe_sets`
@@ -217,7 +219,7 @@ def probe_run(run_dir, videos: int = 256, seed: int = 0) -> dict:
         pairs = {p: (sets["fit"][p], sets["score"]) for p in PROBES}
         where = "held-out " + config.data.spec.statics
     else:
-        data = held_out(config.data, videos, seed)
+        data = held_out(config.data, videos or PROBE_VIDEOS, seed)
         if not _labels(data):
             return {"accuracies": {}, "skipped": f"{config.data.source} carries no labels"}
         pairs = {p: (data, data) for p in PROBES}
@@ -358,7 +360,7 @@ def evaluate_run(
     data=None,
     seed: int = 0,
     probe: str = "both",
-    videos: int = 256,
+    videos: int | None = None,
     out: str | Path | None = None,
 ) -> EvalResult:
     """Scores a run, writes ``eval.json`` into it (or to ``out``) and returns it as an
@@ -383,7 +385,7 @@ def evaluate_run(
     classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
     names the temporal source's action and each attribute of the static source.
     """
-    if videos < 2:
+    if videos is not None and videos < 2:
         raise StvaeError(f"videos must be at least 2 (a fitting and a scoring video); got {videos}")
     model, config = load_run(run_dir)
     out = Path(run_dir) / "eval.json" if out is None else Path(out)
