@@ -71,10 +71,12 @@ def test_the_dry_run_goes_through_every_stage(tmp_path):
     done = _check(out, tmp_path / "runs")
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(
-        ["env.txt", "tests.txt", "bench.txt", "bench-logs.tar.gz", "reproduce.log"]
-        + ["bouncing-mnist-smoke.md", "runs.tar.gz"]
-    )
+    stages = ["env.txt", "tests.txt", "bench.txt", "bench-logs.tar.gz", "reproduce.log"]
+    stages += ["runs.tar.gz"]
+    log = (out / "reproduce.log").read_text()
+    if "report/bouncing-mnist-smoke.md" in log:  # a run was scored inside the budget
+        stages.append("bouncing-mnist-smoke.md")
+    assert names == sorted(stages)
     assert len(names) <= 8  # what the device tool brings back
     bench = (out / "bench.txt").read_text()
     assert "naive eager NCHW fp32" in bench and "--no-compile" in bench
@@ -82,7 +84,6 @@ def test_the_dry_run_goes_through_every_stage(tmp_path):
     with tarfile.open(out / "bench-logs.tar.gz") as t:
         logs = [m.name for m in t.getmembers() if m.name.endswith(".log")]
     assert len(logs) == 3  # one alone, then two at once: their output kept
-    log = (out / "reproduce.log").read_text()
     assert "first record at step" in log
     with tarfile.open(out / "runs.tar.gz") as t:
         packed = {m.name for m in t.getmembers()}

@@ -475,7 +475,7 @@ def test_one_writer_per_run_directory(tmp_path):
         assert metrics(run)[-1]["step"] == steps and not (run / RunLock.NAME).exists()
 
 
-def test_a_start_killed_before_config_json_does_not_strand_its_directory(tmp_path):
+def test_a_start_killed_before_config_json_does_not_strand_its_directory(tmp_path, monkeypatch):
     """A kill between taking the lock and writing config.json leaves the lock file and
     perhaps a temporary: the folder holds no run, so a new start takes it (and clears what
     was left) and --resume says how to start it instead of that it is not empty."""
@@ -488,13 +488,17 @@ def test_a_start_killed_before_config_json_does_not_strand_its_directory(tmp_pat
     train(TINY.replace(steps=2), run)
     assert metrics(run)[-1]["step"] == 2
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
-    # the same folder after a start that failed on bad data: removed, as a new one would be
+    # such a folder, taken by a start that then fails before its first checkpoint, is
+    # removed as a folder that start had made would be: it holds no run of anyone's
     (run.parent / "again").mkdir()
     (run.parent / "again" / RunLock.NAME).write_text("")
-    bad = TINY.replace(**{"data.source": str(tmp_path / "short.npy")})
-    np.save(tmp_path / "short.npy", np.zeros((2, 3, 64, 64), np.uint8))
-    with pytest.raises(StvaeError, match="fewer than"):
-        train(bad, run.parent / "again")
+
+    def fails(*args):
+        raise RuntimeError("the first step failed")
+
+    monkeypatch.setattr(train_module, "_train", fails)
+    with pytest.raises(RuntimeError, match="the first step failed"):
+        train(TINY, run.parent / "again")
     assert not (run.parent / "again").exists()
 
 
