@@ -23,6 +23,7 @@ import time
 
 from stvae.curve import probe_spread
 from stvae.errors import StvaeError
+from stvae.evaluate import PROBE_VIDEOS
 
 COLUMNS = (  # (label, key of a curve point)
     ("eq 19, RBF", "d_score_rbf"),
@@ -46,7 +47,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--table2", action="store_true", help="Table 2's Acc 2 and Acc 4 columns")
-    p.add_argument("--videos", type=int, default=256, help="videos in each probe set (256)")
+    p.add_argument("--videos", type=int, help=f"videos in each probe set ({PROBE_VIDEOS})")
     p.add_argument("--score-videos", type=int, help="videos in the scoring set (default --videos)")
     args = p.parse_args()
     if args.seeds < 2:
@@ -74,7 +75,7 @@ def main() -> None:
         print(f"| {step:,} | mean ± sd | " + " | ".join(cells) + " |")
     per_seed = seconds / args.seeds
     scored = f", {args.score_videos} scored" if args.score_videos else ""
-    sized = f"{args.videos} videos a probe set{scored}"
+    sized = f"{args.videos or PROBE_VIDEOS} videos a probe set{scored}"
     print(f"\n{sized}: {per_seed:.0f} s a seed, {len(spread)} snapshot(s)")
 
 

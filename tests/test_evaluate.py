@@ -220,6 +220,9 @@ def test_probe_sets_share_no_image_and_use_the_authors_fitting_digits():
     assert len(wide["score"]["videos"]) == 30
     assert [len(f["videos"]) for f in wide["fit"].values()] == [12, 12]
     assert image_overlap(wide["fit"]["rbf"], wide["score"]) == 0.0
+    for sizes in ({"videos": 1}, {"score_videos": 1}):
+        with pytest.raises(StvaeError, match="videos must be at least 2; got 1"):
+            probe_sets(DataConfig(frames=4), **sizes)
 
 
 def test_rbf_probe_equals_a_direct_scikit_learn_svc(factors):

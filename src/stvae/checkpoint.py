@@ -87,19 +87,15 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".tmp"))
 
 
-def clear_temporaries(*folders: Path) -> int:
-    """Removes the temporaries of interrupted writes (:func:`is_temporary`) in ``folders``;
-    returns how many. Only the holder of a folder's :class:`RunLock` may call it: no
-    other writer of ours is then at work there."""
-    removed = 0
-    for folder in folders:
-        if not Path(folder).is_dir():
-            continue
-        for p in Path(folder).iterdir():
-            if is_temporary(p.name) and p.is_file():
-                p.unlink(missing_ok=True)
-                removed += 1
-    return removed
+def clear_temporaries(*folders: Path) -> None:
+    """Removes the temporaries of interrupted writes (:func:`is_temporary`) in ``folders``.
+    Only the holder of a folder's :class:`RunLock` may call it: no other writer of ours is
+    then at work there."""
+    for folder in map(Path, folders):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if is_temporary(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
 
 
 def make_folder(path: Path) -> None:

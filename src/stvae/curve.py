@@ -226,8 +226,6 @@ def probe_spread(
     config = _run_config(run_dir, probe)
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
-    if videos is not None and videos < 2:
-        raise StvaeError(f"videos must be at least 2; got {videos}")
     found = dict(snapshots(run_dir))
     missing = [s for s in steps if s not in found]
     if missing:

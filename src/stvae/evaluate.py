@@ -98,6 +98,9 @@ def probe_sets(
     """
     if not config.generated:
         raise StvaeError(f"{config.source}: probe sets are made for generated data only")
+    for name, n in (("videos", videos), ("score_videos", score_videos)):
+        if n is not None and n < 2:
+            raise StvaeError(f"{name} must be at least 2; got {n}")
     videos = videos or PROBE_VIDEOS
 
     def make(split: str, k: int) -> dict:
@@ -385,8 +388,6 @@ def evaluate_run(
     classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
     names the temporal source's action and each attribute of the static source.
     """
-    if videos is not None and videos < 2:
-        raise StvaeError(f"videos must be at least 2 (a fitting and a scoring video); got {videos}")
     model, config = load_run(run_dir)
     out = Path(run_dir) / "eval.json" if out is None else Path(out)
     if not out.parent.is_dir():

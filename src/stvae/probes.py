@@ -312,6 +312,18 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
         a, b = video_split(len(fit), seed + 1)
         halves["fit"] = (fit[a], fit[b])
 
+    chance, classes = {}, {}  # before any probe is fitted: a score that cannot be is refused
+    for name, task in tasks.items():
+        (_, y_fit), (_, y_score) = task(features, fit), task(features, score)
+        chance[name] = chance_accuracy(y_fit, y_score)
+        classes[name] = len(np.unique(np.concatenate([y_fit, y_score])))
+        if chance[name] == 0:  # eq 19's ceiling, and a blind probe's, would divide by 0
+            raise StvaeError(
+                f"too few videos to score: no scoring video shows the fitting videos' most "
+                f"common {name} class ({len(fit)} fitting and {len(score)} scoring videos); "
+                "score on more labelled videos (evaluate's probe sets hold 256 each)"
+            )
+
     def key_of(idx: tuple[int, ...], target: str, where: str) -> tuple:
         return (idx, target, kind[target], probe, where)
 
@@ -360,17 +372,6 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
     if not static_features:
         chosen = max(divisions, key=lambda s: score_of(s, "fit"))
         best["chosen_on_fit"] = described(chosen)
-    chance, classes = {}, {}
-    for name, task in tasks.items():
-        (_, y_fit), (_, y_score) = task(features, fit), task(features, score)
-        chance[name] = chance_accuracy(y_fit, y_score)
-        classes[name] = len(np.unique(np.concatenate([y_fit, y_score])))
-        if chance[name] == 0:  # eq 19's ceiling, and a blind probe's, would divide by 0
-            raise StvaeError(
-                f"too few videos to score: no scoring video shows the fitting videos' most "
-                f"common {name} class ({len(fit)} fitting and {len(score)} scoring videos); "
-                "score on more labelled videos (evaluate's probe sets hold 256 each)"
-            )
     return {
         **best,
         "probe": probe,
