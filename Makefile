@@ -1,7 +1,9 @@
 # Two commands, each setting up first (see README):
 #   make demo   install into .venv, then train the hierarchical model with the cpu preset
 #               for about ten minutes (--time-budget 10m: the steps fit this machine's speed)
-#   make test   install into .venv (with test tools), then run the test suite
+#   make test   install into .venv (with test tools), then run the quick tier of the
+#               tests (everything not marked slow: minutes; docs/testing.md)
+#   make test-all  the same, then every test (what CI runs, .ci/run)
 #
 # TORCH is installed before the package so that pip keeps it: the default pin is the
 # release this project is tested with; on a GPU machine pass the build you want, e.g.
@@ -11,7 +13,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean gpu-wheels
+.PHONY: setup demo test test-all lint clean gpu-wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,9 @@ demo: setup
 	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --time-budget 10m --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10
+
+test-all: setup
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup

@@ -42,6 +42,7 @@ def test_steps_fill_the_budget_and_the_schedule_scales_as_the_preset():
     assert not measured(600.0, 100, 29.0) and measured(60.0, 20, 3.0)  # 5% of a short budget
 
 
+@pytest.mark.slow
 def test_a_budget_run_records_its_steps_and_a_rerun_from_config_json_is_exact(tmp_path):
     cfg = TINY.replace(time_budget=4.0, steps=1000, lr_decay_every=300, checkpoint_every=1000)
     summary = train(cfg, tmp_path / "budget")
@@ -111,6 +112,7 @@ def test_before_a_budget_chooses_the_steps_progress_says_it_is_timing(tmp_path, 
     assert second.startswith("step    100/600") and "left" in second
 
 
+@pytest.mark.slow
 def test_a_time_budget_never_raises_the_learning_rate_and_config_json_replays_it(tmp_path):
     # measuring takes at least 23 steps: with a decay every 10 the preset's schedule would
     # decay twice while measuring, and the schedule chosen after must not undo that

@@ -184,7 +184,7 @@ def test_npz_that_is_not_a_zip_archive_says_so(tmp_path, capsys):
     assert "not a zip archive" in err and "pickled" not in err
 
 
-@pytest.mark.parametrize("module", ["stvae.cli", "stvae"])
+@pytest.mark.parametrize("module", [pytest.param("stvae.cli", marks=pytest.mark.slow), "stvae"])
 def test_entry_point_has_no_traceback(tmp_path, module):
     proc = subprocess.run(
         [sys.executable, "-m", module, "train", "--data", str(tmp_path / "x.npy")],

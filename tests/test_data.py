@@ -258,6 +258,7 @@ def test_speed_is_config_data_and_old_configs_keep_their_speed():
             DataConfig(speed=bad)
 
 
+@pytest.mark.slow
 def test_a_dataset_write_past_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
     import subprocess
     import sys

@@ -34,7 +34,9 @@ def test_every_dataset_draws_labelled_videos_of_its_channels(name):
     assert pickle.loads(pickle.dumps(spec)).name == name  # data worker processes receive it
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "chairs" else n for n in DATASETS]
+)  # chairs: rendering 3-D chairs is seconds
 def test_every_datasets_splits_share_no_image(name):
     ids = {s: set(generate(name, 64, 2, seed=2, split=s)["image_ids"].ravel()) for s in SPLITS}
     assert not ids["train"] & ids["test"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -9,7 +10,8 @@ import time
 import pytest
 import torch
 
-from stvae.train import load_run
+from stvae.checkpoint import load_weights
+from stvae.train import load_run, snapshot_path
 from test_train import metrics
 
 ARGS = (
@@ -40,12 +42,33 @@ def _torchrun(*argv):
     ]
 
 
+SEVERAL = [*ARGS, "--steps", "6", "--snapshot-every", "1"]  # six steps of Adam (the later
+# --steps wins), the weights kept after each
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory):
+    """Six steps three ways, run once for the tests below: one process with 1 thread
+    (``one``), the same with 2 threads (``threads``) and two processes under torchrun
+    (``two``)."""
+    root = tmp_path_factory.mktemp("ddp")
+    one = [sys.executable, "-m", "stvae.cli", "train", *SEVERAL]
+    _run([*one, "--out", str(root / "one")])
+    _run([*one, "--out", str(root / "threads")], threads=2)
+    _run(_torchrun(*SEVERAL, "--out", str(root / "two")))
+    return root
+
+
+def _after_step_1(run):
+    model, _ = load_run(run)
+    load_weights(snapshot_path(run, 1), model)
+    return model
+
+
 @pytest.mark.slow
-def test_two_cpu_processes_equal_one(tmp_path):
-    _run([sys.executable, "-m", "stvae.cli", "train", *ARGS, "--out", str(tmp_path / "one")])
-    _run(_torchrun(*ARGS, "--out", str(tmp_path / "two")))
+def test_two_cpu_processes_equal_one(several, tmp_path):
     # The loss of the first step sees the same data, noise and batch-norm statistics.
-    (ra,), (rb,) = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    ra, rb = metrics(several / "one")[0], metrics(several / "two")[0]
     for key in ("loss", "reconstruction", "kl_static", "kl_temporal"):
         assert rb[key] == pytest.approx(ra[key], rel=2e-4), key
     # The update is the same: Adam's first step moves every weight by lr * g / |g|, so
@@ -53,8 +76,7 @@ def test_two_cpu_processes_equal_one(tmp_path):
     # its sign (a move of 2 lr); those must be rare. (One process run with 1 and with 2
     # threads differs in about 1% of the weights this way; data, noise or batch-norm
     # statistics that differed would move nearly all of them.)
-    ma, _ = load_run(tmp_path / "one")
-    mb, _ = load_run(tmp_path / "two")
+    ma, mb = _after_step_1(several / "one"), _after_step_1(several / "two")
     pa, pb = dict(ma.named_parameters()), dict(mb.named_parameters())
     delta = torch.cat([(pa[k] - pb[k]).abs().flatten() for k in pa])
     assert delta.max() <= 2 * LR + 1e-6
@@ -62,29 +84,25 @@ def test_two_cpu_processes_equal_one(tmp_path):
     ba, bb = dict(ma.named_buffers()), dict(mb.named_buffers())
     for k in ba:
         torch.testing.assert_close(bb[k], ba[k], rtol=1e-3, atol=1e-4, msg=k)
-    # resume under torchrun continues from the checkpoint rank 0 wrote
-    _run(_torchrun("--resume", "--steps", "3", "--out", str(tmp_path / "two"), "--no-check"))
-    rows = metrics(tmp_path / "two")
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    assert rows[0] == rb and all(r["loss"] < rows[0]["loss"] for r in rows[1:])
-
-
-SEVERAL = [*ARGS, "--steps", "6"]  # six steps of Adam (the later --steps wins)
+    # resume under torchrun continues from the checkpoint rank 0 wrote (on a copy: the
+    # next test reads the six steps as they are)
+    run = shutil.copytree(several / "two", tmp_path / "two")
+    before = metrics(run)
+    _run(_torchrun("--resume", "--steps", "8", "--out", str(run), "--no-check"))
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert rows[:6] == before and all(r["loss"] < rows[0]["loss"] for r in rows[1:])
 
 
 @pytest.mark.slow
-def test_several_steps_of_two_processes_stay_within_float_rounding_of_one(tmp_path):
+def test_several_steps_of_two_processes_stay_within_float_rounding_of_one(several):
     """Over several Adam steps the two runs drift apart by float rounding (reductions sum
     in another order), amplified by Adam, whose early updates are about lr * sign(g), so a
     gradient near 0 whose sign rounding flips moves its weight 2 lr the other way. The
     tolerance is that of the same single-process run with 2 threads instead of 1, which
     only reorders sums: data, noise or batch-norm statistics that differed would move the
     loss by far more (percents, not tenths of a permille)."""
-    one = [sys.executable, "-m", "stvae.cli", "train", *SEVERAL]
-    _run([*one, "--out", str(tmp_path / "one")])
-    _run([*one, "--out", str(tmp_path / "threads")], threads=2)
-    _run(_torchrun(*SEVERAL, "--out", str(tmp_path / "two")))
-    a, t, b = (metrics(tmp_path / n) for n in ("one", "threads", "two"))
+    a, t, b = (metrics(several / n) for n in ("one", "threads", "two"))
     assert [r["step"] for r in b] == list(range(1, 7))
     drift = [abs(rt["loss"] - ra["loss"]) / ra["loss"] for ra, rt in zip(a, t, strict=True)]
     ddp = [abs(rb["loss"] - ra["loss"]) / ra["loss"] for ra, rb in zip(a, b, strict=True)]

@@ -48,7 +48,6 @@ def _not_blank(path):
     return img.std() > 1.0
 
 
-@pytest.mark.slow
 def test_every_figure_is_written_and_not_blank(runs, tmp_path):
     made = make_figures(runs["hierarchical"], out=tmp_path / "figs")
     assert sorted(made) == sorted(EXPECTED)

@@ -33,6 +33,7 @@ def _check(out: Path, runs: Path, **env) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_missing_package_stops_the_check_at_once_in_one_line(tmp_path):
     fake = tmp_path / "site" / "mlxtend"
     fake.mkdir(parents=True)
@@ -45,6 +46,7 @@ def test_a_missing_package_stops_the_check_at_once_in_one_line(tmp_path):
     assert not (tmp_path / "out" / "env.txt").exists()  # no stage ran
 
 
+@pytest.mark.slow
 def test_without_cuda_the_gpu_check_refuses_instead_of_training_on_the_cpu(tmp_path):
     import torch
 
@@ -56,6 +58,7 @@ def test_without_cuda_the_gpu_check_refuses_instead_of_training_on_the_cpu(tmp_p
     assert line.startswith("gpu_grid: torch ") and "sees no CUDA device" in line
 
 
+@pytest.mark.slow
 def test_each_stage_leaves_its_files_in_out_as_it_ends(tmp_path):
     """Only the tests stage: its files are there, and nothing of the later stages."""
     out = tmp_path / "out"

@@ -38,6 +38,7 @@ def test_the_pretrained_folder_is_the_finished_paper_preset_run():
     assert sum(p.numel() for p in model.parameters()) > 1_000_000
 
 
+@pytest.mark.slow
 def test_its_weights_give_the_negative_elbo_its_evaluation_recorded():
     """The committed eval.json scored these weights on probe set 0's scoring videos: the
     same weights on the same videos give the same ELBO terms (a wrong file, a loader that
@@ -75,6 +76,7 @@ def test_its_card_quotes_the_committed_spread_and_provenance():
         assert words in card, words
 
 
+@pytest.mark.slow
 def test_evaluate_encode_and_figures_read_it_without_writing_into_it(tmp_path):
     before = sorted(p.name for p in PRETRAINED.iterdir())
     videos = probe_sets(load_run(PRETRAINED)[1].data, 8, 5)["score"]

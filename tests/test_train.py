@@ -696,6 +696,7 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_resume_is_exact(tmp_pa
         assert torch.equal(va, vb)
 
 
+@pytest.mark.slow
 def test_worker_processes_draw_the_same_batches_as_the_thread(tmp_path):
     from stvae.data import open_source
     from stvae.prefetch import Prefetch, make_batch
