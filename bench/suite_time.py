@@ -1,0 +1,118 @@
+"""Where the test suite's time goes (docs/testing.md): on a clean clone of HEAD, each tier
+with OMP_NUM_THREADS at its default and with 1, timed by pytest, and the slowest tests.
+
+    python bench/suite_time.py --out /tmp/suite-time > docs/testing-durations.md
+
+It clones this repository into OUT/clone, sets it up there (`make setup`), runs the quick
+tier (`-m "not slow"`, what `make test` runs) and the full suite (`make test-all`), each
+with the threads left to torch and with 1, keeps pytest's own output of each in OUT, and
+prints the tables in Markdown. Run it on an idle machine: another process on the cores
+(a long run: pause it with kill -STOP) slows every test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIERS = {"quick": ["-m", "not slow"], "full": []}
+DURATION = re.compile(r"^\s*([\d.]+)s (call|setup|teardown)\s+(\S+)")
+SUMMARY = re.compile(r"=+ (.*) in ([\d.]+)s")
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def run_tier(clone: Path, tier: str, threads: str | None, log: Path) -> None:
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if threads:
+        env["OMP_NUM_THREADS"] = threads
+    cmd = [str(clone / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd += [*TIERS[tier], "--durations=40"]
+    with log.open("w") as f:
+        subprocess.run(cmd, cwd=clone, env=env, stdout=f, stderr=subprocess.STDOUT, check=False)
+
+
+def parse(log: Path) -> tuple[str, float, dict[str, float]]:
+    """pytest's summary line, its seconds, and the seconds of each test (call + setup)."""
+    text = log.read_text()
+    summary = [SUMMARY.search(line) for line in text.splitlines()]
+    last = [m for m in summary if m][-1]
+    per: dict[str, float] = {}
+    for line in text.splitlines():
+        m = DURATION.match(line)
+        if m:
+            per[m.group(3)] = per.get(m.group(3), 0.0) + float(m.group(1))
+    return last.group(1), float(last.group(2)), per
+
+
+def markdown(out: Path, commit: str) -> str:
+    runs = {(t, th): parse(out / f"{t}-{th}.txt") for t in TIERS for th in ("default", "1")}
+    lines = [
+        f"Measured by `python bench/suite_time.py` at commit {commit} on {cpu_name()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; seconds as pytest "
+        "counts them (collection included, set-up of the clone not).",
+        "",
+        "| tier | command | threads | tests | seconds |",
+        "|---|---|---|---|---:|",
+    ]
+    for (tier, threads), (summary, seconds, _) in runs.items():
+        command = "make test" if tier == "quick" else "make test-all"
+        th = "torch's default" if threads == "default" else "OMP_NUM_THREADS=1"
+        lines.append(f"| {tier} | `{command}` | {th} | {summary} | {seconds:.0f} |")
+    default, one = runs[("full", "default")][2], runs[("full", "1")][2]
+    slowest = sorted(set(default) | set(one), key=lambda k: -max(default.get(k, 0), one.get(k, 0)))
+    lines += [
+        "",
+        "The full suite's 40 slowest tests (call and set-up; a blank is under pytest's "
+        "40th on that run), and whether `make test` runs them:",
+        "",
+        "| test | default threads (s) | 1 thread (s) | in `make test` |",
+        "|---|---:|---:|---|",
+    ]
+    quick = set(runs[("quick", "default")][2]) | set(runs[("quick", "1")][2])
+    for name in slowest[:40]:
+        cells = [f"{d[name]:.1f}" if name in d else "" for d in (default, one)]
+        tier = "yes" if name in quick else "no (slow)"
+        lines.append(f"| `{name.removeprefix('tests/')}` | {cells[0]} | {cells[1]} | {tier} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="a new folder for the clone and logs")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="the repository to clone (this one)")
+    ap.add_argument("--table-only", action="store_true", help="print the tables of logs in OUT")
+    args = ap.parse_args()
+    clone = args.out / "clone"
+    if not args.table_only:
+        if args.out.exists():
+            sys.exit(f"suite_time: {args.out} exists; give a new folder")
+        args.out.mkdir(parents=True)
+        subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
+        subprocess.run(["make", "setup"], cwd=clone, check=True, stdout=subprocess.DEVNULL)
+        for tier in TIERS:
+            for threads in ("default", "1"):
+                print(f"suite_time: {tier} tier, {threads} threads", file=sys.stderr)
+                run_tier(clone, tier, None if threads == "default" else threads,
+                         args.out / f"{tier}-{threads}.txt")  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True
+    ).stdout.strip()
+    print(markdown(args.out, commit), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
