@@ -1,17 +1,21 @@
-"""Pins: short runs of every model kind train the same weights as when the pins were taken.
+"""Pins: short runs of every model kind train the same weights as when the pins were taken
+(``tests/pins.json``).
 
-Taken before the registries of issue 27 moved the code (``tests/pins.json``). Two checks
-per run: a fingerprint that any CPU must match, and, on the CPU the pins were taken on,
-the SHA-256 of every trained tensor's bytes (only a bit-for-bit equal run keeps it).
-The fingerprint: the first step's loss terms within 0.1% (fp32 rounding of the
-convolutions; they fix the initial weights, the data, the sampling noise and the ELBO's
-arithmetic, beta included), every step's learning rate and beta exactly, and the later
-steps' losses within 2% (Adam turns a CPU's rounding into steps of the learning rate's
-size on weights whose gradient is near zero, so later steps differ between CPUs and
-thread counts by about 0.2%).
+Three checks per run. What every CPU reproduces bit for bit, pinned by SHA-256: the
+initial weights (the seed's draws) and the batches of its steps (the data stream). A
+fingerprint of training that any CPU must match: the first step's loss terms within
+0.1% (fp32 rounding of the convolutions; they fix the initial weights, the data, the
+sampling noise and the ELBO's arithmetic, beta included), every step's learning rate
+and beta exactly, and the later steps' losses within 2% (Adam turns a CPU's rounding
+into steps of the learning rate's size on weights whose gradient is near zero, so later
+steps differ between CPUs and thread counts by about 0.2%). And, on each machine a pin
+was taken on (CPU model, ISA, threads, torch), the SHA-256 of every trained tensor's
+bytes: only a bit-for-bit equal run keeps it; elsewhere that test says it is skipped,
+and why.
 
 Regenerate (only when a change is meant to change what runs learn, and say so in
-CHANGELOG.md): ``STVAE_WRITE_PINS=1 pytest tests/test_pinned.py``.
+CHANGELOG.md): ``STVAE_WRITE_PINS=1 pytest tests/test_pinned.py``; on a machine of its
+own it adds that machine's trained-weights pins and leaves the others.
 """
 
 import hashlib
@@ -20,13 +24,15 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from stvae.data import DataConfig
+from stvae.data import DataConfig, open_source
 from stvae.model import ModelConfig
-from stvae.train import RUN_FILES, TrainConfig, train
+from stvae.prefetch import make_batch
+from stvae.train import RUN_FILES, TrainConfig, build_model, train
 
 PINS = Path(__file__).with_name("pins.json")
 
@@ -73,15 +79,26 @@ def machine() -> str:
     return f"{model} | {cap} | {torch.get_num_threads()} threads | torch {torch.__version__}"
 
 
-def fingerprint(run: Path) -> dict:
-    tensors = load_file(run / RUN_FILES["weights"])
+def _sha256(tensors: dict[str, torch.Tensor] | list[np.ndarray]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].contiguous().numpy().tobytes())
+    if isinstance(tensors, dict):
+        for name in sorted(tensors):
+            digest.update(name.encode())
+            digest.update(tensors[name].contiguous().numpy().tobytes())
+    else:
+        for array in tensors:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(run: Path, config: TrainConfig) -> dict:
     records = [json.loads(line) for line in (run / RUN_FILES["metrics"]).read_text().splitlines()]
+    source = open_source(config.data)
+    batches = range(config.batch_videos)
     return {
-        "sha256": digest.hexdigest(),
+        "sha256": _sha256(load_file(run / RUN_FILES["weights"])),
+        "start": _sha256(build_model(config, torch.device("cpu")).state_dict()),
+        "data": _sha256([make_batch(source, config.seed, s, batches) for s in range(4)]),
         "first": {
             k: v for k, v in records[0].items() if k == "loss" or k.startswith(("rec", "kl"))
         },
@@ -90,18 +107,37 @@ def fingerprint(run: Path) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", list(RUNS))
-def test_a_short_run_trains_the_pinned_weights(tmp_path, name):
-    got = fingerprint(Path(train(_config(name), tmp_path / name)["run_dir"]))
-    pins = json.loads(PINS.read_text()) if PINS.exists() else {}
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, dict]:
+    """Each pinned run trained once, by name: its fingerprint (written to the pins with
+    STVAE_WRITE_PINS)."""
+    root = tmp_path_factory.mktemp("pinned")
+    got = {}
+    for name in RUNS:
+        config = _config(name)
+        got[name] = fingerprint(Path(train(config, root / name)["run_dir"]), config)
     if os.environ.get("STVAE_WRITE_PINS"):
-        pins.setdefault("runs", {})[name] = {k: v for k, v in got.items() if k != "sha256"}
-        pins.setdefault("sha256", {}).setdefault(machine(), {})[name] = got["sha256"]
+        pins = json.loads(PINS.read_text()) if PINS.exists() else {}
+        for name, fp in got.items():
+            pins.setdefault("runs", {})[name] = {k: v for k, v in fp.items() if k != "sha256"}
+            pins.setdefault("sha256", {}).setdefault(machine(), {})[name] = fp["sha256"]
         PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
-    want = pins["runs"][name]
+    return got
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_a_short_run_starts_from_the_pinned_weights_and_data_and_trains_as_pinned(trained, name):
+    got, want = trained[name], json.loads(PINS.read_text())["runs"][name]
+    assert got["start"] == want["start"], "the initial weights changed"
+    assert got["data"] == want["data"], "the data stream changed"
     assert got["first"] == pytest.approx(want["first"], rel=1e-3, abs=1e-4)
     assert got["schedule"] == want["schedule"]
     assert got["losses"] == pytest.approx(want["losses"], rel=0.02)
-    exact = pins["sha256"].get(machine(), {})
-    if name in exact:
-        assert got["sha256"] == exact[name], f"bit-for-bit change on {machine()}"
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_on_a_pinned_machine_the_trained_weights_are_bit_for_bit_the_pinned(trained, name):
+    pinned = json.loads(PINS.read_text())["sha256"]
+    if name not in pinned.get(machine(), {}):
+        pytest.skip(f"no bit-for-bit pin for {machine()} (pinned: {'; '.join(pinned)})")
+    assert trained[name]["sha256"] == pinned[machine()][name], f"bit-for-bit change on {machine()}"
