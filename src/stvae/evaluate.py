@@ -60,7 +60,6 @@ __all__ = [
     "PROBE_CHOICES",
     "probe_sets",
     "image_overlap",
-    "probe_model",
     "probe_run",
     "encode_run",
     "evaluate_run",
@@ -147,21 +146,6 @@ def image_overlap(fit: dict, score: dict) -> float | None:
     ids = score["image_ids"]
     ids = np.repeat(ids[:, None], frames, 1) if ids.ndim == 1 else ids
     return float(np.isin(ids, fit["image_ids"]).mean())
-
-
-def probe_model(model, data: dict[str, np.ndarray], seed: int = 0) -> dict[str, float]:
-    """Linear accuracy of predicting each label of ``data`` from each factor of ``model``,
-    fitted and scored on halves of its videos.
-
-    ``data`` is a dataset in the file format (``videos`` and labels); the digit/identity
-    target is ``static_labels``, the location/pose target ``temporal_labels``.
-    """
-    mu, _ = encode_videos(model, data["videos"])
-    targets = _targets(data)
-    if not targets:
-        return {}
-    cfg = model.config
-    return factor_probe(mu, targets, feature_subsets(cfg.features, cfg.n_static), seed)
 
 
 def _labels(data: dict) -> dict[str, np.ndarray]:

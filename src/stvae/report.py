@@ -285,7 +285,7 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
         table1.append(
             f"| {model} | {beta:g} | {cell(model, beta, f1, 'd_score_rbf')} | {_paper(paper)} "
             f"| {cell(model, beta, f1, 'd_score')} "
-            f"| {_mean_spread(chosen) if model in ('slow', 'vae') else 'own division'} "
+            f"| {'own division' if KINDS[model].split else _mean_spread(chosen)} "
             f"| {len(cell_rows)} |"
             + (f" {cell(model, beta, f1, 'd_score_order_between')} |" if order_aware else "")
         )
@@ -608,7 +608,7 @@ def report_markdown(  # long: the report's sections in reading order, one block 
         "features); baselines on all of their features. Features the probe sees: "
         + "; ".join(
             f"{head}: "
-            + ", ".join(f"{m} {n // 2 if m == 'hierarchical' else n}" for m, n in sizes.items())
+            + ", ".join(f"{m} {n // 2 if KINDS[m].split else n}" for m, n in sizes.items())
             for head, sizes in spec.static_columns
         )
         + ".",

@@ -26,7 +26,6 @@ __all__ = [
     "DatasetSpec",
     "SPLITS",
     "GENERATED",
-    "CHANNELS",
     "open_source",
     "generate",
     "load_dataset",
@@ -38,10 +37,8 @@ __all__ = [
     "held_out",
 ]
 
-# the registered datasets' names and channels, as they stand at import (DATASETS is the
-# live registry)
+# the registered datasets' names as they stand at import (DATASETS is the live registry)
 GENERATED = tuple(DATASETS)
-CHANNELS = {name: spec.channels for name, spec in DATASETS.items()}
 
 
 def _source_help() -> str:

@@ -35,8 +35,6 @@ __all__ = [
     "location_class",
     "SPEED",
     "LEGACY_SPEED",
-    "TEMPORAL_CLASSES",
-    "STATIC_CLASSES",
     "TEMPORAL_DEFINITION",
 ]
 
@@ -45,8 +43,6 @@ DIGIT = 28
 TRAVEL = FRAME - DIGIT  # top-left corner moves in [0, 36] pixels
 SPEED = (0.1, 0.1)  # fraction of TRAVEL a frame (low, high): the authors' constant 0.1
 LEGACY_SPEED = (2.0 / TRAVEL, 5.0 / TRAVEL)  # stvae < 0.2: 2-5 pixels a frame
-STATIC_CLASSES = 10
-TEMPORAL_CLASSES = 9
 # What ``temporal_labels`` mean; recorded in dataset files and eval.json so that labels
 # of this grid are never mixed silently with the frame-thirds grid of stvae < 0.2.
 TEMPORAL_DEFINITION = "travel-thirds"

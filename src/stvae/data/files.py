@@ -27,9 +27,8 @@ from stvae.checkpoint import atomic_write
 from stvae.data.frames import load_folder, to_frames64
 from stvae.errors import StvaeError
 
-__all__ = ["load_dataset", "save_dataset", "check_videos", "LABEL_KEYS"]
+__all__ = ["load_dataset", "save_dataset", "check_videos"]
 
-LABEL_KEYS = ("static_labels", "temporal_labels", "positions", "angles")
 FRAME = 64
 
 

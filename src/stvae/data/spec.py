@@ -1,8 +1,8 @@
 """What the rest of stvae knows of a generated dataset: :class:`DatasetSpec`.
 
-Every place that once asked a dataset's name (its channels, its splits, how it is drawn
-on the host and on the device, its temporal task, its probe sets, its judge) asks its
-spec instead; the specs are registered in :data:`stvae.data.registry.DATASETS`.
+Code asks a dataset's spec, never its name, for its channels, its splits, how it is
+drawn on the host and on the device, its temporal task, its probe sets and its judge;
+the specs are registered in :data:`stvae.data.registry.DATASETS`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 """The registry of model kinds: name -> class (a :class:`stvae.elbo.SequenceVAE`).
 
-Nothing else in the package names a kind: the CLI's choices and help, the fields of
+No code branches on a kind's name: the CLI's choices and help, the fields of
 :class:`stvae.model.ModelConfig`, the grids' Table 1 rows and whether a kind has a
-static/temporal division of its own all come from here. A new kind is one new module
-in this package and one line below (docs/design.md).
+static/temporal division of its own (``split``) all come from here. Names appear
+elsewhere only as data: the default kind (:mod:`stvae.model`), the paper's three models
+with their published numbers and the sizes each grid runs them at
+(:mod:`stvae.data.spec`, :mod:`stvae.data.registry`), and the report's table of what the
+hierarchical model's temporal factor knows of the static label (:mod:`stvae.report`).
+A new kind is one new module in this package and one line below (docs/design.md).
 """
 
 from stvae.kinds.blocks import Hierarchical, Slow, Vae
