@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from stvae.data import GENERATED, GeneratedSource, to_tensor
 from stvae.data.digits import load_digits
 from stvae.data.on_device import DeviceBouncingMNIST, DeviceChairs, DeviceFeed
-from stvae.model import ModelConfig, VideoVAE
+from stvae.model import ModelConfig, make_model
 from stvae.nets import to_channels_last
 from stvae.priors import kl_static, kl_temporal
 from stvae.train import PRESETS, resolve_precision, train
@@ -178,7 +178,7 @@ def profile(args) -> None:
 
     src = GeneratedSource(args.frames)
     rng = np.random.default_rng(0)
-    model = to_channels_last(VideoVAE(ModelConfig()))
+    model = to_channels_last(make_model(ModelConfig()))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = to_tensor(src.batch(args.batch_videos, rng))
     precision = "bf16" if args.precision == "auto" else args.precision
@@ -350,7 +350,7 @@ class Bench:
         self.peak = Peaks(self.dev, args.peak_n)
         src = GeneratedSource(args.frames)
         self.x = to_tensor(src.batch(args.batch_videos, np.random.default_rng(0)), self.dev)
-        self.base = VideoVAE(ModelConfig()).to(self.dev)
+        self.base = make_model(ModelConfig()).to(self.dev)
         self.train_flops = count_flops(lambda: self.base(self.x)["loss"].backward())
         with torch.no_grad():
             self.enc_flops = count_flops(lambda: self.base.encode(self.x))
@@ -361,7 +361,7 @@ class Bench:
         head = f"{'frames/s':>9s} {'GFLOP/s':>8s} {'MFU':>6s} {'vs naive':>8s}"
         print(f"{'configuration':32s} {head}")
         for name, cl, precision, compiled in configurations(self.args):
-            model = VideoVAE(ModelConfig()).to(self.dev)
+            model = make_model(ModelConfig()).to(self.dev)
             model.load_state_dict(self.base.state_dict())
             if cl:
                 model = to_channels_last(model)
@@ -442,7 +442,7 @@ class Bench:
             ("eager NCHW fp32", False, "fp32"),
             ("channels-last bf16", True, "bf16"),
         ]:
-            model = VideoVAE(ModelConfig()).to(self.dev).eval()
+            model = make_model(ModelConfig()).to(self.dev).eval()
             if cl:
                 model = to_channels_last(model)
             ctx = autocast(precision, self.dev)
@@ -484,7 +484,7 @@ class Bench:
             gen = time_it(lambda src=src, rng=rng: src.batch(args.batch_videos, rng), 20)
             c = src.channels
             if c not in steps:
-                model = to_channels_last(VideoVAE(ModelConfig(channels=c)).to(dev))
+                model = to_channels_last(make_model(ModelConfig(channels=c)).to(dev))
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 xc = to_tensor(src.batch(args.batch_videos, rng), dev)
                 steps[c] = time_it(make_step(model, opt, xc, "bf16"), 4, 1, device=dev)

@@ -13,13 +13,13 @@ from stvae.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from stvae.model import ModelConfig, VideoVAE
+from stvae.model import ModelConfig, make_model
 
 
 @pytest.fixture
 def trained():
     torch.manual_seed(0)
-    model = VideoVAE(ModelConfig(features=4))
+    model = make_model(ModelConfig(features=4))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.rand(2, 3, 1, 64, 64))["loss"].backward()
     opt.step()
@@ -32,7 +32,7 @@ def test_roundtrip_restores_model_optimiser_and_rng(tmp_path, trained):
     torch.manual_seed(123)
     save_checkpoint(path, model, opt, step=7, config={"a": 1})
     expected_noise = torch.rand(3)
-    fresh = VideoVAE(ModelConfig(features=4))
+    fresh = make_model(ModelConfig(features=4))
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=5.0)
     assert load_checkpoint(path, fresh, fresh_opt) == 7
     assert torch.equal(torch.rand(3), expected_noise)
@@ -51,7 +51,7 @@ def test_truncated_checkpoint_is_detected(tmp_path, trained):
     save_checkpoint(path, model, opt, 1, {})
     path.write_bytes(path.read_bytes()[:-1000])
     with pytest.raises(StvaeError, match="c.safetensors: corrupt or truncated"):
-        load_checkpoint(path, VideoVAE(ModelConfig(features=4)))
+        load_checkpoint(path, make_model(ModelConfig(features=4)))
 
 
 def test_altered_checkpoint_fails_its_checksum(tmp_path, trained):
@@ -62,7 +62,7 @@ def test_altered_checkpoint_fails_its_checksum(tmp_path, trained):
     raw[-5] ^= 0xFF  # flip bits in the last tensor's data
     path.write_bytes(bytes(raw))
     with pytest.raises(StvaeError, match="checksum mismatch"):
-        load_weights(path, VideoVAE(ModelConfig(features=4)))
+        load_weights(path, make_model(ModelConfig(features=4)))
 
 
 class _Exploit:
@@ -76,11 +76,11 @@ def test_a_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.safetensors"
     path.write_bytes(pickle.dumps(_Exploit()))
     with pytest.raises(StvaeError, match="corrupt or truncated"):
-        load_checkpoint(path, VideoVAE(ModelConfig(features=4)))
+        load_checkpoint(path, make_model(ModelConfig(features=4)))
     # the same bytes saved the way torch.save would are refused too
     torch.save({"x": _Exploit()}, path)
     with pytest.raises(StvaeError):
-        load_checkpoint(path, VideoVAE(ModelConfig(features=4)))
+        load_checkpoint(path, make_model(ModelConfig(features=4)))
     assert not marker.exists()
 
 
@@ -89,7 +89,7 @@ def test_weights_of_another_model_are_a_clear_error(tmp_path, trained):
     path = tmp_path / "w.safetensors"
     save_weights(path, model, {})
     with pytest.raises(StvaeError, match="do not fit this model"):
-        load_weights(path, VideoVAE(ModelConfig(features=8)))
+        load_weights(path, make_model(ModelConfig(features=8)))
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
@@ -126,7 +126,7 @@ def test_the_checksum_covers_the_step_the_optimiser_and_the_config(tmp_path, tra
         save_checkpoint(path, model, opt, 7, {"a": 1})
         _rewrite(path, **change)
         with pytest.raises(StvaeError, match="checksum mismatch"):
-            load_checkpoint(path, VideoVAE(ModelConfig(features=4)), opt)
+            load_checkpoint(path, make_model(ModelConfig(features=4)), opt)
 
 
 def test_files_of_earlier_versions_whose_digest_covers_the_tensors_still_load(tmp_path, trained):
@@ -137,7 +137,7 @@ def test_files_of_earlier_versions_whose_digest_covers_the_tensors_still_load(tm
     save_checkpoint(path, model, opt, 7, {"a": 1})
     tensors, _ = _rewrite(path, covers=None)  # as stvae 0.4 wrote it: no "covers" ...
     _rewrite(path, covers=None, sha256=_sha256(tensors))  # ... and a digest of the tensors
-    assert load_checkpoint(path, VideoVAE(ModelConfig(features=4)), opt) == 7
+    assert load_checkpoint(path, make_model(ModelConfig(features=4)), opt) == 7
 
 
 def test_a_damaged_checkpoint_is_never_rotated_over_a_good_previous_one(tmp_path, trained):
@@ -148,7 +148,7 @@ def test_a_damaged_checkpoint_is_never_rotated_over_a_good_previous_one(tmp_path
     save_checkpoint(path, model, opt, 2, {})
     save_checkpoint(path, model, opt, 4, {})  # step 2 is now the previous one
     path.write_bytes(path.read_bytes()[:-1000])  # the newest damaged
-    fresh = VideoVAE(ModelConfig(features=4))
+    fresh = make_model(ModelConfig(features=4))
     assert load_checkpoint(path, fresh) == 2  # resume falls back to it
     save_checkpoint(path, model, opt, 3, {})  # the resumed run's next checkpoint
     assert load_checkpoint(previous(path), fresh) == 2  # the good one is still there

@@ -7,7 +7,7 @@ from torch import nn
 
 from stvae.data import channels_of, load_dataset, save_dataset, to_tensor
 from stvae.data.frames import LUMA, load_folder, to_frames64
-from stvae.model import ModelConfig, VideoVAE, encode_videos
+from stvae.model import ModelConfig, encode_videos, make_model
 from stvae.nets import Decoder, Encoder
 
 
@@ -26,9 +26,9 @@ def test_grey_model_is_unchanged_by_the_channels_field():
     # default (unresolved), explicit 1: the same weights from the same seed, so a grey run
     # trains as it did before colour existed
     torch.manual_seed(0)
-    a = VideoVAE(ModelConfig())
+    a = make_model(ModelConfig())
     torch.manual_seed(0)
-    b = VideoVAE(ModelConfig(channels=1))
+    b = make_model(ModelConfig(channels=1))
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
 
@@ -59,8 +59,8 @@ def test_colour_model_on_grey_input_is_its_grey_twin():
     of the grey logits: its Bernoulli loss is three times the grey one."""
     cfg = ModelConfig(features=4, channels=1)
     torch.manual_seed(0)
-    grey = VideoVAE(cfg).eval()
-    colour = VideoVAE(ModelConfig(features=4, channels=3)).eval()
+    grey = make_model(cfg).eval()
+    colour = make_model(ModelConfig(features=4, channels=3)).eval()
     sd = grey.state_dict()
     first = "encoder.convs.0.0.weight"  # [16, 1, 3, 3]
     sd_c = dict(sd)

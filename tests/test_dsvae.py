@@ -90,7 +90,7 @@ def test_prior_samples_have_the_statistics_it_was_given():
             p.zero_()
         model.prior_head.weight.zero_()
         model.prior_head.bias.copy_(torch.cat([mean, logvar]))
-    z = model.sample_dynamics(4000, 5, torch.Generator().manual_seed(0))  # [4000, 5, 2]
+    z = model.dynamics_prior.draw(4000, 5, torch.Generator().manual_seed(0))  # [4000, 5, 2]
     assert z.shape == (4000, 5, 2)
     torch.testing.assert_close(z.mean((0, 1)), mean, atol=0.03, rtol=0)
     torch.testing.assert_close(z.var((0, 1)), logvar.exp(), atol=0.03, rtol=0.03)
@@ -103,15 +103,15 @@ def test_prior_samples_feed_each_draw_back_into_the_lstm():
     model = make_model(ModelConfig(kind="dsvae", features=4)).eval()
     with torch.no_grad():
         model.prior_rnn.weight_ih.mul_(20)  # a prior that leans on its past
-    z = model.sample_dynamics(64, 6, torch.Generator().manual_seed(3))  # [64, 6, 2]
+    z = model.dynamics_prior.draw(64, 6, torch.Generator().manual_seed(3))  # [64, 6, 2]
     with torch.no_grad():
-        mu, logvar = model.prior(z)
+        mu, logvar = model.dynamics_prior.conditionals(z)
     noise = (z - mu) / (0.5 * logvar).exp()
     g = torch.Generator().manual_seed(3)
     drawn = torch.stack([torch.randn(64, 2, generator=g) for _ in range(6)], 1)
     torch.testing.assert_close(noise, drawn, atol=1e-4, rtol=1e-4)
     with torch.no_grad():  # the check has teeth: the prior's means do move with z_<t
-        moved, _ = model.prior(torch.zeros_like(z))
+        moved, _ = model.dynamics_prior.conditionals(torch.zeros_like(z))
     assert (moved[:, 1:] - mu[:, 1:]).abs().mean() > 0.05
 
 

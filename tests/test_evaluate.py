@@ -336,10 +336,10 @@ def test_reconstruction_floor_is_the_entropy_of_the_frames_values():
     import torch
 
     from stvae.evaluate import elbo_terms
-    from stvae.model import ModelConfig, VideoVAE
+    from stvae.model import ModelConfig, make_model
 
     torch.manual_seed(0)
-    model = VideoVAE(ModelConfig(features=4))
+    model = make_model(ModelConfig(features=4))
     binary = (np.random.default_rng(0).random((3, 4, 64, 64)) < 0.3).astype(np.uint8) * 255
     half = np.full((3, 4, 64, 64), 128, np.uint8)  # 128/255, entropy just under log 2
     p = 128 / 255
@@ -358,10 +358,10 @@ def test_colour_frames_say_what_colour_is_worth_to_the_likelihood():
     import torch
 
     from stvae.evaluate import elbo_terms
-    from stvae.model import ModelConfig, VideoVAE
+    from stvae.model import ModelConfig, make_model
 
     torch.manual_seed(0)
-    model = VideoVAE(ModelConfig(features=4, channels=3))
+    model = make_model(ModelConfig(features=4, channels=3))
     grey = np.full((2, 3, 64, 64, 3), 77, np.uint8)  # R = G = B: colour is worth nothing
     terms = elbo_terms(model, grey)
     assert terms["reconstruction_colourless"] == pytest.approx(terms["reconstruction_floor"])

@@ -96,9 +96,9 @@ def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatc
 
 def test_redraw_change_is_the_mean_pixel_change_of_each_redraw():
     from stvae.field import redraw_change
-    from stvae.model import ModelConfig, VideoVAE
+    from stvae.model import ModelConfig, make_model
 
-    model = VideoVAE(ModelConfig(features=4)).eval()
+    model = make_model(ModelConfig(features=4)).eval()
     rng = np.random.default_rng(1)
     mu, prior = (rng.normal(size=(3, 2, 4)).astype(np.float32) for _ in range(2))
     got = redraw_change(model, mu, prior, ([0, 1], [2, 3]))
@@ -114,9 +114,9 @@ def test_redraw_change_is_the_mean_pixel_change_of_each_redraw():
 
 def test_decoded_batches_cover_every_video_in_eval_mode_and_restore_the_mode():
     from stvae.field import decoded_batches
-    from stvae.model import ModelConfig, VideoVAE
+    from stvae.model import ModelConfig, make_model
 
-    model = VideoVAE(ModelConfig(features=4)).train()
+    model = make_model(ModelConfig(features=4)).train()
     seen = []
     real = model.decode
     model.decode = lambda h: seen.append(model.training) or real(h)

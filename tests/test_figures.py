@@ -74,9 +74,9 @@ def test_decode_takes_any_leading_shape_and_float64_and_matches_the_decoder():
     import torch
 
     from stvae.figures import _decode
-    from stvae.model import VideoVAE
+    from stvae.model import make_model
 
-    model = VideoVAE(ModelConfig(features=4)).eval()
+    model = make_model(ModelConfig(features=4)).eval()
     h = np.random.default_rng(1).normal(size=(3, 5, 4))  # float64, as numpy makes it
     with torch.no_grad():
         want = torch.sigmoid(model.decode(torch.from_numpy(h).float())).squeeze(-3).numpy()

@@ -2,8 +2,11 @@
 in one place that trains, evaluates and draws its figures like the others."""
 
 import dataclasses
+import math
 import subprocess
 import sys
+from dataclasses import fields
+from typing import ClassVar
 
 import pytest
 import torch
@@ -124,17 +127,40 @@ def test_the_cli_offers_every_kind_with_its_summary():
         assert f"{name}: {kind.summary}" in " ".join(out.split())
 
 
+@dataclasses.dataclass(frozen=True)
+class WidePrior(priors.BlockPrior):
+    """N(0, scale^2) on every feature of every frame: a prior no registered kind has.
+    ``drawn`` is the scale its draws use (another value: a sampler that is wrong)."""
+
+    scale: float = 2.0
+    drawn: float = 2.0
+    name: ClassVar[str] = "wide"
+
+    def kl(self, mu, logvar):
+        s2 = self.scale**2
+        return 0.5 * ((logvar.exp() + mu.square()) / s2 - 1 - logvar + math.log(s2)).sum((1, 2))
+
+    def draw(self, noise):
+        return self.drawn * noise[:, 1:]
+
+
 class Toy(SequenceVAE):
-    """A kind made of two linear maps: static first half, N(0, I) on every feature."""
+    """A kind made of two linear maps and a prior of its own (:class:`WidePrior`), its
+    first half of features static."""
 
     summary = "a toy: linear encoder and decoder"
     split = True
+    prior = WidePrior()
 
     def __init__(self, config):
         super().__init__(config)
         pixels = config.in_channels * 64 * 64
         self.enc = nn.Linear(pixels, 2 * config.features)
         self.dec = nn.Linear(config.features, pixels)
+
+    @classmethod
+    def blocks(cls, config):
+        return [(cls.prior, slice(0, config.features))]
 
     def encode(self, x):
         mu, logvar = self.enc(x.flatten(2)).chunk(2, -1)  # [B, N, F] each
@@ -143,10 +169,54 @@ class Toy(SequenceVAE):
     def latents(self, x, eps):
         mu, logvar = self.encode(x)
         eps = torch.randn_like(mu) if eps is None else eps.to(mu.dtype)
-        return mu + eps * (0.5 * logvar).exp(), {"kl_standard": priors.kl_standard(mu, logvar)}
+        return mu + eps * (0.5 * logvar).exp(), self.kl_terms(mu, logvar)
 
     def decode(self, h):
         return self.dec(h).unflatten(-1, (self.config.in_channels, 64, 64))
+
+
+def stein(model, videos: int = 20_000, frames: int = 4) -> torch.Tensor:
+    """E[g h^T] over draws h of the model's prior_sample, g the gradient in mu of the KL
+    the model trains with (prior_kl) from a posterior N(h, e^-20) at h: g is minus the
+    score of the prior its KL assumes, so by Stein's identity E[g h^T] is the identity on
+    the coordinates the prior has a density on (those where g is not 0; dsvae's f has
+    one per video, at frame 0) when the draws come from that prior, and not otherwise.
+    Float64. -> [K, K], K such coordinates."""
+    model = model.double().eval()
+    h = model.prior_sample(videos, frames, torch.Generator().manual_seed(0)).double()
+    mu = h.clone().requires_grad_(True)
+    kl = model.prior_kl(mu, torch.full_like(h, -20.0))  # [V]
+    (g,) = torch.autograd.grad(kl.sum(), mu)  # [V, N, F]
+    free = g.abs().sum(0) > 0  # [N, F]
+    return g[:, free].T @ h[:, free] / videos
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "toy"])
+def test_every_kinds_prior_draws_have_the_density_its_kl_assumes(kind, monkeypatch):
+    """A kind's prior_sample and the KL it trains with describe one prior (Stein's
+    identity, :func:`stein`), for every registered kind and a new kind's own prior."""
+    monkeypatch.setitem(KINDS, "toy", Toy)
+    options = {"sigma2": 0.3} if "sigma2" in {f.name for f in fields(KINDS[kind].options)} else {}
+    torch.manual_seed(0)
+    model = make_model(ModelConfig(kind=kind, features=4, **options))
+    m = stein(model)
+    assert m.shape[0] >= 8, m.shape
+    torch.testing.assert_close(m, torch.eye(len(m), dtype=m.dtype), atol=0.12, rtol=0)
+
+
+def test_a_prior_sample_that_draws_from_another_prior_fails_the_contract(monkeypatch):
+    monkeypatch.setattr(Toy, "prior", WidePrior(drawn=1.5))  # the KL still assumes 2
+    m = stein(make_model_of(Toy, monkeypatch))
+    assert (m.diagonal() - (1.5 / 2) ** 2).abs().max() < 0.1  # E[g h] = drawn^2 / scale^2
+    walk = make_model(ModelConfig(kind="slow", features=4, sigma2=0.3))
+    monkeypatch.setattr(priors.WalkPrior, "draw", lambda self, noise: noise[:, 1:].cumsum(1))
+    assert (stein(walk).diagonal() - 1).abs().max() > 0.5  # steps N(0, 1), not N(0, 0.3)
+
+
+def make_model_of(kind: type, monkeypatch) -> SequenceVAE:
+    monkeypatch.setitem(KINDS, "toy", kind)
+    torch.manual_seed(0)
+    return make_model(ModelConfig(kind="toy", features=4))
 
 
 def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(tmp_path, monkeypatch):

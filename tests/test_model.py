@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from stvae import StvaeError
-from stvae.model import ModelConfig, VideoVAE, encode_videos
-from stvae.priors import kl_standard, kl_static, kl_temporal
+from stvae.model import ModelConfig, encode_videos, make_model
+from stvae.priors import StaticPrior, WalkPrior, kl_standard, kl_static, kl_temporal
 
 
 def video(b=2, n=5, seed=0):
@@ -23,7 +23,7 @@ def video(b=2, n=5, seed=0):
     ],
 )
 def test_each_kind_gets_its_priors(kind, names):
-    out = VideoVAE(ModelConfig(kind=kind, features=4))(video())
+    out = make_model(ModelConfig(kind=kind, features=4))(video())
     assert {k for k in out if k.startswith("kl_")} == names
     assert set(out) == names | {"loss", "reconstruction", "kl"}
 
@@ -33,7 +33,7 @@ def test_each_kind_gets_its_priors(kind, names):
 def test_loss_is_negative_beta_elbo_per_frame(kind, beta):
     own = {"hierarchical": {"static_features": 2, "sigma2": 0.05}, "slow": {"sigma2": 0.05}}
     cfg = ModelConfig(kind=kind, features=6, beta=beta, **own.get(kind, {}))
-    model = VideoVAE(cfg).eval()
+    model = make_model(cfg).eval()
     x = video(3, 4)
     torch.manual_seed(7)
     out = model(x)
@@ -58,9 +58,10 @@ def test_loss_is_negative_beta_elbo_per_frame(kind, beta):
 
 def test_static_split_defaults_to_half_and_can_change():
     assert ModelConfig(features=4).n_static == 2
-    assert ModelConfig(features=8, static_features=3).blocks() == [
-        ("static", slice(0, 3)),
-        ("temporal", slice(3, 8)),
+    config = ModelConfig(features=8, static_features=3)
+    assert make_model(config).blocks(config) == [
+        (StaticPrior(0.01), slice(0, 3)),
+        (WalkPrior(0.01), slice(3, 8)),
     ]
     assert ModelConfig(kind="slow", features=4).n_static == 0
 
@@ -87,13 +88,13 @@ def test_bad_configs_are_user_errors(kwargs, message):
 
 
 def test_every_parameter_gets_a_gradient():
-    model = VideoVAE(ModelConfig())
+    model = make_model(ModelConfig())
     model(video())["loss"].backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_beta_override_for_warmup():
-    model = VideoVAE(ModelConfig(beta=4.0)).eval()
+    model = make_model(ModelConfig(beta=4.0)).eval()
     x = video()
     torch.manual_seed(0)
     a = model(x, beta=0.5)
@@ -101,7 +102,7 @@ def test_beta_override_for_warmup():
 
 
 def test_encode_videos_matches_encode_in_eval_mode():
-    model = VideoVAE(ModelConfig(features=4))
+    model = make_model(ModelConfig(features=4))
     videos = (torch.rand(5, 3, 64, 64) * 255).to(torch.uint8).numpy()
     mu, logvar = encode_videos(model, videos, batch_videos=2)
     assert mu.shape == logvar.shape == (5, 3, 4)

@@ -20,7 +20,7 @@ from stvae import checkpoint as checkpoint_module
 from stvae import train as train_module
 from stvae.checkpoint import RunLock, load_checkpoint, previous, read_json
 from stvae.data import DataConfig
-from stvae.model import ModelConfig, VideoVAE
+from stvae.model import ModelConfig, VideoVAE, make_model
 from stvae.runlog import MetricsLog
 from stvae.train import PRESETS, RUN_FILES, TrainConfig, build_model, load_run, train
 
@@ -86,7 +86,7 @@ def test_saved_run_gives_the_same_outputs(tmp_path):
     run = tmp_path / "run"
     train(TINY, run)
     model, config = load_run(run)
-    ref = VideoVAE(config.model)
+    ref = make_model(config.model)
     load_checkpoint(run / RUN_FILES["checkpoint"], ref)
     x = torch.rand(1, 4, 1, 64, 64)
     with torch.no_grad():
@@ -181,7 +181,7 @@ def test_non_finite_gradient_from_a_finite_loss_stops_before_the_update(tmp_path
     model, _ = load_run(run)  # the step-2 checkpoint (after 2 steps) is intact and finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not (run / RUN_FILES["weights"]).exists()
-    step = load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(TINY.model))
+    step = load_checkpoint(run / RUN_FILES["checkpoint"], make_model(TINY.model))
     assert step == 2
 
 
@@ -346,7 +346,7 @@ def test_cuda_graphs_compile_with_reduce_overhead_only_on_cuda(tmp_path, monkeyp
 def test_compiled_step_equals_eager_step(tmp_path, capsys):
     # The presets compile by default, so the compiled step must be the same step: same
     # loss terms and gradients as eager on one batch (fp32), and train() must use it.
-    model = VideoVAE(ModelConfig(features=4)).train()
+    model = make_model(ModelConfig(features=4)).train()
     x = torch.rand(2, 4, 1, 64, 64)
     eps = torch.randn(2, 4, 4)
     results = []
@@ -603,7 +603,7 @@ def test_a_full_disk_stops_cleanly_and_resume_continues_once_there_is_space(tmp_
         train(TINY, run)
     assert not list(run.glob(".*.tmp"))  # no half-written file left behind
     # the new file is written before the old one moves: the step-2 checkpoint is in place
-    assert load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(TINY.model)) == 2
+    assert load_checkpoint(run / RUN_FILES["checkpoint"], make_model(TINY.model)) == 2
     assert not previous(run / RUN_FILES["checkpoint"]).exists()
     monkeypatch.setattr(checkpoint_module, "save_file", real_save)  # space again
     train(TINY, run, resume=True)
@@ -636,7 +636,7 @@ def test_a_file_size_limit_fails_the_real_safetensors_write_in_one_line(tmp_path
     assert "checkpoint.safetensors: could not be written (" in done.stderr
     assert "File too large" in done.stderr and "it is unchanged" in done.stderr
     assert ckpt.exists() and not previous(ckpt).exists()  # nothing rotated before the write
-    assert load_checkpoint(ckpt, VideoVAE(TINY.model)) == 2  # the last good one, in place
+    assert load_checkpoint(ckpt, make_model(TINY.model)) == 2  # the last good one, in place
     assert not list(run.glob(".*.tmp"))
 
 
@@ -683,7 +683,9 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_resume_is_exact(tmp_pa
     assert not (run / RUN_FILES["weights"]).exists()  # not finished: no final weights
     rows = metrics(run)
     assert rows[-1]["step"] == step and not rows[-1]["final"]  # the stop is logged
-    assert load_checkpoint(run / RUN_FILES["checkpoint"], VideoVAE(ModelConfig(features=4))) == step
+    assert (
+        load_checkpoint(run / RUN_FILES["checkpoint"], make_model(ModelConfig(features=4))) == step
+    )
     since = time.time()
     subprocess.run([*cmd, "--resume", "--out", str(run), "--no-check"], check=True)
     assert resumed_from(run, since) == step  # continued from the stop, not restarted

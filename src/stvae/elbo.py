@@ -6,10 +6,14 @@ builds its networks in ``__init__`` and overrides two methods:
 * ``encode(x)``: the posterior as probes and figures see it, x [B, N, C, 64, 64] ->
   (mu, logvar) [B, N, F], its static features (if it has a division of its own) first;
 * ``latents(x, eps)``: one reparameterised sample h [B, N, F] and the KL of each of its
-  latent blocks per video ({"kl_<name>": [B]});
-* ``prior_sample(videos, frames, generator)``, where the kind has a prior to sample: h
-  [V, N, F] drawn from p(h), every feature independent of the others a priori (the
-  field's protocol of :mod:`stvae.field` resamples one factor and keeps the other).
+  latent blocks per video ({"kl_<name>": [B]}).
+
+Its prior is a class method ``blocks(config)``: one :class:`stvae.priors.BlockPrior` per
+block of features, each giving its KL and its draws; from it the base gives
+``kl_terms`` (for ``latents``), ``prior_kl`` and ``prior_sample`` (h [V, N, F] from p(h),
+every feature independent of the others a priori). A kind whose prior is not of
+independent blocks (dsvae's learned one) overrides ``prior_kl`` and ``prior_sample`` and
+computes its latents' KL terms its own way.
 
 The base turns them into the loss: decode h, the reconstruction term, the KL terms per
 frame, beta. Class attributes say the rest: ``summary`` (the CLI's help), ``split``
@@ -29,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stvae.nets import FRAME_SIZE, Decoder
+from stvae.priors import BlockPrior
 
 __all__ = ["SequenceVAE", "NoOptions", "decode_frames"]
 
@@ -67,10 +72,43 @@ class SequenceVAE(nn.Module):
     def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    @classmethod
+    def blocks(cls, config) -> list[tuple[BlockPrior, slice]]:
+        """(prior, feature slice) pairs covering all features, static block first: the
+        kind's prior, when it is one :class:`stvae.priors.BlockPrior` per block of
+        features (then the three methods below need nothing else)."""
+        raise NotImplementedError(f"{cls.__name__} has no prior of independent blocks")
+
+    def kl_terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
+        """KL of each prior block, mu, logvar: [B, N, F] -> {"kl_<prior>": [B]} (eqs 13-18)."""
+        mu, logvar = mu.float(), logvar.float()  # the closed forms want full precision
+        return {
+            f"kl_{prior.name}": prior.kl(mu[..., block], logvar[..., block])
+            for prior, block in self.blocks(self.config)
+        }
+
+    def prior_kl(self, mu: Tensor, logvar: Tensor, h: Tensor | None = None) -> Tensor:
+        """The KL of a posterior given as :meth:`encode` gives it, mu, logvar [B, N, F],
+        to the whole prior [B]; ``h`` [B, N, F] is a sample from it, for a prior whose KL
+        is estimated at one (the blocks' KLs are in closed form and need none)."""
+        return sum(self.kl_terms(mu, logvar).values())
+
+    @torch.no_grad()
     def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
-        """h [videos, frames, F] drawn from the kind's prior p(h); a kind without one to
-        sample raises NotImplementedError (its field protocol is then not applicable)."""
-        raise NotImplementedError(f"{type(self).__name__} has no prior to sample")
+        """h [V, N, F] from p(h), each block from its prior (:meth:`blocks`), every feature
+        drawn on its own from one standard-normal draw [V, N + 1, F] of ``generator`` (a
+        CPU generator). The field's protocol of :mod:`stvae.field` resamples one factor
+        and keeps the other; a kind with no prior to sample raises NotImplementedError
+        (the protocol is then not applicable)."""
+        blocks = self.blocks(self.config)
+        weight = next(self.parameters())
+        like = {"device": weight.device, "dtype": weight.dtype}
+        f = self.config.features
+        noise = torch.randn(videos, frames + 1, f, generator=generator).to(**like)
+        h = torch.empty(videos, frames, f, **like)
+        for prior, block in blocks:
+            h[..., block] = prior.draw(noise[..., block])
+        return h
 
     def decode(self, h: Tensor) -> Tensor:
         """Latents h [..., F] -> Bernoulli logits [..., C, 64, 64]."""

@@ -29,7 +29,6 @@ __all__ = [
     "VideoVAE",
     "SequenceVAE",
     "KINDS",
-    "MODEL_KINDS",
     "encode_videos",
     "make_model",
     "kind_of",
@@ -147,11 +146,6 @@ class _Common:
         s = getattr(self, "static_features", None)
         return s if s is not None else self.features // 2
 
-    def blocks(self) -> list[tuple[str, slice]]:
-        """(prior name, feature slice) pairs covering all features, static block first
-        (the kinds of :mod:`stvae.kinds.blocks`)."""
-        return kind_of(self.kind).blocks(self)
-
 
 _COMMON = frozenset(f.name for f in dataclasses.fields(_Common))
 COMMON_FIELDS = _COMMON  # the fields every kind has (the rest are kinds' own options)
@@ -177,7 +171,6 @@ ModelConfig = dataclasses.make_dataclass(
     frozen=True,
     namespace={"__module__": __name__, "__doc__": _Common.__doc__},
 )
-MODEL_KINDS = tuple(KINDS)
 
 
 def make_model(config: ModelConfig) -> nn.Module:

@@ -21,10 +21,21 @@ cross-entropy and never appear. The static normaliser uses the corrected constan
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
+import torch
 from torch import Tensor
 
-__all__ = ["kl_standard", "kl_static", "kl_temporal"]
+__all__ = [
+    "kl_standard",
+    "kl_static",
+    "kl_temporal",
+    "BlockPrior",
+    "StandardPrior",
+    "StaticPrior",
+    "WalkPrior",
+]
 
 
 def _check(mu: Tensor, logvar: Tensor) -> None:
@@ -91,3 +102,72 @@ def kl_temporal(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
     cross = first + steps.sum(dim=1) / sigma2 + (n - 1) * math.log(sigma2)
     per_feature = 0.5 * (cross - n - logvar.sum(dim=1))  # [B, F]
     return per_feature.sum(dim=1)
+
+
+# -- the same priors as objects: what a kind gives each block of its features ----------
+
+
+@dataclass(frozen=True)
+class BlockPrior:
+    """The prior of one block of k latent features of a sequence, every feature
+    independent of the others: its KL (a loss term ``kl_<name>``) and its draws.
+
+    A kind lists its blocks as (prior, feature slice) pairs
+    (:meth:`stvae.kinds.blocks.VideoVAE.blocks`); a prior of a new shape is a subclass
+    with these two methods, and the kinds' contract tests check that its draws have the
+    density its KL assumes (tests/test_kinds.py).
+    """
+
+    name: ClassVar[str] = ""
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        """KL(q || p) of a diagonal posterior, mu, logvar [B, N, k] -> [B]."""
+        raise NotImplementedError
+
+    def draw(self, noise: Tensor) -> Tensor:
+        """h [V, N, k] from p, given standard-normal noise [V, N + 1, k] (slot 0 for what
+        is drawn once per video, slots 1..N for each frame)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class StandardPrior(BlockPrior):
+    """N(0, I) per frame: the VAE baseline's."""
+
+    name: ClassVar[str] = "standard"
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        return kl_standard(mu, logvar)
+
+    def draw(self, noise: Tensor) -> Tensor:
+        return noise[:, 1:]
+
+
+@dataclass(frozen=True)
+class StaticPrior(BlockPrior):
+    """Eq 7: h_0 ~ N(0, 1) per video, h_i = h_0 + N(0, sigma2) per frame."""
+
+    sigma2: float
+    name: ClassVar[str] = "static"
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        return kl_static(mu, logvar, self.sigma2)
+
+    def draw(self, noise: Tensor) -> Tensor:
+        return noise[:, :1] + self.sigma2**0.5 * noise[:, 1:]
+
+
+@dataclass(frozen=True)
+class WalkPrior(BlockPrior):
+    """Eq 8: a random walk from h_1 ~ N(0, 1) with steps N(0, sigma2)."""
+
+    sigma2: float
+    name: ClassVar[str] = "temporal"
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        return kl_temporal(mu, logvar, self.sigma2)
+
+    def draw(self, noise: Tensor) -> Tensor:
+        start, step = noise[:, :1], noise[:, 1:]
+        walk = torch.cat([torch.zeros_like(start), step[:, 1:]], 1).cumsum(1)
+        return start + self.sigma2**0.5 * walk

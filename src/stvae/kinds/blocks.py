@@ -7,6 +7,9 @@ The three kinds differ only in which prior each block of latent features gets:
 * ``slow``: every feature gets the random walk (the probabilistic slow-feature baseline);
 * ``vae``: every feature gets N(0, I) per frame (the VAE baseline).
 
+A block's prior is an object (:class:`stvae.priors.BlockPrior`) that gives its KL and its
+draws, so a kind with another prior lists its blocks and writes nothing else.
+
 Each encodes every frame independently (eq 12) and scores whole sequences under its
 structured prior with the exact KL of eqs 13-18 (:mod:`stvae.priors`).
 """
@@ -58,55 +61,17 @@ class VideoVAE(SequenceVAE):
     """
 
     def __init__(self, config):
+        if type(self) is VideoVAE:  # its prior is its subclasses' (blocks)
+            raise TypeError("VideoVAE is the kinds' base; build a model with make_model(config)")
         super().__init__(config)
         self.encoder = Encoder(config.features, channels=config.in_channels)
         self.decoder = Decoder(config.features, channels=config.in_channels)
-
-    @classmethod
-    def blocks(cls, config) -> list[tuple[str, slice]]:
-        """(prior name, feature slice) pairs covering all features, static block first."""
-        raise NotImplementedError
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior of eq 12: x [B, N, C, 64, 64] -> (mu, logvar), each [B, N, F]."""
         b, n = x.shape[:2]
         mu, logvar = self.encoder(x.reshape(b * n, *x.shape[2:]))  # [B*N, F] each
         return mu.view(b, n, -1), logvar.view(b, n, -1)
-
-    def kl_terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
-        """KL of each prior block, mu, logvar: [B, N, F] -> {"kl_<prior>": [B]} (eqs 13-18)."""
-        mu, logvar = mu.float(), logvar.float()  # the closed forms want full precision
-        terms = {}
-        for name, block in self.config.blocks():  # the blocks of the config's kind
-            m, lv = mu[..., block], logvar[..., block]
-            if name == "static":
-                terms["kl_static"] = priors.kl_static(m, lv, self.config.sigma2)
-            elif name == "temporal":
-                terms["kl_temporal"] = priors.kl_temporal(m, lv, self.config.sigma2)
-            else:
-                terms["kl_standard"] = priors.kl_standard(m, lv)
-        return terms
-
-    @torch.no_grad()
-    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
-        """h [V, N, F] from the prior of each block, the priors whose KLs eqs 13-18 give:
-        static (eq 7) h_0 ~ N(0, 1) per video and h_i = h_0 + N(0, sigma2) per frame;
-        temporal (eq 8) a random walk from N(0, 1) with steps N(0, sigma2); standard
-        N(0, 1) per frame. Every feature is drawn on its own."""
-        device = next(self.parameters()).device
-        f = self.config.features
-        noise = torch.randn(videos, frames + 1, f, generator=generator).to(device)
-        h = torch.empty(videos, frames, f, device=device)
-        for name, block in self.config.blocks():
-            start, step = noise[:, :1, block], noise[:, 1:, block]  # [V, 1, k], [V, N, k]
-            if name == "static":
-                h[..., block] = start + self.config.sigma2**0.5 * step
-            elif name == "temporal":
-                walk = torch.cat([torch.zeros_like(start), step[:, 1:]], 1).cumsum(1)
-                h[..., block] = start + self.config.sigma2**0.5 * walk
-            else:
-                h[..., block] = step
-        return h
 
     def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         """h = mu + eps * sigma per frame [B, N, F], and the KL of each prior block [B]."""
@@ -127,9 +92,12 @@ class Hierarchical(VideoVAE):
         _check_sigma2(config)
 
     @classmethod
-    def blocks(cls, config) -> list[tuple[str, slice]]:
+    def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
         s = config.n_static
-        return [("static", slice(0, s)), ("temporal", slice(s, config.features))]
+        return [
+            (priors.StaticPrior(config.sigma2), slice(0, s)),
+            (priors.WalkPrior(config.sigma2), slice(s, config.features)),
+        ]
 
 
 class Slow(VideoVAE):
@@ -141,8 +109,8 @@ class Slow(VideoVAE):
         _check_sigma2(config)
 
     @classmethod
-    def blocks(cls, config) -> list[tuple[str, slice]]:
-        return [("temporal", slice(0, config.features))]
+    def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
+        return [(priors.WalkPrior(config.sigma2), slice(0, config.features))]
 
 
 class Vae(VideoVAE):
@@ -150,5 +118,5 @@ class Vae(VideoVAE):
     options = NoOptions
 
     @classmethod
-    def blocks(cls, config) -> list[tuple[str, slice]]:
-        return [("standard", slice(0, config.features))]
+    def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
+        return [(priors.StandardPrior(), slice(0, config.features))]

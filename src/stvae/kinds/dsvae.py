@@ -32,7 +32,7 @@ from stvae.errors import StvaeError
 from stvae.kinds.blocks import static_features_field
 from stvae.nets import HIDDEN, Decoder, Encoder
 
-__all__ = ["DSVAE", "DSVAEOptions", "POSTERIORS", "RNN_HIDDEN", "gaussian_kl"]
+__all__ = ["DSVAE", "DSVAEOptions", "LstmPrior", "POSTERIORS", "RNN_HIDDEN", "gaussian_kl"]
 
 RNN_HIDDEN = 256  # LSTM/RNN state size (Li & Mandt use 256-512)
 POSTERIORS = ("factorized", "full")  # the dynamic posterior (Li & Mandt's two)
@@ -57,6 +57,49 @@ def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) 
     return 0.5 * (
         logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0
     )
+
+
+class LstmPrior:
+    """p(z_t | z_<t), the dynamics' learned prior: an LSTM over z_1..z_{t-1} (z_0 = 0)
+    emitting a Gaussian per step. It reads the model's ``prior_rnn`` and ``prior_head``
+    (their weights stay the model's, under those names)."""
+
+    def __init__(self, rnn: nn.LSTMCell, head: nn.Linear):
+        self.rnn, self.head = rnn, head
+
+    def conditionals(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The Gaussian of every step given the ones before, z [B, N, D] -> (mu, logvar)
+        [B, N, D]: step t sees z_1..z_{t-1}, the LSTM running over [0, z_1, ..., z_{N-1}]."""
+        b, n, _ = z.shape
+        shifted = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
+        h = c = z.new_zeros(b, RNN_HIDDEN)
+        outs = []
+        for t in range(n):
+            h, c = self.rnn(shifted[:, t], (h, c))
+            outs.append(self.head(h))
+        return torch.stack(outs, 1).chunk(2, -1)
+
+    def kl(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL of q(z_t | .) = N(mu, e^logvar) [B, N, D] to p(z_t | z_<t) at the sample z
+        [B, N, D], summed over steps and features [B] (Li & Mandt's estimate)."""
+        mu_p, logvar_p = self.conditionals(z)
+        return gaussian_kl(mu, logvar, _full(mu_p), _full(logvar_p)).sum((1, 2))
+
+    @torch.no_grad()
+    def draw(self, videos: int, frames: int, generator=None) -> Tensor:
+        """z [videos, frames, D] step by step, each z_t ~ p(z_t | z_<t) fed back into the
+        LSTM for the next; noise from ``generator`` (a CPU generator)."""
+        like = {"device": self.head.weight.device, "dtype": self.head.weight.dtype}
+        z_prev = torch.zeros(videos, self.rnn.input_size, **like)
+        h = c = torch.zeros(videos, RNN_HIDDEN, **like)
+        out = []
+        for _ in range(frames):
+            h, c = self.rnn(z_prev, (h, c))
+            mu, logvar = self.head(h).chunk(2, -1)
+            noise = torch.randn(mu.shape, generator=generator).to(**like)
+            z_prev = mu + noise * (0.5 * logvar).exp()
+            out.append(z_prev)
+        return torch.stack(out, 1)
 
 
 def _full(t: Tensor) -> Tensor:
@@ -93,6 +136,7 @@ class DSVAE(SequenceVAE):
             self.dynamic_head = nn.Linear(HIDDEN, 2 * d)
         self.prior_rnn = nn.LSTMCell(d, RNN_HIDDEN)
         self.prior_head = nn.Linear(RNN_HIDDEN, 2 * d)
+        self.dynamics_prior = LstmPrior(self.prior_rnn, self.prior_head)  # not a module
         self.decoder = Decoder(config.features, channels=c)
 
     def _static_posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -130,43 +174,13 @@ class DSVAE(SequenceVAE):
         logvar = torch.cat([logvar_f[:, None].expand(-1, n, -1), logvar_z], -1)
         return mu, logvar
 
-    def prior(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """p(z_t | z_<t) for every t given z [B, N, D] -> (mu, logvar) [B, N, D].
-
-        Step t sees z_1..z_{t-1} (z_0 = 0): the LSTM runs over [0, z_1, ..., z_{N-1}].
-        """
-        b, n, _ = z.shape
-        shifted = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1)
-        h = c = z.new_zeros(b, RNN_HIDDEN)
-        outs = []
-        for t in range(n):
-            h, c = self.prior_rnn(shifted[:, t], (h, c))
-            outs.append(self.prior_head(h))
-        return torch.stack(outs, 1).chunk(2, -1)
-
-    @torch.no_grad()
-    def sample_dynamics(self, videos: int, frames: int, generator=None) -> Tensor:
-        """Dynamics from the learned prior: z [videos, frames, D], step by step, each draw
-        z_t ~ p(z_t | z_<t) fed back into the LSTM for the next."""
-        device = self.prior_head.weight.device
-        z_prev = torch.zeros(videos, self.dynamic_size, device=device)
-        h = c = torch.zeros(videos, RNN_HIDDEN, device=device)
-        out = []
-        for _ in range(frames):
-            h, c = self.prior_rnn(z_prev, (h, c))
-            mu, logvar = self.prior_head(h).chunk(2, -1)
-            noise = torch.randn(mu.shape, generator=generator).to(device)  # a CPU generator
-            z_prev = mu + noise * (0.5 * logvar).exp()
-            out.append(z_prev)
-        return torch.stack(out, 1)
-
     @torch.no_grad()
     def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
-        """h [V, N, F]: f ~ N(0, I) once per video (repeated over frames), z_1:N from the
-        learned prior (:meth:`sample_dynamics`)."""
-        device = self.prior_head.weight.device
-        f = torch.randn(videos, self.static_size, generator=generator).to(device)
-        z = self.sample_dynamics(videos, frames, generator)
+        """h [V, N, F]: f ~ N(0, I) once per video (repeated over frames), then z_1:N
+        from the learned prior (:meth:`LstmPrior.draw`), from one CPU generator."""
+        like = {"device": self.prior_head.weight.device, "dtype": self.prior_head.weight.dtype}
+        f = torch.randn(videos, self.static_size, generator=generator).to(**like)
+        z = self.dynamics_prior.draw(videos, frames, generator)
         return torch.cat([f[:, None].expand(-1, frames, -1), z], -1)
 
     def kl_terms(
@@ -178,9 +192,16 @@ class DSVAE(SequenceVAE):
             _full(t) for t in (mu_f, logvar_f, mu_z, logvar_z, z)
         )  # the closed forms want at least float32 (bf16 autocast elsewhere)
         kl_f = gaussian_kl(mu_f, logvar_f, torch.zeros_like(mu_f), torch.zeros_like(mu_f))
-        mu_p, logvar_p = self.prior(z)
-        kl_z = gaussian_kl(mu_z, logvar_z, _full(mu_p), _full(logvar_p))
-        return {"kl_static": kl_f.sum(-1), "kl_dynamic": kl_z.sum((1, 2))}
+        return {"kl_static": kl_f.sum(-1), "kl_dynamic": self.dynamics_prior.kl(mu_z, logvar_z, z)}
+
+    def prior_kl(self, mu: Tensor, logvar: Tensor, h: Tensor | None = None) -> Tensor:
+        """The KL of a posterior given as :meth:`encode` gives it, mu, logvar [B, N, F]
+        (f from frame 0), to the whole prior [B], the dynamic part at the sample ``h``
+        [B, N, F] (default: the means)."""
+        s = self.static_size
+        z = (mu if h is None else h)[..., s:]
+        terms = self.kl_terms(mu[:, 0, :s], logvar[:, 0, :s], mu[..., s:], logvar[..., s:], z)
+        return sum(terms.values())
 
     def latents(self, x: Tensor, eps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         """h = [f, z_t] [B, N, F], one reparameterised sample, and the KL terms [B].
