@@ -129,6 +129,14 @@ def test_held_out_halves_share_no_image_and_hold_every_digit():
     assert not set(load_digits("train").ids) & set(test.ids)
     d = generate("bouncing-mnist", 30, 2, seed=0, split="test-score")
     assert set(d["image_ids"]) <= set(score.ids)
+    # by pixels too, not only by the ids the renderer reports: the halves share no
+    # bitmap, and each test-score video shows a bitmap of its half, the one its id names
+    fit_pixels = {im.tobytes() for im in fit.images}
+    assert not any(im.tobytes() in fit_pixels for im in score.images)
+    by_id = dict(zip(score.ids.tolist(), score.images, strict=True))
+    for v in range(30):
+        r, c = (d["positions"][v, 0] - 14).astype(int)
+        assert np.array_equal(d["videos"][v, 0, r : r + 28, c : c + 28], by_id[d["image_ids"][v]])
 
 
 def test_test_split_videos_use_only_held_out_digits():

@@ -37,9 +37,17 @@ def test_every_dataset_draws_labelled_videos_of_its_channels(name):
     "name", [pytest.param(n, marks=pytest.mark.slow) if n == "chairs" else n for n in DATASETS]
 )  # chairs: rendering 3-D chairs is seconds
 def test_every_datasets_splits_share_no_image(name):
-    ids = {s: set(generate(name, 64, 2, seed=2, split=s)["image_ids"].ravel()) for s in SPLITS}
+    """By the ids the renderer reports, and where a dataset has static attributes (a
+    sprite's colours, checked against its pixels in test_sprites.py) by those too; Bouncing
+    MNIST's digit bitmaps are compared pixel by pixel in test_data.py."""
+    drawn = {s: generate(name, 64, 2, seed=2, split=s) for s in SPLITS}
+    ids = {s: set(d["image_ids"].ravel()) for s, d in drawn.items()}
     assert not ids["train"] & ids["test"]
     assert not ids["test-fit"] & ids["test-score"]
+    if "attributes" in drawn["train"]:
+        looks = {s: {tuple(a) for a in d["attributes"]} for s, d in drawn.items()}
+        assert not looks["train"] & looks["test"]
+        assert not looks["test-fit"] & looks["test-score"]
 
 
 @pytest.mark.parametrize("name", [n for n, s in DATASETS.items() if s.on_device is not None])
