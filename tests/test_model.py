@@ -71,8 +71,9 @@ def test_static_split_defaults_to_half_and_can_change():
     [
         ({"kind": "gru"}, "unknown model kind"),
         ({"features": 0}, "at least 1"),
-        ({"beta": 0.0}, "beta must be positive"),
-        ({"beta": -1.0}, "beta must be positive"),
+        ({"beta": 0.0}, "beta must be a positive finite number"),
+        ({"beta": float("inf")}, "beta must be a positive finite number"),
+        ({"beta": -1.0}, "beta must be a positive finite number"),
         ({"sigma2": 0.0}, "sigma2"),
         ({"features": 4, "static_features": 4}, "between 1 and"),
         ({"kind": "vae", "static_features": 1}, "hierarchical and dsvae models"),

@@ -27,38 +27,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
+def _whole(text: str) -> int:
+    """A whole number, parsed; its range is the config's to check (one place)."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
+    """A number, parsed; its range is the config's to check."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
 
 
 def _speed(text: str) -> tuple[float, float]:
-    """``0.1`` (constant) or ``0.05,0.14`` (uniform per video) -> (low, high)."""
+    """``0.1`` (constant) or ``0.05,0.14`` (uniform per video) -> (low, high), parsed; the
+    range is checked where the speed is used (:func:`stvae.data.check_speed`)."""
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}") from None
     if len(values) not in (1, 2):
         raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}")
-    low, high = values[0], values[-1]
-    if not 0 <= low <= high <= 1:
-        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH <= 1, got {text!r}")
-    return (low, high)
+    return (values[0], values[-1])
 
 
 def _speed_help() -> str:
@@ -77,12 +71,15 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _nonneg_int(text: str) -> int:
-    value = _positive_int(text) if text.strip() != "0" else 0
+def _positive_int(text: str) -> int:
+    """A count of a command's own (not a config field's): parsed and at least 1."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-_PARSE = {"nonneg": _nonneg_int, "duration": _duration, "speed": _speed, "int": int}
+_PARSE = {"nonneg": _whole, "duration": _duration, "speed": _speed, "int": _whole}
 
 
 def _field_flag(p, name: str, f) -> None:
@@ -110,7 +107,7 @@ def _field_flag(p, name: str, f) -> None:
     elif "parse" in meta:
         kwargs["type"] = _PARSE[meta["parse"]]
     elif base in ("int", "float"):
-        kwargs["type"] = _positive_int if base == "int" else _positive_float
+        kwargs["type"] = _whole if base == "int" else _number
     group = p.add_mutually_exclusive_group() if "alias" in meta else p
     group.add_argument(flag, **kwargs)
     if "alias" in meta:  # another spelling of one value, exclusive with the flag

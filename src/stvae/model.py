@@ -12,6 +12,7 @@ walk's). The CLI's model flags come from the same fields.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,8 +107,8 @@ class _Common:
         kind = kind_of(self.kind)
         if self.features < 1:
             raise StvaeError(f"features must be at least 1; got {self.features}")
-        if not self.beta > 0:
-            raise StvaeError(f"beta must be positive; got {self.beta}")
+        if not (self.beta > 0 and math.isfinite(self.beta)):
+            raise StvaeError(f"beta must be a positive finite number; got {self.beta}")
         if self.channels not in CHANNELS:
             raise StvaeError(f"channels must be 1 or 3; got {self.channels!r}")
         if self.likelihood not in LIKELIHOODS:

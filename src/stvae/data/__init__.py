@@ -34,6 +34,7 @@ __all__ = [
     "GeneratedSource",
     "to_tensor",
     "channels_of",
+    "check_speed",
     "held_out",
 ]
 
@@ -83,16 +84,7 @@ class DataConfig:
             raise StvaeError(f"frames must be at least 1; got {self.frames}")
         if self.clip_stride is not None and self.clip_stride < 1:
             raise StvaeError(f"clip-stride must be at least 1; got {self.clip_stride}")
-        try:
-            speed = tuple(float(s) for s in self.speed)
-        except (TypeError, ValueError):
-            raise StvaeError(f"speed must be two numbers (low, high); got {self.speed!r}") from None
-        if len(speed) != 2 or not 0 <= speed[0] <= speed[1] <= 1:
-            raise StvaeError(
-                f"speed must be low <= high within [0, 1] (of the travel range a frame); "
-                f"got {self.speed!r}"
-            )
-        object.__setattr__(self, "speed", speed)  # JSON gives a list; keep it a tuple
+        object.__setattr__(self, "speed", check_speed(self.speed))  # JSON gives a list
         path = Path(self.source)
         if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
             raise StvaeError(
@@ -108,6 +100,20 @@ class DataConfig:
     def spec(self) -> DatasetSpec | None:
         """The generated dataset's spec (None for a file or folder)."""
         return DATASETS.get(self.source)
+
+
+def check_speed(speed) -> tuple[float, float]:
+    """Bouncing MNIST's speed (low, high), fractions of the travel range a frame, checked:
+    two numbers, 0 <= low <= high <= 1 -> the tuple."""
+    try:
+        pair = tuple(float(s) for s in speed)
+    except (TypeError, ValueError):
+        raise StvaeError(f"speed must be two numbers (low, high); got {speed!r}") from None
+    if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 1:
+        raise StvaeError(
+            f"speed must be 0 <= low <= high <= 1 (of the travel range a frame); got {speed!r}"
+        )
+    return pair
 
 
 class GeneratedSource:
@@ -128,7 +134,8 @@ class GeneratedSource:
             raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
         if split not in SPLITS:
             raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-        self.frames, self.split, self.name, self.speed = frames, split, name, speed
+        self.frames, self.split, self.name = frames, split, name
+        self.speed = check_speed(speed)
         self.spec = DATASETS[name]
         self.channels = self.spec.channels
         self.context = self.spec.load(split, mnist_dir)  # Bouncing MNIST: the digit images

@@ -16,6 +16,7 @@ structured prior with the exact KL of eqs 13-18 (:mod:`stvae.priors`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -33,7 +34,7 @@ def static_features_field():
     """The size of a kind's own static factor (shared by the kinds that have one)."""
     return field(
         default=None,
-        metadata={"help": "how many leading features are static (default: half)", "min": 1},
+        metadata={"help": "how many leading features are static (default: half)"},
     )
 
 
@@ -49,8 +50,8 @@ class SplitOptions(WalkOptions):
 
 
 def _check_sigma2(config) -> None:
-    if not config.sigma2 > 0:
-        raise StvaeError(f"sigma2 must be positive; got {config.sigma2}")
+    if not (config.sigma2 > 0 and math.isfinite(config.sigma2)):
+        raise StvaeError(f"sigma2 must be a positive finite number; got {config.sigma2}")
 
 
 class VideoVAE(SequenceVAE):
