@@ -220,7 +220,8 @@ def test_older_rows_are_scored_again_and_other_configs_refused(
     config["model"]["beta"] = 3.0
     (run_dir / "config.json").write_text(json.dumps(config))
     report.write_text(json.dumps(old))
-    with pytest.raises(StvaeError, match=r"another configuration .*\(model.beta differ\)"):
+    refused = r"another configuration .*: model.beta \(run: 3.0, given: 1.0\); move"
+    with pytest.raises(StvaeError, match=refused):
         rep.reproduce(limit=0, **kwargs)
 
 

@@ -145,10 +145,9 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args) -> int | None:
-    from stvae.checkpoint import read_json
-    from stvae.config import AUTO_FIELDS, PRESETS, RESUMABLE, RUN_FILES, TrainConfig, train_flags
+    from stvae.config import PRESETS, train_flags
     from stvae.evaluate import probe_run
-    from stvae.train import train
+    from stvae.train import resume_config, train
 
     given = {
         field: getattr(args, flag)
@@ -158,21 +157,9 @@ def _cmd_train(args) -> int | None:
     if args.resume:
         if args.out is None:
             raise StvaeError("--resume needs --out, the run directory to continue")
-        cfg_path = Path(args.out) / RUN_FILES["config"]
-        if not cfg_path.is_file():
-            raise StvaeError(f"{args.out}: nothing to resume (no {RUN_FILES['config']})")
-        config = TrainConfig.from_dict(read_json(cfg_path), str(cfg_path))
-        # the same flags repeated (the natural retry of a killed command) are fine; a time
-        # budget already turned into steps (config.json records them) is that retry too
-        if config.time_budget is None:
-            given.pop("time_budget", None)
-        for field in AUTO_FIELDS:  # "auto" was resolved when the run began: as recorded
-            if given.get(field) == "auto":
-                given.pop(field)
-        changed = _changes(config, {f: v for f, v in given.items() if f not in RESUMABLE})
+        config, changed = resume_config(args.out, given)
         if changed:
             raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")
-        config = config.replace(**given)
     else:
         config = PRESETS[args.preset].replace(**given)
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -186,18 +173,6 @@ def _cmd_train(args) -> int | None:
         probe = probe_run(summary["run_dir"])
         print(_describe_probe(probe))
     print(f"figures: stvae figures {summary['run_dir']}")
-
-
-def _changes(config, given: dict) -> list[str]:
-    """``field (run: X, given: Y)`` for each given field whose value differs from the run's."""
-    out = []
-    for field, value in sorted(given.items()):
-        have = config.get(field)
-        if isinstance(have, tuple):
-            value = tuple(value)
-        if have != value:
-            out.append(f"{field} (run: {have!r}, given: {value!r})")
-    return out
 
 
 def _describe_run(summary: dict) -> str:

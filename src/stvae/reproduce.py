@@ -33,7 +33,7 @@ from stvae.checkpoint import (
     read_json,
     write_json,
 )
-from stvae.config import AUTO_FIELDS, HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
+from stvae.config import HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
 from stvae.data import registry
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
@@ -41,7 +41,7 @@ from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
 from stvae.kinds import KINDS
 from stvae.report import report_markdown, report_tables
 from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
-from stvae.train import train
+from stvae.train import resume_config, train
 
 __all__ = [
     "BETAS",
@@ -58,19 +58,6 @@ __all__ = [
     "result_row",
     "code_version",
 ]
-
-
-def _mismatch(found: TrainConfig, wanted: TrainConfig) -> list[str]:
-    """The fields (dotted) that change what a run learns in which a run directory's config
-    differs from its grid cell's (:data:`stvae.config.HOW_FIELDS` aside; a cell's "auto"
-    matches what the run resolved it to)."""
-    out = []
-    for name in sorted(train_fields()):
-        if name in HOW_FIELDS or (name in AUTO_FIELDS and wanted.get(name) == "auto"):
-            continue
-        if found.get(name) != wanted.get(name):
-            out.append(name)
-    return out
 
 
 HOW = ("device", "device_name", "precision", "compiled", "version")  # how a run trained
@@ -309,15 +296,15 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
     config_path = run_dir / RUN_FILES["config"]
     saved = read_json(config_path) if config_path.exists() else None
     if saved is not None:
-        found = TrainConfig.from_dict(saved, str(config_path))
-        differ = _mismatch(found, config)
+        # the cell's config, but what the run resolved "auto" to (data_on: its stream of
+        # videos); only how it trains may differ (HOW_FIELDS: the cell's then apply)
+        cell = {n: config.get(n) for n in train_fields()}
+        config, differ = resume_config(run_dir, cell, HOW_FIELDS)
         if differ:
             raise StvaeError(
                 f"{run_dir}: holds a run of another configuration than grid cell "
-                f"{run.name} ({', '.join(differ)} differ); move it away or use another --out"
+                f"{run.name}: {', '.join(differ)}; move it away or use another --out"
             )
-        # what the run resolved "auto" to is kept (data_on: its stream of videos)
-        config = config.replace(**{n: found.get(n) for n in AUTO_FIELDS})
     if (run_dir / RUN_FILES["weights"]).exists() and (run_dir / "wall.json").exists():
         return "score", config, saved
     return "train", config, saved

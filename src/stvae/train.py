@@ -37,11 +37,12 @@ from stvae.checkpoint import (
     load_checkpoint,
     make_folder,
     previous,
+    read_json,
     save_checkpoint,
     save_weights,
     write_json,
 )
-from stvae.config import PRESETS, RUN_FILES, TrainConfig
+from stvae.config import AUTO_FIELDS, PRESETS, RESUMABLE, RUN_FILES, TrainConfig
 from stvae.data import open_source
 from stvae.data.on_device import DeviceFeed
 from stvae.data.registry import DATASETS
@@ -56,6 +57,7 @@ __all__ = [
     "TrainConfig",
     "PRESETS",
     "train",
+    "resume_config",
     "load_run",
     "resolve_device",
     "resolve_precision",
@@ -163,6 +165,36 @@ def _check_out(out: Path, resume: bool) -> None:
             raise StvaeError(f"{out}: nothing to resume (no {RUN_FILES['config']}){hint}")
     elif out.exists() and not _holds_nothing(out):
         raise StvaeError(f"{out}: already exists and is not empty; use --resume or another --out")
+
+
+def resume_config(
+    out: str | Path, given: dict, may_change: frozenset[str] = RESUMABLE
+) -> tuple[TrainConfig, list[str]]:
+    """What continuing the run in ``out`` trains: its config.json, with the ``given``
+    values (dotted field names) of the fields in ``may_change`` (by default those
+    ``--resume`` may change: :data:`stvae.config.RESUMABLE`). Any other given field must
+    equal the run's, except an "auto" the run resolved when it began and a time budget
+    the run already turned into steps: the natural retry of a killed command. Returns
+    the config and the given fields that differ, as ``name (run: X, given: Y)``; the
+    caller refuses those in its own words (``stvae train --resume``, the grids)."""
+    out = Path(out)
+    _check_out(out, resume=True)
+    path = out / RUN_FILES["config"]
+    config = TrainConfig.from_dict(read_json(path), str(path))
+    given = dict(given)
+    if config.time_budget is None:
+        given.pop("time_budget", None)
+    for name in AUTO_FIELDS:
+        if given.get(name) == "auto":
+            given.pop(name)
+    changed = []
+    for name, value in sorted(given.items()):
+        have = config.get(name)
+        if isinstance(have, tuple) and value is not None:
+            value = tuple(value)
+        if name not in may_change and have != value:
+            changed.append(f"{name} (run: {have!r}, given: {value!r})")
+    return config.replace(**{n: v for n, v in given.items() if n in may_change}), changed
 
 
 def _claim(out: Path, resume: bool, lock: RunLock) -> bool:
