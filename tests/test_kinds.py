@@ -219,7 +219,14 @@ def make_model_of(kind: type, monkeypatch) -> SequenceVAE:
     return make_model(ModelConfig(kind="toy", features=4))
 
 
-def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(tmp_path, monkeypatch):
+def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(
+    tmp_path, monkeypatch, small_probe_sets
+):
+    """Train, evaluate, figures, a learning curve and a one-cell grid of a kind with a
+    prior of its own, registered in one place and nowhere else."""
+    from stvae import reproduce as rep
+    from stvae.curve import curve_run
+
     monkeypatch.setitem(KINDS, "toy", Toy)  # the one place
     cfg = TrainConfig(
         model=ModelConfig(kind="toy", features=4),
@@ -227,6 +234,7 @@ def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(tmp_path,
         steps=4,
         batch_videos=2,
         log_every=1,
+        snapshot_every=2,
         compile=False,
     )
     train(cfg, tmp_path / "toy")
@@ -236,3 +244,10 @@ def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(tmp_path,
     assert 0 <= ev.static_accuracy("linear") <= 1 and ev.d_score("linear") > 0
     made = make_figures(tmp_path / "toy", out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").is_file()
+    curve = curve_run(tmp_path / "toy", quiet=True)
+    assert [p["step"] for p in curve["points"]] == [2, 4]
+    monkeypatch.setitem(rep.PRESETS, "cpu", cfg.replace(snapshot_every=0))
+    out = {"out": tmp_path / "runs", "report_dir": tmp_path / "docs", "log": lambda s: None}
+    (row,) = rep.reproduce(only=["toy-f4-beta1-seed0"], **out)
+    assert row["model"] == "toy" and row["d_score_rbf"] > 0
+    assert "| toy | 1 | " in (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
