@@ -48,3 +48,31 @@ def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     frozen = codes.copy()
     found = judge_codes(lambda h: _oracle_decode(torch.from_numpy(frozen)), codes, 1, data, judge)
     assert np.mean([found[a] for a in sp.ATTRIBUTES]) < 0.5
+
+
+def test_drawing_the_next_batch_ahead_trains_the_judge_a_sequential_loop_trains():
+    """The judge's batches are drawn in a thread one step ahead of training: the weights
+    are those of the plain loop (each batch drawn, then trained on), bit for bit."""
+    import torch.nn.functional as F
+
+    from stvae.data import to_tensor
+    from stvae.judge import Judge, _trained_judge
+
+    steps, batch, frames = 8, 2, 4
+    got = _trained_judge.__wrapped__(5, frames, steps, batch)  # not the process's copy
+    torch.manual_seed(5)
+    want = Judge()
+    opt = torch.optim.Adam(want.parameters(), lr=3e-3)
+    decay = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 4], 0.1)
+    for step in range(steps):
+        data = generate("sprites", batch, frames, [5, 7, frames, step], "train")
+        a, act = want(to_tensor(data["videos"]))
+        attrs = torch.from_numpy(data["attributes"])
+        loss = F.cross_entropy(a.flatten(0, 1), attrs.flatten())
+        loss = loss + F.cross_entropy(act, torch.from_numpy(data["temporal_labels"][:, 0]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        decay.step()
+    for (name, g), w in zip(got.state_dict().items(), want.state_dict().values(), strict=True):
+        assert torch.equal(g, w), name

@@ -22,6 +22,7 @@ protocol (:mod:`stvae.field`) scores.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
@@ -97,6 +98,22 @@ def train_judge(
     return _trained_judge(int(seed), int(frames), int(steps), int(batch))
 
 
+def _clips(seed: int, frames: int, batch: int, step: int) -> dict:
+    """Step ``step``'s batch of training clips: a pure function of its arguments."""
+    return generate("sprites", batch, frames, [seed, 7, frames, step], "train")
+
+
+def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
+    attrs, action = _targets(data)
+    a_logits, act_logits = judge(to_tensor(data["videos"]))
+    loss = F.cross_entropy(a_logits.flatten(0, 1), attrs.flatten()) + F.cross_entropy(
+        act_logits, action
+    )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 @cache
 def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
     folder = cache_dir("judge", __file__, sp.__file__)
@@ -110,17 +127,13 @@ def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
     judge = Judge()
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
     decay = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 4], 0.1)
-    for step in range(steps):
-        data = generate("sprites", batch, frames, [seed, 7, frames, step], "train")
-        attrs, action = _targets(data)
-        a_logits, act_logits = judge(to_tensor(data["videos"]))
-        loss = F.cross_entropy(a_logits.flatten(0, 1), attrs.flatten()) + F.cross_entropy(
-            act_logits, action
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        decay.step()
+    with ThreadPoolExecutor(1) as ahead:  # the next batch is drawn while this one trains
+        batches = [ahead.submit(_clips, seed, frames, batch, s) for s in range(min(2, steps))]
+        for step in range(steps):
+            if step + 2 < steps:
+                batches.append(ahead.submit(_clips, seed, frames, batch, step + 2))
+            _train_step(judge, opt, batches.pop(0).result())
+            decay.step()
     if path is not None:
         with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
             folder.mkdir(parents=True, exist_ok=True)
