@@ -35,7 +35,7 @@ if [ "$DRY" = 1 ]; then
     DEVICE=cpu PRESET=smoke PARALLEL=${PARALLEL:-2} EVAL_VIDEOS=${EVAL_VIDEOS:-24}
     TESTS_S=${TESTS_S:-60} BENCH_S=${BENCH_S:-150} TRAIN_S=${TRAIN_S:-150} EVAL_S=${EVAL_S:-60}
     TESTS=${TESTS:-tests/test_on_device.py::test_products_and_hash_are_exact_32_bit_arithmetic}
-    BENCH_ARGS="--steps 40 --batch-videos 2 --frames 4 --peak-n 128 --precision fp32 --no-compile"
+    BENCH_ARGS="--steps 12 --batch-videos 2 --frames 4 --peak-n 128 --precision fp32 --no-compile"
     BENCH_ARGS="$BENCH_ARGS --step-configs naive --sections step,e2e,parallel"
     ONLY=${ONLY:-hierarchical-f4-beta4-seed0 slow-f4-beta4-seed0}
 else

@@ -175,7 +175,7 @@ class Toy(SequenceVAE):
         return self.dec(h).unflatten(-1, (self.config.in_channels, 64, 64))
 
 
-def stein(model, videos: int = 20_000, frames: int = 4) -> torch.Tensor:
+def stein(model, videos: int = 10_000, frames: int = 4) -> torch.Tensor:
     """E[g h^T] over draws h of the model's prior_sample, g the gradient in mu of the KL
     the model trains with (prior_kl) from a posterior N(h, e^-20) at h: g is minus the
     score of the prior its KL assumes, so by Stein's identity E[g h^T] is the identity on
