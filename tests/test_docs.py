@@ -2,12 +2,9 @@
 (docs/results/*.json) say, and their links lead somewhere.
 
 Every table in the README or a page of docs/ (not docs/results/, which holds the reports
-themselves) whose header starts ``| model | beta |`` is either a copy of a
-table of a report's markdown (same header, same rows), whose tables must in turn be what
-:func:`stvae.report.report_tables` renders from the report's JSON; or a table of the
-stvae 0.1 reports (``*-0.1.json``) matched by its header below, each cell equal to the
-report's number as the README rounds it and each "paper" cell the paper's number as
-stvae.grids records it.
+themselves) whose header starts ``| model | beta |`` is a copy of a table of a report's
+markdown (same header, same rows), whose tables must in turn be what
+:func:`stvae.report.report_tables` renders from the report's JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from stvae.grids import GRIDS, GridRun
 from stvae.report import quoted_tables, report_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,75 +23,6 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def _pages_text() -> str:
     return "\n".join(p.read_text() for p in PAGES)
-
-
-def _report(name: str) -> dict[str, dict]:
-    return {r["name"]: r for r in json.loads((ROOT / "docs" / "results" / name).read_text())}
-
-
-def _acc(key: str, features):
-    return lambda rows, m, b: f"{rows[_name(m, features(m), b)]['accuracies'][key]:.3f}"
-
-
-def _field(key: str, features, digits: int = 2, models=("hierarchical", "slow", "vae")):
-    def cell(rows, m, b):
-        if m not in models:
-            return ""
-        return f"{rows[_name(m, features(m), b)][key]:.{digits}f}"
-
-    return cell
-
-
-def _paper(dataset: str, column: int | None = None):
-    def cell(rows, m, b):
-        spec = GRIDS[dataset]
-        value = spec.paper_table1[(m, b)] if column is None else spec.paper_static[(m, b)][column]
-        return f"{value:.2f}"
-
-    return cell
-
-
-def _name(model: str, features: int, beta: float) -> str:
-    return GridRun(model, beta, features, seed=0).name
-
-
-def _eight(m):
-    return 8
-
-
-# the runs each static-accuracy column probes: {model: features in total}
-_chairs_static = GRIDS["chairs"].static_columns[0][1].__getitem__
-
-
-TABLES = {
-    "| model | beta | d-score (eq 19) | paper | chair from static | chair from temporal "
-    "| order from static | order from temporal | d-score, order-aware probe |": (
-        "chairs-cpu-0.1.json",
-        [
-            _field("d_score", _eight),
-            _paper("chairs"),
-            _acc("static_acc_from_static", _eight),
-            _acc("static_acc_from_temporal", _eight),
-            _acc("temporal_acc_from_static", _eight),
-            _acc("temporal_acc_from_temporal", _eight),
-            _field("d_score_order_between", _eight),
-        ],
-    ),
-    "| model | beta | static accuracy, 4 features | paper |": (
-        "chairs-cpu-0.1.json",
-        [_field("static_accuracy", _chairs_static, digits=3), _paper("chairs", 0)],
-    ),
-}
-
-
-def _readme_tables() -> dict[str, list[list[str]]]:
-    """The pages' legacy tables: header -> rows of cells stripped of bold markers."""
-    return {
-        head: [[c.strip().strip("*") for c in row.strip("|").split("|")] for row in body]
-        for page in PAGES
-        for head, body in quoted_tables(page.read_text()).items()
-        if head in TABLES
-    }
 
 
 REPORTS = {"bouncing-mnist-cpu": "bouncing-mnist", "chairs-cpu": "chairs", "sprites-cpu": "sprites"}
@@ -111,16 +38,15 @@ def _report_tables() -> dict[str, list[str]]:
     return out
 
 
-def test_every_legacy_table_in_the_readme_is_checked():
+def test_every_table_of_the_pages_is_a_reports():
     current = _report_tables()
     unchecked = [
         (page.name, h)
         for page in PAGES
         for h in quoted_tables(page.read_text())
-        if h not in TABLES and h not in current
+        if h not in current
     ]
     assert not unchecked, f"tables that no report holds: {unchecked}"
-    assert set(_readme_tables()) == set(TABLES), "a legacy check with no README table"
 
 
 @pytest.mark.parametrize("stem", list(REPORTS))
@@ -129,10 +55,8 @@ def test_report_markdown_renders_from_its_json(stem):
     if not path.exists():
         pytest.skip(f"{stem}: no report committed yet")
     rows = json.loads(path.read_text())
-    earlier = path.with_name(f"{stem}-0.1.json")
-    old = json.loads(earlier.read_text()) if earlier.exists() else None
     md = quoted_tables((ROOT / "docs" / "results" / f"{stem}.md").read_text())
-    for lines in report_tables(rows, REPORTS[stem], old).values():
+    for lines in report_tables(rows, REPORTS[stem]).values():
         assert md.get(lines[0]) == lines[2:], f"{stem}.md: {lines[0]}"
 
 
@@ -141,23 +65,9 @@ def test_readme_copies_report_tables_verbatim():
     copies = 0
     for page in PAGES:
         for head, body in quoted_tables(page.read_text()).items():
-            if head in TABLES:
-                continue
             assert body == current[head], f"{page.name}: table differs from its report: {head}"
             copies += 1
     assert copies >= 5  # the README's Table 1 and the results page's tables
-
-
-@pytest.mark.parametrize("header", list(TABLES))
-def test_readme_table_matches_its_report(header):
-    report, columns = TABLES[header]
-    rows = _report(report)
-    body = _readme_tables()[header]
-    assert body, "an empty table"
-    for cells in body:
-        model, beta = cells[0], float(cells[1])
-        want = [column(rows, model, beta) for column in columns]
-        assert cells[2:] == want, f"{report}: {model} beta {beta:g}"
 
 
 def test_every_test_the_readme_names_exists():
@@ -175,9 +85,7 @@ def test_no_two_reports_share_a_table_header():
         path = ROOT / "docs" / "results" / f"{stem}.json"
         if not path.exists():
             continue
-        earlier = path.with_name(f"{stem}-0.1.json")
-        old = json.loads(earlier.read_text()) if earlier.exists() else None
-        for lines in report_tables(json.loads(path.read_text()), dataset, old).values():
+        for lines in report_tables(json.loads(path.read_text()), dataset).values():
             assert lines[0] not in seen, f"{stem} and {seen.get(lines[0])}: {lines[0]}"
             seen[lines[0]] = stem
 

@@ -276,11 +276,6 @@ def test_report_cells_are_means_and_spreads_over_seeds():
     tables = rep.report_tables(rows, "bouncing-mnist")
     assert "| vae | 2 | 3.00 ± 1.41 | 1.70 | 1.50 ± 0.71 | 2.50 ± 1.41 | 2 |" in tables["table1"]
     assert "| vae | 2 | linear | 0.900 ± 0.000 |" in "\n".join(tables["accuracies"])
-    earlier = [{**_row("vae-f4-beta2-seed0", 1.25, 0.0), "eval_version": 1}]
-    then = rep.report_tables(rows, "bouncing-mnist", earlier)["earlier"]
-    assert "| vae | 2 | 1.25 | 1.50 ± 0.71 | 3.00 ± 1.41 | 1.70 |" in then
-    md = rep.report_markdown(rows, "bouncing-mnist", "cpu", 2, earlier)
-    assert "## Table 1 then and now" in md and "| vae | 2 | 1.25 |" in md
     # Table 2's "Acc 4" baseline column probes the same 4-feature runs
     assert tables["static"][0].startswith("| model | beta | Acc 4, RBF | paper Acc 4 | Acc 4,")
     assert (

@@ -22,7 +22,6 @@ from stvae.kinds import KINDS
 __all__ = [
     "report_tables",
     "report_markdown",
-    "earlier_table",
     "attribute_tables",
     "quoted_tables",
 ]
@@ -252,12 +251,11 @@ def field_table(rows: list[dict], names: list[str], dataset: str = "sprites") ->
 
 
 def report_tables(  # long: Table 1-3's rows, one block per table, in the report's order
-    rows: list[dict], dataset: str, earlier: list[dict] | None = None
+    rows: list[dict], dataset: str
 ) -> dict[str, list[str]]:
     """The report's tables, by name, each as markdown lines (header, rule, body); cells
-    are means ± standard deviations over the seeds run; with ``earlier`` (stvae 0.1's
-    rows) also :func:`earlier_table`. The README and docs/results.md copy some of them verbatim
-    (tests/test_docs.py checks it)."""
+    are means ± standard deviations over the seeds run. The README and docs/results.md
+    copy some of them verbatim (tests/test_docs.py checks it)."""
     spec = GRIDS[dataset]
     if spec.attributes:
         return attribute_tables(rows, dataset)
@@ -339,38 +337,7 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
             f"| {cell('hierarchical', beta, f1, 'static_in_temporal', 3, 'centred')} |"
         )
     tables = {"table1": table1, "accuracies": accuracies, "static": static, "leak": leak}
-    if earlier:
-        tables["earlier"] = earlier_table(rows, earlier, dataset)
     return tables
-
-
-def earlier_table(rows: list[dict], earlier: list[dict], dataset: str) -> list[str]:
-    """Table 1's d-scores now (both probes) beside those of stvae 0.1's rows (``earlier``:
-    thirds of the frame, 2-5 px motion, linear probes fitted and scored on halves of one
-    held-out set), as markdown lines."""
-    spec = GRIDS[dataset]
-    f1 = spec.table1_features
-
-    def cell(source, model, beta, key):
-        got = [
-            r[key]
-            for r in source
-            if (r["model"], r["beta"], r["features"]) == (model, beta, f1) and key in r
-        ]
-        return _mean_spread(got)
-
-    head = (  # named by its dataset: the README checks each copied table by its header
-        f"| model | beta | {dataset}, stvae 0.1: linear, shared images | now: linear | now: RBF "
-        "(authors' protocol) | paper |"
-    )
-    lines = [head, "|---" * 6 + "|"]
-    for model, beta, paper in table1_cells(dataset):
-        lines.append(
-            f"| {model} | {beta:g} | {cell(earlier, model, beta, 'd_score')} "
-            f"| {cell(rows, model, beta, 'd_score')} | {cell(rows, model, beta, 'd_score_rbf')} "
-            f"| {_paper(paper)} |"
-        )
-    return lines
 
 
 def _header(dataset: str, preset: str, seeds: int) -> list[str]:
@@ -547,15 +514,14 @@ def quoted_tables(text: str, prefix: str = "| model | beta |") -> dict[str, list
 
 
 def report_markdown(  # long: the report's sections in reading order, one block each
-    rows: list[dict], dataset: str, preset: str, seeds: int, earlier: list[dict] | None = None
+    rows: list[dict], dataset: str, preset: str, seeds: int
 ) -> str:
     """Table 1 and the static-accuracy table as measured under both probes, with the
-    paper's numbers beside the authors' protocol, every run, and with ``earlier`` (the
-    rows of stvae 0.1's report) Table 1 then and now."""
+    paper's numbers beside the authors' protocol, and every run."""
     spec = GRIDS[dataset]
     if spec.attributes:
         return _attribute_markdown(rows, dataset, preset, seeds)
-    tables = report_tables(rows, dataset, earlier)
+    tables = report_tables(rows, dataset)
     total = len(grid(dataset, seeds))
     order = registry.DATASETS[dataset].temporal_task == "order"
     sets = spec.fit_sets
@@ -624,18 +590,5 @@ def report_markdown(  # long: the report's sections in reading order, one block 
         *tables["leak"],
         "",
     ]
-    if earlier:
-        what = spec.earlier_data
-        lines += [
-            "## Table 1 then and now",
-            "",
-            f"stvae 0.1 scored with {what}linear probes fitted on half of 256 held-out videos "
-            "and scored on the other half, whose images overlapped (`"
-            f"{dataset}-{preset}-0.1.md`); its runs were trained on that data. Now: the "
-            "authors' data and both probes, as above.",
-            "",
-            *tables["earlier"],
-            "",
-        ]
     lines += _every_run(rows)
     return "\n".join(lines)

@@ -480,9 +480,6 @@ def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
     return [rows[n] for n in names if n in rows]
 
 
-EARLIER = "0.1"  # the report of stvae 0.1's protocol, kept beside the current one
-
-
 def _write_report(stem: Path, new: dict[str, dict], dataset: str, preset: str, seeds: int):
     """Merges the rows ``new`` (by name) into the report on disk and writes it again, under
     the report's lock: two grids (other ``--out`` folders, one report) keep each other's
@@ -495,8 +492,6 @@ def _write_report(stem: Path, new: dict[str, dict], dataset: str, preset: str, s
             return rows
         ordered = _ordered(rows, dataset, seeds)
         write_json(path, ordered)
-        earlier = stem.with_name(f"{stem.name}-{EARLIER}.json")
-        old = read_json(earlier) if earlier.exists() else None
-        md = report_markdown(ordered, dataset, preset, seeds, old)
+        md = report_markdown(ordered, dataset, preset, seeds)
         atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(md))
     return rows

@@ -81,7 +81,6 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             fit_sets="256 videos of training digit images (RBF) or of one half of the held-out "
             "digit images (linear), scored on 256 videos of the other half",
-            earlier_data="location classes of thirds of the frame, motion of 2-5 px a frame, ",
         ),
     ),
     "chairs": DatasetSpec(

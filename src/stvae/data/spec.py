@@ -46,7 +46,6 @@ class GridSpec:
     attributes: bool = False  # several static attributes: the report's tables per attribute
     fit_sets: str = ""  # the report's words for what the probes are fitted and scored on
     about: str = ""  # the report's words for what the data is, where it needs them
-    earlier_data: str = ""  # how stvae 0.1's data differed, for "Table 1 then and now"
     # runs at sizes of their own, beta 1, beside the tables (sprites: DSVAE at its
     # published size): (kind, static features, temporal features, ((option, value), ...))
     sized: tuple[tuple[str, int, int, tuple[tuple[str, str], ...]], ...] = ()
