@@ -137,3 +137,12 @@ def test_the_length_rule_wants_a_reason_and_no_stale_one():
     assert "no '# long:' reason" in _length_problems(comment_in_body)[0]
     ok = f"def m():  # long: one block per table, in the report's order\n{body}\n"
     assert _length_problems(ok) == []
+
+
+def test_the_layout_of_docs_design_names_every_module():
+    text = (SRC.parents[1] / "docs" / "design.md").read_text()
+    layout = text.split("## Layout", 1)[1].split("```")[1]
+    named = set(re.findall(r"([a-z_]+\.py)", layout))
+    modules = {p.name for p in SRC.rglob("*.py")} - {"__init__.py", "__main__.py"}
+    assert not modules - named, f"docs/design.md's layout lacks {sorted(modules - named)}"
+    assert not named - modules - {"__init__.py"}, f"it names {sorted(named - modules)}"
