@@ -94,14 +94,14 @@ def _decay_every(total: int, done: int, steps: int, lr_decay_every: int) -> int:
 UNTIL_CHOSEN = 10**9  # a time-budget run's length until its rate is measured
 
 
-def measured_on_every_rank(planned: TrainConfig, timed: int, seconds: float, d, device) -> bool:
+def measured_on_every_rank(planned: TrainConfig, timed: int, seconds: float, ranks, device) -> bool:
     """Whether the rate is measured; under DDP as soon as one rank says so, so that every
     rank chooses at the same step (the ranks' clocks differ)."""
     ready = measured(planned.time_budget, timed, seconds)
-    return distributed.min_over_ranks(0 if ready else 1, d, device) == 0
+    return distributed.min_over_ranks(0 if ready else 1, ranks, device) == 0
 
 
-def fit(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, device):
+def fit(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, ranks, device):
     """The steps that fit ``planned.time_budget`` (the same on every rank: the least)."""
     choice = choose_steps(
         planned.time_budget,
@@ -111,7 +111,7 @@ def fit(planned: TrainConfig, done: int, steps_per_s: float, t_call: float, d, d
         planned.steps,
         planned.lr_decay_every,
     )
-    steps = distributed.min_over_ranks(choice.steps, d, device)
+    steps = distributed.min_over_ranks(choice.steps, ranks, device)
     if steps != choice.steps:
         every = _decay_every(steps, done, planned.steps, planned.lr_decay_every)
         choice = dataclasses.replace(choice, steps=steps, lr_decay_every=every)
@@ -163,7 +163,7 @@ class Budget:
             return config
         return config.replace(steps=UNTIL_CHOSEN, lr_decay_every=UNTIL_CHOSEN)
 
-    def after_step(self, step: int, d, device) -> TrainConfig | None:
+    def after_step(self, step: int, ranks, device) -> TrainConfig | None:
         """Times the loop after ``step`` steps; the config chosen, once measured, else None."""
         if self.choice is not None or self.timing_from is None:
             return None
@@ -175,10 +175,10 @@ class Budget:
         if self.t_timing is None:
             return None
         timed = step - self.timing_from
-        if not measured_on_every_rank(self.planned, timed, now - self.t_timing, d, device):
+        if not measured_on_every_rank(self.planned, timed, now - self.t_timing, ranks, device):
             return None
         rate = timed / (now - self.t_timing)
-        self.choice = fit(self.planned, step, rate, self.t_call, d, device)
+        self.choice = fit(self.planned, step, rate, self.t_call, ranks, device)
         return self.planned.replace(
             steps=self.choice.steps, lr_decay_every=self.choice.lr_decay_every, time_budget=None
         )

@@ -73,20 +73,20 @@ def setup(device: torch.device) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
-def mean_over_ranks(values: dict[str, Tensor], d: Dist) -> dict[str, Tensor]:
+def mean_over_ranks(values: dict[str, Tensor], ranks: Dist) -> dict[str, Tensor]:
     """The mean of each scalar over all ranks (for logging the global batch's loss terms)."""
-    if d.world == 1:
+    if ranks.world == 1:
         return values
     keys = sorted(values)
     stacked = torch.stack([values[k].detach().float() for k in keys])
     dist.all_reduce(stacked)
-    return {k: v / d.world for k, v in zip(keys, stacked, strict=True)}
+    return {k: v / ranks.world for k, v in zip(keys, stacked, strict=True)}
 
 
-def lost_peer(e: BaseException, d: Dist) -> str | None:
+def lost_peer(e: BaseException, ranks: Dist) -> str | None:
     """The first line of a collective's error when another rank is gone (closed
     connection, timeout), else None."""
-    if d.world == 1 or not isinstance(e, RuntimeError):
+    if ranks.world == 1 or not isinstance(e, RuntimeError):
         return None
     text = str(e)
     signs = ("Connection reset", "Connection closed", "timed out", "Timeout", "gloo", "NCCL")
@@ -95,9 +95,9 @@ def lost_peer(e: BaseException, d: Dist) -> str | None:
     return None
 
 
-def min_over_ranks(value: int, d: Dist, device: torch.device) -> int:
+def min_over_ranks(value: int, ranks: Dist, device: torch.device) -> int:
     """The least of every rank's ``value`` (so that all ranks agree on a count)."""
-    if d.world == 1:
+    if ranks.world == 1:
         return value
     t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)

@@ -234,28 +234,28 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     out = Path(out)
     _check_out(out, resume)
     device = resolve_device(config.device)
-    d = distributed.setup(device)
-    if config.batch_videos % d.world:
+    ranks = distributed.setup(device)
+    if config.batch_videos % ranks.world:
         raise StvaeError(
-            f"batch-videos {config.batch_videos} does not split over {d.world} processes"
+            f"batch-videos {config.batch_videos} does not split over {ranks.world} processes"
         )
     source = open_source(config.data)  # reads and validates a data file once, up front
     if config.model.channels is None:  # what the data has; config.json records the number
         config = config.replace(**{"model.channels": source.channels})
     config = config.replace(data_on=resolve_data_on(config, device))  # recorded, kept on resume
-    if d.world > 1:
+    if ranks.world > 1:
         torch.distributed.barrier()  # every rank has checked `out` before rank 0 fills it
     lock = RunLock(out)
-    created = _claim(out, resume, lock) if d.main else False
+    created = _claim(out, resume, lock) if ranks.main else False
     try:
         try:
-            return _train(config, out, resume, device, source, d, t_call)
+            return _train(config, out, resume, device, source, ranks, t_call)
         except RuntimeError as e:
-            _raise_if_peer_lost(e, d, out)
+            _raise_if_peer_lost(e, ranks, out)
             raise
     except BaseException as e:
         ckpt = out / RUN_FILES["checkpoint"]
-        if d.main and created and not (ckpt.exists() or previous(ckpt).exists()):
+        if ranks.main and created and not (ckpt.exists() or previous(ckpt).exists()):
             kept = _keep_log(out)
             lock.release()
             shutil.rmtree(out, ignore_errors=True)  # never leave a run that cannot resume
@@ -269,15 +269,15 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         lock.release()
 
 
-def _raise_if_peer_lost(e: RuntimeError, d, out: Path) -> None:
+def _raise_if_peer_lost(e: RuntimeError, ranks, out: Path) -> None:
     """A lost peer of a distributed run, said in one line with where the run stands."""
-    lost = distributed.lost_peer(e, d)
+    lost = distributed.lost_peer(e, ranks)
     if lost is None:
         return
     ckpt = out / RUN_FILES["checkpoint"]
     where = f"the last checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint yet"
     raise StvaeError(
-        f"rank {d.rank}: lost contact with another process of the run ({lost[:160]}); {where}"
+        f"rank {ranks.rank}: lost contact with another process of the run ({lost[:160]}); {where}"
     ) from None
 
 
@@ -326,7 +326,7 @@ def _announce_compiling(device: torch.device) -> None:
     )
 
 
-def _train(config, out, resume, device, source, d, t_call) -> dict:
+def _train(config, out, resume, device, source, ranks, t_call) -> dict:
     # -- set-up: the model, its optimiser, where the run stands, the budget
     model = build_model(config, device)
     # fused: one kernel for the whole update instead of a dozen element-wise ops per tensor
@@ -335,12 +335,12 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     step = 0
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
-    earlier = _write_start(config, out, resume, step, d)
+    earlier = _write_start(config, out, resume, step, ranks)
     clock = budget.Budget(config, step, earlier, resume, t_call)
     config = clock.provisional(config)
-    loop = _Loop(config, model, optimizer, source, step, device, d, out)
+    loop = _Loop(config, model, optimizer, source, step, device, ranks, out)
     t_start = time.perf_counter() - earlier
-    stop = _StopOnSigterm(d.world == 1)
+    stop = _StopOnSigterm(ranks.world == 1)
     # -- the loop: one step, the budget's clock, then the record and the files
     try:
         stop.__enter__()  # left in the finally below
@@ -349,7 +349,7 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
         while step < loop.config.steps and not halt:
             terms, beta = loop.step(step)
             step += 1
-            chosen = clock.after_step(step, d, device)
+            chosen = clock.after_step(step, ranks, device)
             if chosen is not None:
                 loop.choose(chosen, clock)
             halt = stop.signalled  # read once a step, so the last record and checkpoint agree
@@ -366,9 +366,9 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
             f"holds that step (continue with --resume --out {out})",
             file=sys.stderr,
         )
-    elif d.main:
+    elif ranks.main:
         save_weights(out / RUN_FILES["weights"], model, config.to_dict())
-    if d.world > 1:
+    if ranks.world > 1:
         torch.distributed.barrier()  # the run directory is complete before anyone returns
     return {
         "run_dir": str(out),
@@ -386,10 +386,10 @@ def _train(config, out, resume, device, source, d, t_call) -> dict:
     }
 
 
-def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, d) -> float:
+def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, ranks) -> float:
     """Writes config.json (on resume: with its new --steps) and cuts the metrics log back
     to the checkpoint's step; returns the loop seconds spent before (0 for a new run)."""
-    if not d.main:
+    if not ranks.main:
         return 0.0
     write_json(out / RUN_FILES["config"], config.to_dict())
     if not resume:
@@ -402,33 +402,33 @@ class _Loop:
     """What the loop works with (model, optimiser, feed, log) and its three actions: one
     optimiser step, a chosen budget, and the record and files after a step."""
 
-    def __init__(self, config, model, optimizer, source, step, device, d, out):
+    def __init__(self, config, model, optimizer, source, step, device, ranks, out):
         self.config, self.model, self.optimizer = config, model, optimizer
-        self.device, self.d, self.out = device, d, out
+        self.device, self.ranks, self.out = device, ranks, out
         self.ckpt = out / RUN_FILES["checkpoint"]
         self.log = None  # written by the main process only
-        if d.main:
+        if ranks.main:
             self.log = MetricsLog(
                 out / RUN_FILES["metrics"], config.steps, step, config.frames_per_batch
             )
         self.autocast = _autocast(config, device)
         self.eager = model
-        if d.world > 1:
+        if ranks.world > 1:
             distributed.convert_sync_batchnorm(model)
             ids = [torch.cuda.current_device()] if device.type == "cuda" else None
             self.eager = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.graphs = config.cuda_graphs and device.type == "cuda"
-        if config.cuda_graphs and not self.graphs and d.main:
+        if config.cuda_graphs and not self.graphs and ranks.main:
             print(
                 f"stvae: cuda-graphs needs CUDA; compiling without them on {device.type}",
                 file=sys.stderr,
             )
         mode = "reduce-overhead" if self.graphs else None
         self.forward = _compiled(self.eager, mode) if config.compile else self.eager
-        if self.forward is not self.eager and d.main:
+        if self.forward is not self.eager and ranks.main:
             _announce_compiling(device)
         self.start = step  # the first step of this process (the summary's start_step)
-        self.mine = d.shard(config.batch_videos)
+        self.mine = ranks.shard(config.batch_videos)
         self.noise_shape = (config.batch_videos, config.data.frames, config.model.features)
         # Video k of step s is a pure function of (seed, s, k): resume needs no data state,
         # and any number of ranks splits the same global batch.
@@ -449,7 +449,7 @@ class _Loop:
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step)
         beta = config.beta_at(step)
-        args = (x, beta, eps, self.autocast, optimizer, self.d)
+        args = (x, beta, eps, self.autocast, optimizer, self.ranks)
         if self.graphs:  # the last step's graph outputs (already read) may be overwritten
             torch.compiler.cudagraph_mark_step_begin()
         try:
@@ -522,7 +522,7 @@ def _compile_failed(e: Exception) -> bool:
     return any(t.__module__.startswith(compiler) for t in type(e).__mro__)
 
 
-def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[dict, Tensor]:
+def _forward_backward(forward, x, beta, eps, autocast, optimizer, ranks) -> tuple[dict, Tensor]:
     """Puts the gradients of one batch in place; returns its loss terms averaged over ranks
     (device scalars, for the log) and what went non-finite (int64 []: 0 nothing, 1 the
     loss, 2 a gradient), computed on the device without a host round trip.
@@ -532,7 +532,7 @@ def _forward_backward(forward, x, beta, eps, autocast, optimizer, d) -> tuple[di
     is averaged over ranks and the gradients already are, so every rank sees the same."""
     with autocast:
         terms = forward(x, beta=beta, eps=eps)
-    means = distributed.mean_over_ranks(terms, d)  # the terms themselves in one process
+    means = distributed.mean_over_ranks(terms, ranks)  # the terms themselves in one process
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
