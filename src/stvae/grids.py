@@ -25,7 +25,6 @@ __all__ = [
     "GridRun",
     "GridSpec",
     "GRIDS",
-    "DATASETS",
     "grid",
     "cell_config",
     "table1_cells",
@@ -43,7 +42,6 @@ def table1_kinds() -> tuple[str, ...]:
 GRIDS: dict[str, GridSpec] = {
     name: spec.grid for name, spec in registry.DATASETS.items() if spec.grid is not None
 }
-DATASETS = tuple(GRIDS)
 
 
 @dataclass(frozen=True)
