@@ -15,7 +15,6 @@ Prints a markdown table, a row per run.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ import torch
 from stvae.data import generate
 from stvae.field import redraw_change
 from stvae.model import encode_videos
+from stvae.result import read_result
 from stvae.rundir import load_run
 
 
@@ -35,7 +35,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for run in map(Path, args.runs):
         model, config = load_run(run)
-        field = json.loads((run / "eval.json").read_text())["field"]
+        field = read_result(run / "eval.json").field
+        if field is None:
+            raise SystemExit(f"{run}: its eval.json has no field protocol (sprites runs have)")
         data = generate(config.data.source, args.videos, config.data.frames, 0, "test")
         mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
         v, n, f = mu.shape
