@@ -128,3 +128,10 @@ def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(tmp_pa
     assert scores.static_chance > 0 and 0 <= scores.static_accuracy <= 1 and scores.d_score > 0
     made = make_figures(tmp_path / "run", out=tmp_path / "figs")
     assert "fig2_swap.png" in made
+
+
+def test_a_spec_without_the_words_its_probe_sets_need_is_refused_when_made():
+    with pytest.raises(ValueError, match=r"describe must have the keys \['held', 'images'\]"):
+        DatasetSpec(name="x", channels=1, render=_squares, statics="s", describe={"fit": "?"})
+    chairs_like = {"fit": "views on the grid", "score": "views off it"}
+    DatasetSpec("y", 1, _squares, "s", training_images=False, describe=chairs_like)

@@ -11,11 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DatasetSpec", "GridSpec", "SPLITS", "BETAS", "PAPER_KINDS", "paper_cells"]
+__all__ = [
+    "DatasetSpec",
+    "GridSpec",
+    "SPLITS",
+    "BETAS",
+    "DESCRIBE_KEYS",
+    "PAPER_KINDS",
+    "paper_cells",
+]
 
 # train; test (held out), and its two parts that share no image: test-fit, test-score
 SPLITS = ("train", "test", "test-fit", "test-score")
 
+
+# the words a spec's ``describe`` gives, by whether its probes fit on training images
+DESCRIBE_KEYS = {True: frozenset({"images", "held"}), False: frozenset({"fit", "score"})}
 
 BETAS = (1.0, 2.0, 4.0)  # the paper's betas (section 4.4)
 PAPER_KINDS = ("hierarchical", "slow", "vae")  # the models of the paper's Tables 1-3
@@ -73,8 +84,19 @@ class DatasetSpec:
     # images, the linear one on held-out half A, both scored on held-out half B) or, where
     # the held-out classes are the classes themselves (chairs), held-out views only
     training_images: bool = True
-    describe: dict[str, str] = field(default_factory=dict)  # the probe sets, in words
+    # the probe sets in words, for eval.json and the reports (DESCRIBE_KEYS): with
+    # training images, "images" (what they are, plural) and "held" (the held-out ones,
+    # with {} for the half, A or B); without, "fit" and "score" (each set's videos)
+    describe: dict[str, str] = field(default_factory=dict)
     load: Callable[[str, str | None], Any] = _nothing
     on_device: Callable[..., Any] | None = None
     judge: bool = False  # a judge classifier of swapped codes exists (stvae.judge)
     grid: GridSpec | None = None  # its grid of Tables 1-3, if it has one
+
+    def __post_init__(self) -> None:
+        want = DESCRIBE_KEYS[self.training_images]
+        if set(self.describe) != want:
+            raise ValueError(
+                f"dataset {self.name}: describe must have the keys {sorted(want)} "
+                f"(training_images={self.training_images}); got {sorted(self.describe)}"
+            )
