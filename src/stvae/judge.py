@@ -128,11 +128,12 @@ def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
     decay = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 4], 0.1)
     with ThreadPoolExecutor(1) as ahead:  # the next batch is drawn while this one trains
-        batches = [ahead.submit(_clips, seed, frames, batch, s) for s in range(min(2, steps))]
+        drawn = ahead.submit(_clips, seed, frames, batch, 0)
         for step in range(steps):
-            if step + 2 < steps:
-                batches.append(ahead.submit(_clips, seed, frames, batch, step + 2))
-            _train_step(judge, opt, batches.pop(0).result())
+            data = drawn.result()
+            if step + 1 < steps:
+                drawn = ahead.submit(_clips, seed, frames, batch, step + 1)
+            _train_step(judge, opt, data)
             decay.step()
     if path is not None:
         with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
