@@ -1,5 +1,7 @@
 """The sprites judge: it reads real held-out clips, and judges an oracle's swaps as real."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +78,65 @@ def test_drawing_the_next_batch_ahead_trains_the_judge_a_sequential_loop_trains(
         decay.step()
     for (name, g), w in zip(got.state_dict().items(), want.state_dict().values(), strict=True):
         assert torch.equal(g, w), name
+
+
+def _digest(judge) -> str:
+    import hashlib
+
+    state = judge.state_dict()
+    return hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
+
+
+ASK = """
+from stvae.judge import _trained_judge
+from tests.test_judge import _digest
+print("asking", flush=True)
+print(_digest(_trained_judge(5, 4, 8, 2)))
+"""
+
+
+def test_a_process_asking_for_the_judge_while_another_makes_it_waits_and_reads_it(
+    tmp_path, monkeypatch
+):
+    """Parallel runs evaluating on sprites train the judge once: a process that asks for
+    it while another holds its entry waits, then reads what the other made (here: a judge
+    that was never trained, which no training gives)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from stvae import judge as judge_module
+    from stvae.cache import cache_dir, one_maker
+    from stvae.checkpoint import save_weights
+
+    monkeypatch.setenv("STVAE_CACHE", str(tmp_path))
+    folder = cache_dir("judge", judge_module.__file__, sp.__file__)
+    name = "s5-n4-8x2.safetensors"
+    torch.manual_seed(123)
+    made = judge_module.Judge()
+    with one_maker(folder, name):
+        asker = subprocess.Popen(
+            [sys.executable, "-c", ASK],
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert asker.stdout.readline().strip() == "asking"
+        time.sleep(1.0)  # unlocked, it would find nothing now and train (8 tiny steps)
+        save_weights(folder / name, made, {"seed": 5})
+    out, _ = asker.communicate(timeout=120)
+    assert asker.returncode == 0
+    assert out.strip() == _digest(made)
+
+
+def test_without_a_writable_cache_there_is_no_lock_and_no_error(tmp_path):
+    from stvae.cache import one_maker
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for folder in (None, blocked / "judge"):  # off; a folder that cannot be made
+        with one_maker(folder, "x.safetensors"):
+            pass
+    assert blocked.read_text() == ""

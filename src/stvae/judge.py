@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stvae.cache import cache_dir
+from stvae.cache import cache_dir, one_maker
 from stvae.checkpoint import load_weights, save_weights
 from stvae.data import generate, to_tensor
 from stvae.data import sprites as sp
@@ -117,12 +117,22 @@ def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
 @cache
 def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
     folder = cache_dir("judge", __file__, sp.__file__)
-    path = None if folder is None else folder / f"s{seed}-n{frames}-{steps}x{batch}.safetensors"
-    judge = Judge()
-    if path is not None and path.exists():
-        with contextlib.suppress(StvaeError):  # damaged: trained again and replaced
-            load_weights(path, judge)
-            return judge.eval()
+    name = f"s{seed}-n{frames}-{steps}x{batch}.safetensors"
+    with one_maker(folder, name):  # processes asking at once: one trains, the rest read
+        if folder is not None and (folder / name).exists():
+            judge = Judge()
+            with contextlib.suppress(StvaeError):  # damaged: trained again and replaced
+                load_weights(folder / name, judge)
+                return judge.eval()
+        judge = _train(seed, frames, steps, batch)
+        if folder is not None:
+            with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
+                folder.mkdir(parents=True, exist_ok=True)
+                save_weights(folder / name, judge, {"seed": seed, "frames": frames, "steps": steps})
+    return judge.eval()
+
+
+def _train(seed: int, frames: int, steps: int, batch: int) -> Judge:
     torch.manual_seed(seed)
     judge = Judge()
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
@@ -137,11 +147,7 @@ def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
                 drawn = ahead.submit(_clips, seed, frames, batch, step + 1)
             _train_step(judge, opt, data)
             decay.step()
-    if path is not None:
-        with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
-            folder.mkdir(parents=True, exist_ok=True)
-            save_weights(path, judge, {"seed": seed, "frames": frames, "steps": steps})
-    return judge.eval()
+    return judge
 
 
 @torch.no_grad()
