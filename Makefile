@@ -28,11 +28,18 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/stvae train --preset cpu --model hierarchical --data bouncing-mnist --time-budget 10m --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
+# The tests run on every core at once, one pytest worker a core (pytest-xdist), each on one
+# thread: two multi-threaded torch processes on the same cores slow each other several-fold.
+# The tests that need the sprites judge share a worker, which trains it once.
+# TEST_WORKERS=0 runs them all in one process (still one thread).
+TEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" --durations=10
+	$(PYTEST) -m "not slow" --durations=10
 
 test-all: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -7,10 +7,16 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def chair_cache(tmp_path_factory):
-    """Rendered chair views go to a folder of this test session, not the user's cache (and
-    every test that meets a chair renders it once); subprocesses inherit it."""
+    """Rendered chair views and the sprites judge go to a folder of this test session, not
+    the user's cache (each chair is rendered once, the judge trained once); subprocesses
+    inherit it, and the workers of `pytest -n` share it (stvae.cache makes an entry once)."""
     before = os.environ.get("STVAE_CACHE")
-    os.environ["STVAE_CACHE"] = str(tmp_path_factory.mktemp("stvae-cache"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's folder is in the session's
+        folder = tmp_path_factory.getbasetemp().parent / "stvae-cache"
+        folder.mkdir(exist_ok=True)
+    else:
+        folder = tmp_path_factory.mktemp("stvae-cache")
+    os.environ["STVAE_CACHE"] = str(folder)
     yield
     if before is None:
         os.environ.pop("STVAE_CACHE", None)

@@ -67,6 +67,7 @@ def test_with_prior_takes_only_the_named_features_and_leaves_the_codes_alone():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("judge")  # one worker trains the judge, then reuses it
 def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatch):
     data = generate("sprites", 64, JUDGE_FRAMES, [11], "test-score")
     codes = oracle_codes(data)

@@ -35,6 +35,7 @@ def oracle_codes(data: dict) -> np.ndarray:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("judge")  # one worker trains the judge, then reuses it
 def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     judge = train_judge()
     assert train_judge(0) is judge  # one judge per process, however the call is spelled

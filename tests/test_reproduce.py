@@ -465,6 +465,7 @@ def test_the_grid_continues_runs_killed_mid_checkpoint_or_before_one(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("judge")  # one worker trains the judge, then reuses it
 def test_sprites_grid_reports_each_attribute(tmp_path, monkeypatch, small_probe_sets):
     # clips of the judge's own length: one judge for the suite (tests/test_judge.py)
     tiny = TrainConfig(model=ModelConfig(), data=DataConfig(frames=8), steps=2, batch_videos=2)

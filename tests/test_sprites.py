@@ -127,6 +127,7 @@ def test_deterministic_and_shaped():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("judge")  # one worker trains the judge, then reuses it
 def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path, capsys, small_probe_sets):
     from stvae.checkpoint import read_json
     from stvae.cli import main

@@ -92,3 +92,17 @@ def test_a_slow_test_is_marked_so_and_ci_runs_every_tier():
     assert "make test-all" in (ROOT / ".ci" / "run").read_text()
     # a tier selector that matched nothing would pass vacuously: the quick tier has tests
     assert sum(len(_quick_tests(p)) for p in TESTS.glob("test_*.py")) > 100
+
+
+def test_the_judges_tests_share_a_worker():
+    """`make test` runs the tests on several workers; the tests that need the sprites judge
+    are one group, which the Makefile's `--dist loadgroup` keeps on one worker (without it
+    the group means nothing, and a worker waits for another's judge)."""
+    make = (ROOT / "Makefile").read_text()
+    pytest_line = make.split("\nPYTEST :=")[1].split("\n")[0]
+    assert "OMP_NUM_THREADS=1" in make.split("\nPYTEST :=")[0].split("\n")[-1] + pytest_line
+    assert "-n $(TEST_WORKERS)" in pytest_line and "--dist loadgroup" in pytest_line
+    for target in ("test", "test-all"):
+        assert "$(PYTEST)" in make.split(f"\n{target}:")[1].split("\n\n")[0]
+    grouped = [p for p in TESTS.glob("test_*.py") if 'xdist_group("judge")' in p.read_text()]
+    assert len(grouped) >= 4  # judge, field, sprites, reproduce
