@@ -76,7 +76,7 @@ def run(name: str, out: Path) -> dict:
         "commit": commit,
         "wall_s": wall,
         "final": summary["final"],
-        **score,
+        **score.to_dict(),  # its eval.json layout: d_score, the sets, the accuracies
     }
 
 

@@ -44,8 +44,8 @@ def main() -> None:
         r = disentanglement(mu, static, temporal, 0, probe=args.probe, split=split, workers=workers)
         seconds[workers] = time.perf_counter() - t
         print(
-            f"{args.probe} probe, static target {name}, {r['division']} divisions: "
-            f"{workers} process(es) {seconds[workers]:.1f} s, d-score {r['d_score']:.4f}"
+            f"{args.probe} probe, static target {name}, {r.division} divisions: "
+            f"{workers} process(es) {seconds[workers]:.1f} s, d-score {r.d_score:.4f}"
         )
     print(f"speed-up {seconds[1] / seconds[args.workers]:.2f}x with {args.workers} processes")
 

@@ -54,7 +54,7 @@ def test_every_snapshot_is_scored_and_the_last_point_is_evaluate_of_the_final_we
     assert last["d_score_rbf"] == ev.d_score("rbf") and last["d_score"] == ev.d_score("linear")
     assert last["static_accuracy_rbf"] == ev.static_accuracy("rbf")
     rbf = ev.first("rbf").disentanglement
-    assert last["temporal_from_temporal_rbf"] == rbf["temporal_acc_from_temporal"]
+    assert last["temporal_from_temporal_rbf"] == rbf.temporal_acc_from_temporal
     assert last["elbo_negative_elbo"] == ev.elbo["negative_elbo"]
     # the authors' protocol fits on training digits: held out, it is evaluate's own number
     assert last["static_held_out_rbf"] == ev.static_accuracy("rbf")

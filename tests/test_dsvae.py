@@ -178,7 +178,7 @@ def test_encode_evaluate_and_figures_run_on_it(tmp_path):
     feats = encode_run(run, data)
     assert feats["mu"].shape == (8, 4, 4) and int(feats["static_features"]) == 2
     ev = evaluate_run(run, data)
-    assert ev.model == "dsvae" and ev.first("linear").disentanglement["division"] == "model"
+    assert ev.model == "dsvae" and ev.first("linear").disentanglement.division == "model"
     assert {"d_score", "d_score_rbf", "static_accuracy_rbf"} <= set(ev.to_dict())
     made = make_figures(run, out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").exists()

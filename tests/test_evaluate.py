@@ -44,10 +44,10 @@ def factors():
 def test_true_factors_score_near_the_ceiling_with_the_model_division(factors):
     digit, cell, static, temporal = factors
     r = disentanglement(np.concatenate([static, temporal], -1), digit, cell, static_features=2)
-    assert r["static_acc_from_static"] > 0.95 and r["temporal_acc_from_temporal"] > 0.95
-    assert r["ceiling"] == pytest.approx(np.sqrt(90))
-    assert r["d_score"] > 0.85 * r["ceiling_this_balance"]
-    assert r["division"] == "model"
+    assert r.static_acc_from_static > 0.95 and r.temporal_acc_from_temporal > 0.95
+    assert r.ceiling == pytest.approx(np.sqrt(90))
+    assert r.d_score > 0.85 * r.ceiling_this_balance
+    assert r.division == "model"
 
 
 def test_best_division_is_found_for_baselines(factors):
@@ -57,10 +57,10 @@ def test_best_division_is_found_for_baselines(factors):
     # order: temporal, noise, static -> the static set must be the last two features
     feats = np.concatenate([temporal, noise, static], -1)
     r = disentanglement(feats, digit, cell, static_features=0)
-    assert r["static_set"] in ([3, 4], [2, 3, 4])
-    assert set(r["temporal_set"]) >= {0, 1}
-    assert r["division"] == "best of 30"
-    assert r["d_score"] > 0.8 * r["ceiling_this_balance"]
+    assert r.static_set in ([3, 4], [2, 3, 4])
+    assert set(r.temporal_set) >= {0, 1}
+    assert r.division == "best of 30"
+    assert r.d_score > 0.8 * r.ceiling_this_balance
 
 
 @pytest.mark.parametrize("probe", ["linear", "rbf"])
@@ -70,7 +70,7 @@ def test_a_baselines_fits_in_parallel_processes_equal_one_process(factors, probe
     feats = np.concatenate([temporal, noise, static], -1)  # 30 divisions, 120 fits
     one = disentanglement(feats, digit, cell, probe=probe, workers=1)
     two = disentanglement(feats, digit, cell, probe=probe, workers=2)
-    assert one == two and one["division"] == "best of 30"
+    assert one == two and one.division == "best of 30"
 
 
 def test_probe_workers_come_from_the_environment(monkeypatch):
@@ -86,10 +86,10 @@ def test_probe_workers_come_from_the_environment(monkeypatch):
 def test_noise_scores_near_one(factors):
     digit, cell, _, _ = factors
     noise = np.random.default_rng(2).standard_normal((V, N, 4))
-    assert disentanglement(noise, digit, cell, static_features=2)["d_score"] == pytest.approx(
+    assert disentanglement(noise, digit, cell, static_features=2).d_score == pytest.approx(
         1, abs=0.3
     )
-    assert disentanglement(noise, digit, cell, static_features=0)["d_score"] < 1.6
+    assert disentanglement(noise, digit, cell, static_features=0).d_score < 1.6
 
 
 def test_entangled_features_score_low(factors):
@@ -98,7 +98,7 @@ def test_entangled_features_score_low(factors):
         [static[..., :1] + temporal[..., :1], static[..., 1:] + temporal[..., 1:]], -1
     )
     both = np.concatenate([mixed, mixed], -1)
-    assert disentanglement(both, digit, cell, static_features=2)["d_score"] < 1.5
+    assert disentanglement(both, digit, cell, static_features=2).d_score < 1.5
 
 
 def test_probe_accuracies_equal_a_direct_scikit_learn_computation(factors):
@@ -160,8 +160,8 @@ def test_evaluate_run_writes_eval_json(tmp_path):
     assert on_disk["disentanglement"]["d_score"] == ev.d_score("linear")
     assert on_disk["disentanglement_rbf"]["d_score"] == ev.d_score("rbf")
     linear, rbf = ev.first("linear"), ev.first("rbf")
-    assert linear.disentanglement["division"] == "best of 6"
-    assert rbf.disentanglement["probe"] == "rbf"
+    assert linear.disentanglement.division == "best of 6"
+    assert rbf.disentanglement.probe == "rbf"
     assert {"reconstruction", "kl_temporal", "negative_elbo"} <= set(ev.elbo)
     assert set(linear.static_in_temporal) == {"centred", "video_mean"}
     assert rbf.static_in_temporal is None  # read with the linear probe only
@@ -186,10 +186,8 @@ def test_evaluate_run_writes_eval_json(tmp_path):
         assert sets["image_overlap"] == 0.0
         assert sets["fit_videos"] == sets["score_videos"] == 256
     assert "training digit images" in ev.probe_sets["rbf"]["fit"]
-    chosen = ev.first("linear").disentanglement["chosen_on_fit"]
-    assert (
-        chosen["d_score"] <= ev.d_score("linear") + 1e-12
-    )  # the headline maximises on scored data
+    chosen = ev.first("linear").disentanglement.chosen_on_fit
+    assert chosen.d_score <= ev.d_score("linear") + 1e-12  # the headline maximises on scored data
     with pytest.raises(StvaeError, match="probe must be one of"):
         evaluate_run(tmp_path / "run", probe="kernel")
 
@@ -251,14 +249,12 @@ def test_a_ring_code_is_read_by_the_kernel_probe_and_not_by_the_linear_one():
     feats = np.concatenate([ring, temporal], -1)
     linear = disentanglement(feats, digit, cell, static_features=2)
     kernel = disentanglement(feats, digit, cell, static_features=2, probe="rbf")
-    assert kernel["static_acc_from_static"] > 0.95
-    assert linear["static_acc_from_static"] < 0.45  # chance is about 0.25
-    assert (
-        kernel["temporal_acc_from_temporal"] > 0.95 and linear["temporal_acc_from_temporal"] > 0.95
-    )
-    assert kernel["d_score"] > 1.5 * linear["d_score"]
+    assert kernel.static_acc_from_static > 0.95
+    assert linear.static_acc_from_static < 0.45  # chance is about 0.25
+    assert kernel.temporal_acc_from_temporal > 0.95 and linear.temporal_acc_from_temporal > 0.95
+    assert kernel.d_score > 1.5 * linear.d_score
     acc = static_accuracy(feats, digit, 2, probe="rbf")["static_accuracy"]
-    assert acc == kernel["static_acc_from_static"]
+    assert acc == kernel.static_acc_from_static
 
 
 def test_baselines_report_the_division_chosen_without_the_scored_videos(factors):
@@ -266,10 +262,10 @@ def test_baselines_report_the_division_chosen_without_the_scored_videos(factors)
     noise = np.random.default_rng(4).standard_normal((V, N, 1))
     feats = np.concatenate([temporal, noise, static], -1)
     r = disentanglement(feats, digit, cell, static_features=0)
-    chosen = r["chosen_on_fit"]
-    assert set(chosen["static_set"]) >= {3, 4} and set(chosen["temporal_set"]) >= {0, 1}
-    assert chosen["d_score"] <= r["d_score"]
-    assert "chosen_on_fit" not in disentanglement(feats, digit, cell, static_features=2)
+    chosen = r.chosen_on_fit
+    assert set(chosen.static_set) >= {3, 4} and set(chosen.temporal_set) >= {0, 1}
+    assert chosen.d_score <= r.d_score
+    assert disentanglement(feats, digit, cell, static_features=2).chosen_on_fit is None
 
 
 def test_order_task_shows_ordered_and_shuffled_triplets():
@@ -292,9 +288,9 @@ def test_chairs_score_uses_the_order_task(factors):
     digit, _, static, temporal = factors
     feats = np.concatenate([static, temporal], -1)
     r = disentanglement(feats, digit, None, static_features=2, temporal_task="order")
-    assert r["temporal_task"] == "order" and r["ceiling"] == pytest.approx(np.sqrt(20))
-    assert r["static_acc_from_static"] > 0.95
-    assert 0.35 < r["temporal_acc_from_static"] < 0.65  # the digit says nothing about order
+    assert r.temporal_task == "order" and r.ceiling == pytest.approx(np.sqrt(20))
+    assert r.static_acc_from_static > 0.95
+    assert 0.35 < r.temporal_acc_from_static < 0.65  # the digit says nothing about order
 
 
 def test_order_aware_probe_reads_order_that_the_concatenation_cannot(factors):
@@ -313,7 +309,7 @@ def test_order_aware_probe_reads_order_that_the_concatenation_cannot(factors):
     np.testing.assert_array_equal(x[:, 0] > 0, y == 1)  # (z2 - z1)(z3 - z2) > 0 iff ordered
     paper = disentanglement(feats, digit, None, 2, temporal_task="order")
     aware = disentanglement(feats, digit, None, 2, temporal_task="order", order_probe="between")
-    assert paper["order_probe"] == "concat" and aware["order_probe"] == "between"
+    assert paper.order_probe == "concat" and aware.order_probe == "between"
     memo: dict = {}  # as evaluate_run shares it: same results, static probes fitted once
     assert disentanglement(feats, digit, None, 2, temporal_task="order", memo=memo) == paper
     fitted = len(memo)
@@ -321,11 +317,11 @@ def test_order_aware_probe_reads_order_that_the_concatenation_cannot(factors):
         feats, digit, None, 2, temporal_task="order", order_probe="between", memo=memo
     )
     assert shared == aware and len(memo) == fitted + 2  # only the two temporal probes
-    assert paper["temporal_acc_from_temporal"] < 0.65
-    assert aware["temporal_acc_from_temporal"] > 0.9
+    assert paper.temporal_acc_from_temporal < 0.65
+    assert aware.temporal_acc_from_temporal > 0.9
     # (the paper probe's score is not near 1: at chance on order, the temporal set still
     # gets a_t = 0.5 / (digit accuracy from it), about 5 here; eq 19 rewards ignorance)
-    assert aware["d_score"] > 1.3 * paper["d_score"]
+    assert aware.d_score > 1.3 * paper.d_score
     with pytest.raises(StvaeError, match="order probe must be"):
         order_task(V, N, seed=0, probe="rbf")
 

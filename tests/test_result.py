@@ -7,26 +7,29 @@ import pytest
 from stvae.cli import main
 from stvae.errors import StvaeError
 from stvae.grids import GridRun
+from stvae.probes import Eq19
 from stvae.reproduce import result_row
 from stvae.result import EvalResult, Scores, read_result
 
 
 def _eq19(d_score, static_set=(0,), temporal_set=(1,)):
     """A result of probes.disentanglement with the fields the readers take."""
-    return {
-        "d_score": d_score,
-        "division": "model",
-        "static_set": list(static_set),
-        "temporal_set": list(temporal_set),
-        "ceiling": 9.0,
-        "ceiling_this_balance": 8.9,
-        "static_acc_from_static": 0.6,
-        "static_acc_from_temporal": 0.1,
-        "temporal_acc_from_static": 0.12,
-        "temporal_acc_from_temporal": 0.9,
-        "static_chance": 0.1,
-        "temporal_chance": 0.11,
-    }
+    return Eq19.from_dict(
+        {
+            "d_score": d_score,
+            "division": "model",
+            "static_set": list(static_set),
+            "temporal_set": list(temporal_set),
+            "ceiling": 9.0,
+            "ceiling_this_balance": 8.9,
+            "static_acc_from_static": 0.6,
+            "static_acc_from_temporal": 0.1,
+            "temporal_acc_from_static": 0.12,
+            "temporal_acc_from_temporal": 0.9,
+            "static_chance": 0.1,
+            "temporal_chance": 0.11,
+        }
+    )
 
 
 def _result(attributes=None, options=None):
@@ -86,7 +89,33 @@ def test_the_file_comes_back_whole_and_the_headline_is_the_attributes_mean(attri
         assert d["d_score"] == pytest.approx(3.0) and d["d_score_rbf"] == pytest.approx(4.0)
         assert d["static_accuracy"] == pytest.approx(0.6)
         assert "disentanglement" not in d
-    assert ev.first("linear").disentanglement["d_score"] == 2.0
+    assert ev.first("linear").disentanglement.d_score == 2.0
+
+
+def test_eq19s_layout_is_the_one_committed_eval_json_files_hold():
+    """The typed eq-19 result reads and writes the layout of the eval.json files already
+    written (the paper-schedule run's, the sprites runs': baselines with chosen_on_fit,
+    models with their own division), key for key."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    seen = 0
+
+    def walk(node):
+        nonlocal seen
+        if isinstance(node, dict):
+            if "d_score" in node and "ceiling" in node and "division" in node:
+                assert Eq19.from_dict(node).to_dict() == node
+                seen += 1
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in [*root.glob("docs/results/**/*eval.json"), *root.glob("pretrained/*/eval.json")]:
+        walk(json.loads(path.read_text()))
+    assert seen >= 20
 
 
 def test_a_grid_row_reads_the_typed_result():

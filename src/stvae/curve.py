@@ -109,9 +109,9 @@ def _headline(ev: EvalResult) -> dict:
         first = ev.first(p) if ev.attributes is None else None
         d = first.disentanglement if first is not None else None
         if d:
-            out[f"temporal_from_temporal{sfx}"] = d["temporal_acc_from_temporal"]
-            out[f"temporal_from_static{sfx}"] = d["temporal_acc_from_static"]
-            out[f"static_from_temporal{sfx}"] = d["static_acc_from_temporal"]
+            out[f"temporal_from_temporal{sfx}"] = d.temporal_acc_from_temporal
+            out[f"temporal_from_static{sfx}"] = d.temporal_acc_from_static
+            out[f"static_from_temporal{sfx}"] = d.static_acc_from_temporal
     for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
     return out

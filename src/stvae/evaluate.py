@@ -331,7 +331,7 @@ def _static_scores(
                 between = disentanglement(
                     mu, static, None, k, temporal_task="order", order_probe="between", **common
                 )
-            leak = static_in_temporal(mu, static, d["temporal_set"], seed, split)
+            leak = static_in_temporal(mu, static, d.temporal_set, seed, split)
     acc = static_accuracy(mu, static, k, seed, p, split)
     return Scores(
         static_accuracy=acc["static_accuracy"],
@@ -417,7 +417,7 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
     else:  # a baseline: the division evaluate chose for the first attribute
         scores = result.first("linear") or result.first("rbf")
         d = scores.disentanglement if scores is not None else None
-        division = (d["static_set"], d["temporal_set"]) if d else None
+        division = d.sets if d else None
     try:
         if division is None:
             raise NotImplementedError("no division of its features was chosen")

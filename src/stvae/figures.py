@@ -42,20 +42,12 @@ def division(run_dir: Path, config, mu: np.ndarray, data: dict) -> tuple[list, l
         scores = read_result(run_dir / "eval.json").first("linear", first)
         d = scores.disentanglement if scores is not None else None
         if d:
-            return (
-                d["static_set"],
-                d["temporal_set"],
-                f"baseline: the division evaluate found{which}",
-            )
+            return (*d.sets, f"baseline: the division evaluate found{which}")
     spec = config.data.spec
     task = spec.temporal_task if spec is not None else "labels"
     if statics and ("temporal_labels" in data or task == "order"):
         d = disentanglement(mu, statics[first], data.get("temporal_labels"), 0, 0, task)
-        return (
-            d["static_set"],
-            d["temporal_set"],
-            f"baseline: the best division on this data{which}",
-        )
+        return (*d.sets, f"baseline: the best division on this data{which}")
     half = max(1, f // 2)
     return list(range(half)), list(range(half, f)), "baseline, no labels: first half vs rest"
 

@@ -1,5 +1,6 @@
 """Probes of learned features: the disentanglement score of eq 19 and Tables 2-3, as pure
-functions of arrays (features [V, N, F], labels, seed) that return dicts of named numbers.
+functions of arrays (features [V, N, F], labels, seed) that return named numbers (eq 19:
+an :class:`Eq19`, the one place its keys are spelled).
 
 Two probes, each a classifier fitted on the frames of some videos and scored on the
 frames of others (every frame, or for the chairs' order task every frame triplet, is one
@@ -25,11 +26,13 @@ video indices); :func:`video_split` halves one set at random when there is no ot
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -50,6 +53,8 @@ __all__ = [
     "order_task",
     "between_features",
     "disentanglement",
+    "Division",
+    "Eq19",
     "static_in_temporal",
     "static_accuracy",
     "feature_subsets",
@@ -253,6 +258,92 @@ def _divisions(f: int, static_features: int) -> list[tuple[int, ...]]:
     return [c for k in range(1, f) for c in itertools.combinations(range(f), k)]
 
 
+@dataclass(frozen=True)
+class Division:
+    """Eq 19 for one division of the features: its score, the two sets (feature indices)
+    and the four probe accuracies of a_s and a_t."""
+
+    d_score: float
+    static_set: list[int]
+    temporal_set: list[int]
+    static_acc_from_static: float
+    temporal_acc_from_static: float
+    temporal_acc_from_temporal: float
+    static_acc_from_temporal: float
+
+    @property
+    def sets(self) -> tuple[list[int], list[int]]:
+        """(static set, temporal set)."""
+        return self.static_set, self.temporal_set
+
+    @property
+    def accuracies(self) -> dict[str, float]:
+        """The four accuracies by name (``<target>_acc_from_<factor>``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Division)[3:]}
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Division)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Division:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(Division)})
+
+
+@dataclass(frozen=True)
+class Eq19(Division):
+    """What :func:`disentanglement` returns: the scored division and how it was found.
+
+    ``division``: "model" (the kind's own) or "best of N" (a baseline, every division
+    tried); ``chosen_on_fit``: a baseline's division chosen on the fitting videos alone;
+    ``static_chance`` / ``temporal_chance``: a blind probe's accuracies; ``ceiling``: the
+    top score with balanced classes, ``ceiling_this_balance`` with this data's balance;
+    ``order_probe`` / ``order_picks``: the chairs' order task's settings (None for
+    labels). :meth:`to_dict` is eval.json's layout of it (docs/design.md)."""
+
+    probe: str = "linear"
+    division: str = "model"
+    temporal_task: str = "labels"
+    static_chance: float = 0.0
+    temporal_chance: float = 0.0
+    ceiling: float = 0.0
+    ceiling_this_balance: float = 0.0
+    order_probe: str | None = None
+    order_picks: str | None = None
+    chosen_on_fit: Division | None = None
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.chosen_on_fit is not None:
+            out["chosen_on_fit"] = self.chosen_on_fit.to_dict()
+        out.update(probe=self.probe, division=self.division, temporal_task=self.temporal_task)
+        if self.order_probe is not None:
+            out.update(order_probe=self.order_probe, order_picks=self.order_picks)
+        out.update(
+            static_chance=self.static_chance,
+            temporal_chance=self.temporal_chance,
+            ceiling=self.ceiling,
+            ceiling_this_balance=self.ceiling_this_balance,
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Eq19:
+        chosen = d.get("chosen_on_fit")
+        return cls(
+            **Division.from_dict(d).to_dict(),
+            probe=d.get("probe", "linear"),
+            division=d["division"],
+            temporal_task=d.get("temporal_task", "labels"),
+            static_chance=d["static_chance"],
+            temporal_chance=d["temporal_chance"],
+            ceiling=d["ceiling"],
+            ceiling_this_balance=d["ceiling_this_balance"],
+            order_probe=d.get("order_probe"),
+            order_picks=d.get("order_picks"),
+            chosen_on_fit=None if chosen is None else Division.from_dict(chosen),
+        )
+
+
 def disentanglement(  # long: eq 19's closures share one memo of fitted probes over every division
     features: np.ndarray,
     static_labels: np.ndarray,
@@ -267,7 +358,7 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
     order_picks: str = "any",
     static_key: str = "",
     workers: int | None = None,
-) -> dict:
+) -> Eq19:
     """The disentanglement score of eq 19.
 
     features: [V, N, F]; static_labels: [V] or [V, N] (the digit, the chair).
@@ -345,17 +436,17 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
         a_t = acc(t_idx, "temporal", where) / max(acc(t_idx, "static", where), 1e-12)
         return math.sqrt(a_s * a_t)
 
-    def described(s_idx: tuple[int, ...]) -> dict:
+    def described(s_idx: tuple[int, ...]) -> Division:
         t_idx = tuple(i for i in range(f) if i not in s_idx)
-        return {
-            "d_score": score_of(s_idx),
-            "static_set": list(s_idx),
-            "temporal_set": list(t_idx),
-            "static_acc_from_static": acc(s_idx, "static"),
-            "temporal_acc_from_static": acc(s_idx, "temporal"),
-            "temporal_acc_from_temporal": acc(t_idx, "temporal"),
-            "static_acc_from_temporal": acc(t_idx, "static"),
-        }
+        return Division(
+            d_score=score_of(s_idx),
+            static_set=list(s_idx),
+            temporal_set=list(t_idx),
+            static_acc_from_static=acc(s_idx, "static"),
+            temporal_acc_from_static=acc(s_idx, "temporal"),
+            temporal_acc_from_temporal=acc(t_idx, "temporal"),
+            static_acc_from_temporal=acc(t_idx, "static"),
+        )
 
     divisions = _divisions(f, static_features)
     if len(divisions) > 1:  # a baseline: every subset is fitted for both targets; at once
@@ -369,26 +460,25 @@ def disentanglement(  # long: eq 19's closures share one memo of fitted probes o
         found = _fit_all((job(*w) for w in wanted), len(wanted), workers)
         cache.update({key_of(*w): a for w, a in zip(wanted, found, strict=True)})
     best = described(max(divisions, key=score_of))
+    chosen = None
     if not static_features:
-        chosen = max(divisions, key=lambda s: score_of(s, "fit"))
-        best["chosen_on_fit"] = described(chosen)
-    return {
-        **best,
-        "probe": probe,
-        "division": "model" if static_features else f"best of {len(divisions)}",
-        "temporal_task": temporal_task,
-        **(
-            {"order_probe": order_probe, "order_picks": order_picks}
-            if temporal_task == "order"
-            else {}
-        ),
-        "static_chance": chance["static"],
-        "temporal_chance": chance["temporal"],
+        chosen = described(max(divisions, key=lambda s: score_of(s, "fit")))
+    order = temporal_task == "order"
+    return Eq19(
+        **best.to_dict(),
+        probe=probe,
+        division="model" if static_features else f"best of {len(divisions)}",
+        temporal_task=temporal_task,
+        static_chance=chance["static"],
+        temporal_chance=chance["temporal"],
         # Perfect probes with balanced classes: sqrt(K_t * K_s); with the class balance
         # of this data, a blind probe does better than 1/K, so the reachable top is lower.
-        "ceiling": math.sqrt(classes["static"] * classes["temporal"]),
-        "ceiling_this_balance": math.sqrt(1.0 / chance["static"] * 1.0 / chance["temporal"]),
-    }
+        ceiling=math.sqrt(classes["static"] * classes["temporal"]),
+        ceiling_this_balance=math.sqrt(1.0 / chance["static"] * 1.0 / chance["temporal"]),
+        order_probe=order_probe if order else None,
+        order_picks=order_picks if order else None,
+        chosen_on_fit=chosen,
+    )
 
 
 def static_in_temporal(

@@ -40,7 +40,7 @@ from stvae.evaluate import evaluate_run
 from stvae.grids import BETAS, GRIDS, GridRun, GridSpec, cell_config, grid
 from stvae.kinds import KINDS
 from stvae.report import report_markdown, report_tables
-from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
+from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores, read_result
 from stvae.train import resume_config, train
 
 __all__ = [
@@ -109,7 +109,7 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
             continue
         row[f"d_score{sfx}"] = ev.d_score(probe)
         row[f"static_accuracy{sfx}"] = ev.static_accuracy(probe)
-        row[f"temporal_chance{sfx}"] = first.disentanglement["temporal_chance"]
+        row[f"temporal_chance{sfx}"] = first.disentanglement.temporal_chance
         if probe in ev.probe_sets:
             row[f"image_overlap{sfx}"] = ev.probe_sets[probe]["image_overlap"]
         if ev.attributes is not None:  # sprites: one score per static attribute
@@ -118,7 +118,7 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
                     "d_score": s.d_score,
                     "static_accuracy": s.static_accuracy,
                     "static_chance": s.static_chance,
-                    **_accuracies(s.disentanglement),
+                    **s.disentanglement.accuracies,
                 }
                 for name, s in ev.targets[probe].items()
             }
@@ -128,9 +128,9 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
     d = first.disentanglement
     row.update(
         {
-            "division": d["division"],
-            "ceiling": d["ceiling"],
-            "ceiling_this_balance": d["ceiling_this_balance"],
+            "division": d.division,
+            "ceiling": d.ceiling,
+            "ceiling_this_balance": d.ceiling_this_balance,
             "negative_elbo": ev.elbo["negative_elbo"],
             "wall_s": wall_s,
             **{k: v for k, v in (how or {}).items() if k in HOW},
@@ -144,8 +144,8 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         row["field"] = ev.field
     between = first.order_between if ev.attributes is None else None
     if between:
-        row["d_score_order_between"] = between["d_score"]
-        row["accuracies_order_between"] = _accuracies(between)
+        row["d_score_order_between"] = between.d_score
+        row["accuracies_order_between"] = between.accuracies
     return row
 
 
@@ -158,52 +158,54 @@ def _sizes(run: GridRun) -> dict:
     return out
 
 
-def _accuracies(d: dict) -> dict:
-    """The four accuracies of eq 19 (static/temporal target from static/temporal features)."""
-    return {k: v for k, v in d.items() if "_acc_from_" in k}
-
-
 def _single_target(scores: Scores, sfx: str) -> dict:
     """A row's columns for data with one static label: the division and its accuracies."""
     d = scores.disentanglement
     out = {
-        f"static_set{sfx}": d["static_set"],
-        f"temporal_set{sfx}": d["temporal_set"],
-        f"accuracies{sfx}": _accuracies(d),
+        f"static_set{sfx}": d.static_set,
+        f"temporal_set{sfx}": d.temporal_set,
+        f"accuracies{sfx}": d.accuracies,
         f"static_chance{sfx}": scores.static_chance,
     }
-    if "chosen_on_fit" in d:
-        out[f"chosen_on_fit{sfx}"] = {k: d["chosen_on_fit"][k] for k in ("d_score", "static_set")}
+    if d.chosen_on_fit is not None:
+        chosen = d.chosen_on_fit
+        out[f"chosen_on_fit{sfx}"] = {"d_score": chosen.d_score, "static_set": chosen.static_set}
     return out
 
 
-def _current(found: dict, dataset: str) -> bool:
-    """Whether a row or an eval.json holds what the current evaluation gives for
+def _current(version: int | None, field: dict | None, baseline: bool, dataset: str) -> bool:
+    """Whether a row or an evaluation holds what the current evaluation gives for
     ``dataset``: its version and, for data with a judge, the field's protocol (added
     after version 2 was written, and only for those data, so rows of other data stay),
     for a baseline with the change its redraws make (which decides whether the protocol
     applies to its division; added later, for baselines only, whose rows alone it can
     change)."""
-    if found.get("eval_version") != EVAL_VERSION:
+    if version != EVAL_VERSION:
         return False
     if not registry.DATASETS[dataset].judge:
         return True
-    field = found.get("field")
     if field is None:
         return False
-    baseline = not found.get("static_features")
     return not baseline or "change" in field or "static_set" not in field
 
 
+def _row_current(row: dict, dataset: str) -> bool:
+    """:func:`_current` of a report row (:func:`result_row`'s keys)."""
+    baseline = not row.get("static_features")
+    return _current(row.get("eval_version"), row.get("field"), baseline, dataset)
+
+
 def _scored(run_dir: Path, dataset: str) -> EvalResult | None:
-    """The run's eval.json when the current evaluation wrote it, else None."""
+    """The run's eval.json when the current evaluation wrote it, else None (also when it
+    cannot be read as a result: scored again)."""
     path = run_dir / "eval.json"
     if not path.exists():
         return None
-    found = read_json(path)
-    if not isinstance(found, dict) or not _current(found, dataset):
-        return None  # scored by another version of the evaluation: score it again
-    return EvalResult.from_dict(found, str(path))
+    try:
+        ev = read_result(path)
+    except StvaeError:
+        return None
+    return ev if _current(ev.eval_version, ev.field, not ev.static_features, dataset) else None
 
 
 def reproduce(
@@ -291,7 +293,7 @@ def _plan(run: GridRun, rows, out, dataset, preset) -> tuple[str, TrainConfig, d
     configuration is refused."""
     run_dir = out / run.name
     config = cell_config(dataset, preset, run)
-    if _current(rows.get(run.name, {}), dataset):
+    if _row_current(rows.get(run.name, {}), dataset):
         return "skip", config, None
     config_path = run_dir / RUN_FILES["config"]
     saved = read_json(config_path) if config_path.exists() else None

@@ -23,6 +23,7 @@ import numpy as np
 
 from stvae.checkpoint import read_json
 from stvae.errors import StvaeError
+from stvae.probes import Eq19
 
 __all__ = ["EVAL_VERSION", "SUFFIX", "PROBE_NAMES", "EvalResult", "Scores", "read_result"]
 
@@ -36,7 +37,8 @@ SINGLE = "static_labels"  # the target's name when the data has one static label
 class Scores:
     """One static target (the digit, a chair, one sprites attribute) under one probe.
 
-    ``disentanglement``: eq 19's result (None when the data has no temporal target);
+    ``disentanglement``: eq 19's result (:class:`stvae.probes.Eq19`; None when the data
+    has no temporal target);
     ``static_accuracy`` / ``static_chance``: Tables 2-3's accuracy read from the static
     factor and its chance level. Linear probe only: ``static_in_temporal`` (the static
     target read from the temporal factor) and, on chairs, ``order_between`` (eq 19 with
@@ -44,21 +46,21 @@ class Scores:
 
     static_accuracy: float
     static_chance: float
-    disentanglement: dict | None = None
+    disentanglement: Eq19 | None = None
     static_in_temporal: dict | None = None
-    order_between: dict | None = None
+    order_between: Eq19 | None = None
 
     @property
     def d_score(self) -> float | None:
-        return None if self.disentanglement is None else self.disentanglement["d_score"]
+        return None if self.disentanglement is None else self.disentanglement.d_score
 
     def to_dict(self, sfx: str) -> dict:
         out: dict = {}
         if self.disentanglement is not None:
-            out[f"disentanglement{sfx}"] = self.disentanglement
+            out[f"disentanglement{sfx}"] = self.disentanglement.to_dict()
             out[f"d_score{sfx}"] = self.d_score
         if self.order_between is not None:
-            out["disentanglement_order_between"] = self.order_between
+            out["disentanglement_order_between"] = self.order_between.to_dict()
         if self.static_in_temporal is not None:
             out["static_in_temporal"] = self.static_in_temporal
         out[f"static_accuracy{sfx}"] = self.static_accuracy
@@ -71,12 +73,13 @@ class Scores:
         if f"static_accuracy{sfx}" not in d:
             return None
         linear = sfx == SUFFIX["linear"]
+        found, between = d.get(f"disentanglement{sfx}"), d.get("disentanglement_order_between")
         return cls(
             static_accuracy=float(d[f"static_accuracy{sfx}"]),
             static_chance=float(d[f"static_chance{sfx}"]),
-            disentanglement=d.get(f"disentanglement{sfx}"),
+            disentanglement=None if found is None else Eq19.from_dict(found),
             static_in_temporal=d.get("static_in_temporal") if linear else None,
-            order_between=d.get("disentanglement_order_between") if linear else None,
+            order_between=Eq19.from_dict(between) if linear and between else None,
         )
 
 
@@ -166,8 +169,8 @@ class EvalResult:
             b = first.order_between
             lines.append(
                 f"  with an order-aware probe (differences of the three frames): d-score "
-                f"{b['d_score']:.3f}, order from temporal {b['temporal_acc_from_temporal']:.3f},"
-                f" from static {b['temporal_acc_from_static']:.3f}"
+                f"{b.d_score:.3f}, order from temporal {b.temporal_acc_from_temporal:.3f},"
+                f" from static {b.temporal_acc_from_static:.3f}"
             )
         lines += [f"  skipped {s}" for s in self.skipped]
         return "\n".join(lines)
@@ -283,26 +286,26 @@ class EvalResult:
             ) from None
 
 
-def _describe_score(d: dict) -> list[str]:
+def _describe_score(d: Eq19) -> list[str]:
     """The lines of one eq-19 result: score, division, the four accuracies and chance."""
     lines = [
-        f"    d-score (eq 19) {d['d_score']:.3f}   ceiling {d['ceiling']:.2f} "
-        f"({d['ceiling_this_balance']:.2f} with this data's class balance)",
-        f"    division: static {d['static_set']} temporal {d['temporal_set']} ({d['division']})",
+        f"    d-score (eq 19) {d.d_score:.3f}   ceiling {d.ceiling:.2f} "
+        f"({d.ceiling_this_balance:.2f} with this data's class balance)",
+        f"    division: static {d.static_set} temporal {d.temporal_set} ({d.division})",
     ]
-    chosen = d.get("chosen_on_fit")
+    chosen = d.chosen_on_fit
     if chosen:
         lines.append(
-            f"    division chosen on the fitting videos alone: static {chosen['static_set']}, "
-            f"d-score {chosen['d_score']:.3f}"
+            f"    division chosen on the fitting videos alone: static {chosen.static_set}, "
+            f"d-score {chosen.d_score:.3f}"
         )
     return lines + [
         "    accuracy           static target   temporal target",
-        f"    static features    {d['static_acc_from_static']:>13.3f}   "
-        f"{d['temporal_acc_from_static']:>15.3f}",
-        f"    temporal features  {d['static_acc_from_temporal']:>13.3f}   "
-        f"{d['temporal_acc_from_temporal']:>15.3f}",
-        f"    chance             {d['static_chance']:>13.3f}   {d['temporal_chance']:>15.3f}",
+        f"    static features    {d.static_acc_from_static:>13.3f}   "
+        f"{d.temporal_acc_from_static:>15.3f}",
+        f"    temporal features  {d.static_acc_from_temporal:>13.3f}   "
+        f"{d.temporal_acc_from_temporal:>15.3f}",
+        f"    chance             {d.static_chance:>13.3f}   {d.temporal_chance:>15.3f}",
     ]
 
 
