@@ -248,6 +248,6 @@ def test_a_toy_kind_registered_in_one_place_trains_evaluates_and_draws(
     assert [p["step"] for p in curve["points"]] == [2, 4]
     monkeypatch.setitem(rep.PRESETS, "cpu", cfg.replace(snapshot_every=0))
     out = {"out": tmp_path / "runs", "report_dir": tmp_path / "docs", "log": lambda s: None}
-    (row,) = rep.reproduce(only=["toy-f4-beta1-seed0"], **out)
+    (row,) = rep.reproduce(kinds=["toy"], only=["toy-f4-beta1-seed0"], **out)
     assert row["model"] == "toy" and row["d_score_rbf"] > 0
     assert "| toy | 1 | " in (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()

@@ -39,6 +39,29 @@ def test_grid_covers_tables_1_and_2():
     assert [r.features for r in two[:24]] == [4] * 24 and [r.seed for r in two[:24:12]] == [0, 1]
 
 
+def test_a_grid_runs_the_kinds_it_names_and_others_only_when_asked(monkeypatch, capsys):
+    """A kind registered later adds no run to a grid that does not name it (nor rows to its
+    committed report); ``kinds`` / ``--kind`` runs it beside the grid's own, and every
+    grid names registered kinds only."""
+    from stvae.cli import main
+    from stvae.kinds import KINDS
+
+    monkeypatch.setitem(KINDS, "toy", KINDS["hierarchical"])
+    for dataset, spec in rep.GRIDS.items():
+        assert set(spec.kinds) <= set(KINDS) - {"toy"}, dataset
+        assert "toy" not in {r.model for r in rep.grid(dataset)}
+        with_toy = rep.grid(dataset, extra=["toy"])
+        assert [r.name for r in with_toy if r.model != "toy"] == [r.name for r in rep.grid(dataset)]
+        assert {(r.beta, r.features) for r in with_toy if r.model == "toy"} == {
+            (b, spec.table1_features) for b in rep.BETAS
+        }
+    with pytest.raises(StvaeError, match="unknown model kind 'nosuch'"):
+        rep.grid(extra=["nosuch"])
+    assert main(["reproduce", "--kind", "nosuch", "--out", "/nonexistent/x"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "unknown model kind 'nosuch'" in line
+
+
 def test_chairs_grid_covers_table_1_and_3():
     runs = rep.grid("chairs")
     assert len(runs) == 18

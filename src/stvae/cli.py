@@ -361,6 +361,14 @@ def _add_reproduce(sub) -> None:
         "e.g. 'dsvae-full-s256-t32-*')",
     )
     p.add_argument(
+        "--kind",
+        action="append",
+        dest="kinds",
+        metavar="KIND",
+        help="a registered model kind to run beside the kinds the grid names, in Table 1's "
+        "rows (repeatable)",
+    )
+    p.add_argument(
         "--parallel",
         type=_positive_int,
         default=1,
@@ -382,6 +390,7 @@ def _cmd_reproduce(args) -> int | None:
         args.limit,
         only=args.only,
         parallel=args.parallel,
+        kinds=args.kinds,
     )
     print(f"{len(rows)} runs in {Path(args.report_dir) / f'{args.dataset}-{args.preset}.md'}")
     if rows.stopped:

@@ -11,11 +11,13 @@ attribute; the paper has no numbers for them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stvae.config import PRESETS, TrainConfig
 from stvae.data import registry
 from stvae.data.spec import BETAS, PAPER_KINDS, GridSpec
+from stvae.errors import StvaeError
 from stvae.kinds import KINDS
 
 __all__ = [
@@ -31,11 +33,17 @@ __all__ = [
 ]
 
 
-def table1_kinds() -> tuple[str, ...]:
-    """Table 1's rows: every registered kind (stvae.kinds), the paper's first, each with
-    as many features per frame as the others (half static, half temporal where it has
-    a division of its own); the paper has numbers for its own three only."""
-    return (*PAPER_KINDS, *(k for k in KINDS if k not in PAPER_KINDS))
+def table1_kinds(dataset: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Table 1's rows of ``dataset``'s grid: the kinds it names (:attr:`GridSpec.kinds`,
+    the paper's first), then ``extra`` registered kinds asked for beside them (``stvae
+    reproduce --kind``, or the kinds of a report's rows), each with as many features per
+    frame as the others (half static, half temporal where it has a division of its own);
+    the paper has numbers for its own three only."""
+    named = GRIDS[dataset].kinds
+    for kind in extra:
+        if kind not in KINDS:
+            raise StvaeError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
+    return (*named, *(k for k in dict.fromkeys(extra) if k not in named))
 
 
 # every registered dataset that has a grid (its spec's ``grid``), by name
@@ -74,11 +82,14 @@ class GridRun:
         return self.features - (self.features // 2 if self.static is None else self.static)
 
 
-def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
-    """Table 1 runs of every seed first, then the other sizes the static-accuracy table
-    needs, then the runs at sizes of their own (:attr:`GridSpec.sized`, beta 1)."""
+def grid(
+    dataset: str = "bouncing-mnist", seeds: int = 1, extra: Iterable[str] = ()
+) -> list[GridRun]:
+    """Table 1 runs of every seed first (:func:`table1_kinds`, ``extra`` kinds included),
+    then the other sizes the static-accuracy table needs, then the runs at sizes of their
+    own (:attr:`GridSpec.sized`, beta 1)."""
     spec = GRIDS[dataset]
-    table1 = [(m, spec.table1_features) for m in table1_kinds()]
+    table1 = [(m, spec.table1_features) for m in table1_kinds(dataset, extra)]
     rest = []
     for _, column in spec.static_columns:
         rest += [(m, f) for m, f in column.items() if (m, f) not in table1 + rest]
@@ -96,10 +107,10 @@ def grid(dataset: str = "bouncing-mnist", seeds: int = 1) -> list[GridRun]:
     ]
 
 
-def table1_cells(dataset: str) -> list[tuple[str, float, float | None]]:
+def table1_cells(dataset: str, extra: Iterable[str] = ()) -> list[tuple[str, float, float | None]]:
     """(model, beta, the paper's d-score or None) of every Table 1 cell, in report order."""
     paper = GRIDS[dataset].paper_table1
-    return [(m, b, paper.get((m, b))) for m in table1_kinds() for b in BETAS]
+    return [(m, b, paper.get((m, b))) for m in table1_kinds(dataset, extra) for b in BETAS]
 
 
 def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:

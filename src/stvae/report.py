@@ -54,6 +54,11 @@ def _threads() -> str:
     return f"{n} thread" if n == 1 else f"{n} threads"
 
 
+def _kinds(rows: list[dict]) -> list[str]:
+    """The kinds of the report's rows: a grid's own, and any run beside them (``--kind``)."""
+    return list(dict.fromkeys(r["model"] for r in rows))
+
+
 def _by_cell(rows: list[dict]) -> dict[tuple[str, float, int], list[dict]]:
     """The rows of the tables' cells, by (model, beta, features in total); runs of a size
     of their own (a ``variant``: :func:`_by_variant`) are not among them."""
@@ -111,7 +116,7 @@ def attribute_tables(
         "action from static",
         "action from temporal",
     )
-    for model, beta, _ in table1_cells(dataset):
+    for model, beta, _ in table1_cells(dataset, _kinds(rows)):
         table1.append(
             f"| {model} | {beta:g} | {cell(model, beta, 'd_score_rbf')} "
             f"| {cell(model, beta, 'd_score')} | {len(by.get((model, beta, f1), []))} |"
@@ -142,7 +147,7 @@ def attribute_tables(
         "judge: action",
         "judge: attributes (mean)",
     )
-    for model, beta, _ in table1_cells(dataset):
+    for model, beta, _ in table1_cells(dataset, _kinds(rows)):
         if not KINDS[model].split:  # swaps need a division of the model's own
             continue
         got = [r["swaps"] for r in by.get((model, beta, f1), []) if "swaps" in r]
@@ -223,7 +228,8 @@ def field_table(rows: list[dict], names: list[str], dataset: str = "sprites") ->
     )
     by, f1 = _by_cell(rows), GRIDS[dataset].table1_features
     cells = [
-        (model, beta, f1, by.get((model, beta, f1), [])) for model, beta, _ in table1_cells(dataset)
+        (model, beta, f1, by.get((model, beta, f1), []))
+        for model, beta, _ in table1_cells(dataset, _kinds(rows))
     ]
     for variant, runs in _by_variant(rows, dataset).items():  # the published sizes
         run = next(r for r in grid(dataset) if r.variant == variant)
@@ -277,7 +283,7 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
         + (" d-score, order-aware linear probe |" if order_aware else "")
     )
     table1 = [head, "|---" * (head.count("|") - 1) + "|"]
-    for model, beta, paper in table1_cells(dataset):
+    for model, beta, paper in table1_cells(dataset, _kinds(rows)):
         cell_rows = by.get((model, beta, f1), [])
         chosen = [r["chosen_on_fit_rbf"]["d_score"] for r in cell_rows if "chosen_on_fit_rbf" in r]
         table1.append(
@@ -292,7 +298,7 @@ def report_tables(  # long: Table 1-3's rows, one block per table, in the report
         f"| {tt} from temporal |"
     )
     accuracies = [acc_head, "|---" * 7 + "|"]
-    for model, beta, _ in table1_cells(dataset):
+    for model, beta, _ in table1_cells(dataset, _kinds(rows)):
         for sfx in ("_rbf", ""):
             key = f"accuracies{sfx}"
             accuracies.append(
@@ -412,7 +418,7 @@ def _attribute_markdown(rows: list[dict], dataset: str, preset: str, seeds: int)
         "over the four attributes. A baseline's division is the best for each attribute on "
         "its own (the paper's rule, applied per attribute).",
         "",
-        f"Runs done: {len(rows)} of {len(grid(dataset, seeds))}. Cells show mean ± "
+        f"Runs done: {len(rows)} of {len(grid(dataset, seeds, _kinds(rows)))}. Cells show mean ± "
         "standard deviation over seeds where there is more than one.",
         "",
         f"## Table 1: disentanglement score (eq 19), {f1} features in total",
@@ -522,7 +528,7 @@ def report_markdown(  # long: the report's sections in reading order, one block 
     if spec.attributes:
         return _attribute_markdown(rows, dataset, preset, seeds)
     tables = report_tables(rows, dataset)
-    total = len(grid(dataset, seeds))
+    total = len(grid(dataset, seeds, _kinds(rows)))
     order = registry.DATASETS[dataset].temporal_task == "order"
     sets = spec.fit_sets
     lines = _header(dataset, preset, seeds)

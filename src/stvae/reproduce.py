@@ -218,6 +218,7 @@ def reproduce(
     log=print,
     only: list[str] | None = None,
     parallel: int = 1,
+    kinds: list[str] | None = None,
 ) -> list[dict]:
     """Trains and evaluates the grid, rewriting the report after every finished run.
 
@@ -229,8 +230,10 @@ def reproduce(
     report stay in it. ``parallel`` > 1 trains and scores that many runs at once, each in
     its own process (spawned; its output in ``out/<dataset>-<preset>/<run name>.log``,
     its share of the CPU threads), for a device that one run leaves mostly idle; the
-    report is still written by this process alone, after each run. Returns the report's
-    rows (a :class:`GridRows`, whose ``stopped`` says whether SIGTERM stopped the grid).
+    report is still written by this process alone, after each run. ``kinds`` adds Table 1
+    rows of registered kinds the dataset's grid does not name (:attr:`GridSpec.kinds`).
+    Returns the report's rows (a :class:`GridRows`, whose ``stopped`` says whether
+    SIGTERM stopped the grid).
     """
     if dataset not in GRIDS:
         raise StvaeError(f"unknown dataset {dataset!r}; choose from {', '.join(GRIDS)}")
@@ -240,7 +243,7 @@ def reproduce(
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
     if parallel < 1:
         raise StvaeError(f"parallel must be at least 1; got {parallel}")
-    runs = grid(dataset, seeds)
+    runs = grid(dataset, seeds, kinds or ())
     if only:
         for pattern in only:
             if not any(fnmatch.fnmatchcase(r.name, pattern) for r in runs):
@@ -478,7 +481,9 @@ def _run_parallel(
 
 def _ordered(rows: dict[str, dict], dataset: str, seeds: int) -> list[dict]:
     """The report's rows in grid order; rows of seeds beyond ``seeds`` stay, at the end."""
-    names = [r.name for r in grid(dataset, max([seeds, *(r["seed"] + 1 for r in rows.values())]))]
+    kinds = [r["model"] for r in rows.values() if "model" in r]
+    most = max([seeds, *(r["seed"] + 1 for r in rows.values())])
+    names = [r.name for r in grid(dataset, most, kinds)]
     return [rows[n] for n in names if n in rows]
 
 

@@ -60,6 +60,9 @@ class GridSpec:
     # runs at sizes of their own, beta 1, beside the tables (sprites: DSVAE at its
     # published size): (kind, static features, temporal features, ((option, value), ...))
     sized: tuple[tuple[str, int, int, tuple[tuple[str, str], ...]], ...] = ()
+    # Table 1's rows: the kinds this grid runs, the paper's first (a kind registered later
+    # joins a grid by being named here, or for one call by ``stvae reproduce --kind``)
+    kinds: tuple[str, ...] = (*PAPER_KINDS, "dsvae")
 
 
 @dataclass(frozen=True)
