@@ -53,6 +53,8 @@ def run(argv):
         (["train", "--lr", "nan"], "lr must be a positive number"),
         (["dataset", "bouncing-mnist", "--speed", "0.5,0.2", "--out", "x.npz"], "speed must be 0"),
         (["train", "--speed", "fast"], "expected a number or LOW,HIGH"),
+        (["train", "--data", "sprites", "--speed", "0.2"], "speed is an option of bouncing-mnist"),
+        (["dataset", "chairs", "--mnist-dir", "d", "--out", "x.npz"], "chairs takes no option"),
         (["train", "--time-budget", "ten"], "a time budget looks like 10m, 90s, 1.5h or 600"),
         (["train", "--time-budget", "0"], "a time budget must be positive"),
         (["train", "--resume", "--out", "r", "--time-budget", "5m"], "r: nothing to resume"),

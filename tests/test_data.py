@@ -264,6 +264,13 @@ def test_speed_is_config_data_and_old_configs_keep_their_speed():
     for bad in ([0.2, 0.1], [-0.1, 0.1], [0.1], "fast"):
         with pytest.raises(StvaeError, match="speed"):
             DataConfig(speed=bad)
+    # the speed is Bouncing MNIST's own: other data keep its default or are refused
+    assert DataConfig(source="sprites").options is None
+    with pytest.raises(StvaeError, match="speed is an option of bouncing-mnist; --data chairs"):
+        DataConfig(source="chairs", speed=(0.2, 0.2))
+    sprites = cfg.replace(**{"data.source": "sprites", "data.speed": (0.1, 0.1)}).to_dict()
+    del sprites["data"]["speed"]  # an old config.json of other data gets no legacy speed
+    assert TrainConfig.from_dict(sprites).data.speed == SPEED
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 dataset registered in one place that trains, evaluates and draws like the others."""
 
 import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from stvae.data import DataConfig, GeneratedSource, generate, registry
 from stvae.data.on_device import DeviceChairs
 from stvae.data.spec import SPLITS, DatasetSpec
+from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.figures import make_figures
 from stvae.model import ModelConfig
@@ -61,7 +63,7 @@ def test_every_device_path_draws_what_the_host_path_draws(name, monkeypatch):
     )
     spec = DATASETS[name]
     source = GeneratedSource(4, "train", name=name)
-    made = spec.on_device(source.context, 4, source.speed, "cpu")
+    made = spec.on_device(source.context, 4, source.options, "cpu")
     device = {k: v.numpy() for k, v in made.sample(0, 0, range(64)).items()}
     host = source.sample(64, np.random.default_rng(0))
     assert set(device) <= set(host)  # the host's may carry metadata (temporal_definition)
@@ -83,14 +85,25 @@ def test_every_device_path_draws_what_the_host_path_draws(name, monkeypatch):
         assert lo - margin <= device[key].min() and device[key].max() <= hi + margin, key
 
 
-def _squares(context, videos, frames, rng, split, speed) -> dict:
+@dataclass(frozen=True)
+class SquareOptions:
+    """The toy's own setting: how much each size class adds to the square's side."""
+
+    grow: int = 6
+
+    def __post_init__(self):
+        if not 1 <= self.grow <= 8:
+            raise StvaeError(f"grow must be between 1 and 8; got {self.grow}")
+
+
+def _squares(context, videos, frames, rng, split, options: SquareOptions) -> dict:
     """A toy: a square whose size is the static class, sliding right a column a frame."""
     size = rng.integers(0, 3, size=videos)  # [V]
     start = rng.integers(0, 30, size=videos)
     x = (start[:, None] + 4 * np.arange(frames)) % 48  # [V, N]
     out = np.zeros((videos, frames, 64, 64), np.uint8)
     for v in range(videos):
-        side = 8 + 6 * size[v]
+        side = 8 + options.grow * size[v]
         for t in range(frames):
             out[v, t, 20 : 20 + side, x[v, t] : x[v, t] + side] = 255
     offset = {"train": 0, "test": 1, "test-fit": 1, "test-score": 2}[split] * 10**6
@@ -102,24 +115,57 @@ def _squares(context, videos, frames, rng, split, speed) -> dict:
     }
 
 
-def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(tmp_path, monkeypatch):
+def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(
+    tmp_path, monkeypatch, small_probe_sets
+):
+    """A dataset with an option of its own and a one-cell grid, registered in one place:
+    its option reaches its renderer, and it trains, evaluates, draws its figures and its
+    learning curve, and runs as a grid with its report. (Its option is not a field of a
+    DataConfig made before it was registered, so runs here keep its default; a dataset in
+    the registry at import has its options as fields and flags, as Bouncing MNIST's.)"""
+    from stvae import reproduce as rep
+    from stvae.curve import curve_run
+    from stvae.data.spec import GridSpec
+
     toy = DatasetSpec(
         name="squares",
         channels=1,
         render=_squares,
         statics="sizes",
         describe={"images": "squares", "held": "held-out squares, half {}"},
+        options=SquareOptions,
+        grid=GridSpec(
+            table1_features=4,
+            paper_table1={},
+            static_table="Table 2",
+            static_columns=(),
+            paper_static={},
+            targets=("size", "column"),
+            kinds=("hierarchical",),
+        ),
     )
     monkeypatch.setitem(DATASETS, "squares", toy)  # the one place
+    # its option is its own: taken by its name, checked by its dataclass, refused elsewhere
+    wide, narrow = (generate("squares", 6, 2, 0, grow=g) for g in (6, 2))
+    assert np.array_equal(wide["static_labels"], narrow["static_labels"])
+    ink = [d["videos"].reshape(6, -1).astype(bool).sum(1) for d in (wide, narrow)]
+    assert (ink[0] >= ink[1]).all() and (ink[0] > ink[1]).any()
+    with pytest.raises(StvaeError, match="grow must be between 1 and 8"):
+        generate("squares", 2, 2, 0, grow=0)
+    with pytest.raises(StvaeError, match="dataset squares takes no option speed"):
+        generate("squares", 2, 2, 0, speed=(0.1, 0.1))
+    with pytest.raises(StvaeError, match="dataset chairs takes no option grow"):
+        generate("chairs", 2, 2, 0, grow=2)
     cfg = TrainConfig(
         model=ModelConfig(kind="hierarchical", features=4),
         data=DataConfig(source="squares", frames=4),
-        steps=3,
+        steps=4,
         batch_videos=2,
         log_every=1,
+        snapshot_every=2,
         compile=False,
     )
-    assert train(cfg, tmp_path / "run")["step"] == 3
+    assert train(cfg, tmp_path / "run")["step"] == 4
     ev = evaluate_run(tmp_path / "run", probe="linear")
     assert ev.data == "held-out squares"
     assert ev.probe_sets["linear"]["fit"] == "held-out squares, half A"
@@ -128,6 +174,13 @@ def test_a_toy_dataset_registered_in_one_place_trains_evaluates_and_draws(tmp_pa
     assert scores.static_chance > 0 and 0 <= scores.static_accuracy <= 1 and scores.d_score > 0
     made = make_figures(tmp_path / "run", out=tmp_path / "figs")
     assert "fig2_swap.png" in made
+    curve = curve_run(tmp_path / "run", probe="linear", quiet=True)
+    assert [p["step"] for p in curve["points"]] == [2, 4]
+    monkeypatch.setitem(rep.PRESETS, "cpu", cfg.replace(snapshot_every=0))
+    out = {"out": tmp_path / "runs", "report_dir": tmp_path / "docs", "log": lambda s: None}
+    (row,) = rep.reproduce("squares", only=["hierarchical-f4-beta1-seed0"], **out)
+    assert row["model"] == "hierarchical" and row["d_score_rbf"] > 0
+    assert "| hierarchical | 1 | " in (tmp_path / "docs" / "squares-cpu.md").read_text()
 
 
 def test_a_spec_without_the_words_its_probe_sets_need_is_refused_when_made():

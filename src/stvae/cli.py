@@ -45,7 +45,7 @@ def _number(text: str) -> float:
 
 def _speed(text: str) -> tuple[float, float]:
     """``0.1`` (constant) or ``0.05,0.14`` (uniform per video) -> (low, high), parsed; the
-    range is checked where the speed is used (:func:`stvae.data.check_speed`)."""
+    range is checked by Bouncing MNIST's options (:func:`stvae.data.check_speed`)."""
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
@@ -55,11 +55,12 @@ def _speed(text: str) -> tuple[float, float]:
     return (values[0], values[-1])
 
 
-def _speed_help() -> str:
-    """--speed's help, as the data config's field gives it (train and dataset share it)."""
-    from stvae.data import DataConfig
+def _dataset_options() -> dict:
+    """Every generated dataset's own settings, by field name (their specs' ``options``;
+    ``stvae dataset`` and ``stvae train`` flags alike)."""
+    from stvae.data import OPTION_FIELDS
 
-    return DataConfig.__dataclass_fields__["speed"].metadata["help"]
+    return OPTION_FIELDS
 
 
 def _duration(text: str) -> float:
@@ -237,13 +238,12 @@ def _add_dataset(sub) -> None:
         "held-out characters (sprites) (test), or one of two parts of those that share no "
         "image (test-fit, test-score)",
     )
-    p.add_argument("--mnist-dir", help="folder of MNIST IDX files instead of the shipped subset")
-    p.add_argument(
-        "--speed",
-        type=_speed,
-        default=(0.1, 0.1),
-        help=_speed_help(),
-    )
+    for name, f in _dataset_options().items():  # each dataset's own settings, as train's
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_PARSE.get(f.metadata.get("parse"), str),
+            help=f.metadata.get("help"),
+        )
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=_cmd_dataset)
 
@@ -253,9 +253,8 @@ def _cmd_dataset(args) -> None:
 
     if not args.out.endswith(".npz"):
         raise StvaeError(f"{args.out}: dataset files end in .npz")
-    data = generate(
-        args.name, args.videos, args.frames, args.seed, args.split, args.mnist_dir, args.speed
-    )
+    given = {n: getattr(args, n) for n in _dataset_options() if getattr(args, n) is not None}
+    data = generate(args.name, args.videos, args.frames, args.seed, args.split, **given)
     path = save_dataset(data, args.out)
     print(
         f"wrote {path}: videos {list(data['videos'].shape)} {data['videos'].dtype}, "

@@ -173,7 +173,8 @@ class TrainConfig:
         body = {k: v for k, v in d.items() if k not in ("class", "version")}
         try:
             data = dict(body.pop("data"))
-            data.setdefault("speed", LEGACY_SPEED)  # written before 0.2: Bouncing MNIST drew 2-5 px
+            if data.get("source", "bouncing-mnist") == "bouncing-mnist":
+                data.setdefault("speed", LEGACY_SPEED)  # before 0.2: the digit moved 2-5 px
             model = dict(body.pop("model"))
             model.setdefault("channels", 1)  # written before 0.3: every frame was grey
             body.setdefault("data_on", "host")  # written before 0.4: batches came from the host

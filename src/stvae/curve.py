@@ -276,8 +276,7 @@ def _probe_videos(config: TrainConfig, seed: int) -> tuple[dict | None, dict | N
         config.data.frames,
         [PROBE_SEED, seed, TRAIN_SET],
         "train",
-        config.data.mnist_dir,
-        config.data.speed,
+        **config.data.settings(),
     )
     return sets, train_videos
 

@@ -109,8 +109,7 @@ def probe_sets(
             config.frames,
             [PROBE_SEED, seed, k],
             split,
-            config.mnist_dir,
-            config.speed,
+            **config.settings(),
         )
 
     fit_linear = make("test-fit", 1)

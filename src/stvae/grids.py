@@ -11,7 +11,7 @@ attribute; the paper has no numbers for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from stvae.config import PRESETS, TrainConfig
@@ -46,10 +46,24 @@ def table1_kinds(dataset: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
     return (*named, *(k for k in dict.fromkeys(extra) if k not in named))
 
 
-# every registered dataset that has a grid (its spec's ``grid``), by name
-GRIDS: dict[str, GridSpec] = {
-    name: spec.grid for name, spec in registry.DATASETS.items() if spec.grid is not None
-}
+class _Grids(Mapping):
+    """Every registered dataset that has a grid (its spec's ``grid``), by name: a live view
+    of the registry, so a dataset registered later has its grid here too."""
+
+    def __getitem__(self, name: str) -> GridSpec:
+        spec = registry.DATASETS.get(name)
+        if spec is None or spec.grid is None:
+            raise KeyError(name)
+        return spec.grid
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, spec in registry.DATASETS.items() if spec.grid is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+GRIDS: Mapping[str, GridSpec] = _Grids()
 
 
 @dataclass(frozen=True)

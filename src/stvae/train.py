@@ -137,7 +137,7 @@ def _feed(config: TrainConfig, source, mine: range, step: int, device: torch.dev
     """The loop's batches, float32 [B/W, N, C, 64, 64] on ``device``, from ``step`` on."""
     if config.data_on == "device":
         made = config.data.spec.on_device(
-            source.context, config.data.frames, config.data.speed, device
+            source.context, config.data.frames, source.options, device
         )
         return DeviceFeed(made, config.seed, mine, config.model.channels)
     workers = data_workers(config, device)

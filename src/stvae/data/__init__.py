@@ -8,12 +8,13 @@ resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from stvae.data import bouncing_mnist
+from stvae.data.bouncing_mnist import check_speed
 from stvae.data.files import load_dataset, save_dataset
 from stvae.data.registry import DATASETS
 from stvae.data.spec import SPLITS, DatasetSpec
@@ -36,6 +37,7 @@ __all__ = [
     "channels_of",
     "check_speed",
     "held_out",
+    "OPTION_FIELDS",
 ]
 
 # the registered datasets' names as they stand at import (DATASETS is the live registry)
@@ -51,9 +53,13 @@ def _source_help() -> str:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class _DataCommon:
     """Where a run's videos come from. Field metadata gives each ``stvae train`` flag
-    (``help``, ``flag``, ``parse``; see :func:`stvae.config.train_fields`)."""
+    (``help``, ``flag``, ``parse``; see :func:`stvae.config.train_fields`). Beside the
+    fields every source has, each generated dataset's own settings (its spec's
+    ``options``; Bouncing MNIST: ``mnist_dir``, ``speed``) are fields too, one flat
+    dataclass as ``config.json`` has always had it; a field the source does not take
+    must keep its default."""
 
     source: str = field(  # a generated dataset's name, or a .npz/.npy path or a folder
         default="bouncing-mnist",
@@ -62,21 +68,9 @@ class DataConfig:
     frames: int = field(  # N; the paper uses 16
         default=16, metadata={"help": "frames per video clip"}
     )
-    mnist_dir: str | None = field(
-        default=None, metadata={"help": "folder of MNIST IDX files instead of the shipped subset"}
-    )
     clip_stride: int | None = field(  # None: = frames
         default=None,
         metadata={"help": "folder data: frames between clip starts (default: --frames)"},
-    )
-    speed: tuple[float, float] = field(  # the authors' generator moves a constant 0.1
-        default=bouncing_mnist.SPEED,
-        metadata={
-            "parse": "speed",
-            "help": "bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel "
-            "range a frame: one number (constant; default 0.1, the authors' generator) or "
-            "LOW,HIGH (uniform per video)",
-        },
     )
 
     def __post_init__(self) -> None:
@@ -84,13 +78,25 @@ class DataConfig:
             raise StvaeError(f"frames must be at least 1; got {self.frames}")
         if self.clip_stride is not None and self.clip_stride < 1:
             raise StvaeError(f"clip-stride must be at least 1; got {self.clip_stride}")
-        object.__setattr__(self, "speed", check_speed(self.speed))  # JSON gives a list
         path = Path(self.source)
         if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
             raise StvaeError(
                 f"--data must be {' or '.join(DATASETS)}, a .npz/.npy file or a folder of "
                 f"videos; got {self.source!r}"
             )
+        own = self.settings()
+        for name, f in OPTION_FIELDS.items():
+            value = getattr(self, name)
+            value = tuple(value) if isinstance(value, list) else value  # JSON gives lists
+            if name not in own and value != f.default:
+                takers = [n for n, spec in DATASETS.items() if name in _names(spec)]
+                raise StvaeError(
+                    f"{name} is an option of {', '.join(takers)}; --data {self.source} "
+                    "does not take it"
+                )
+        options = self.options
+        for name in own:  # as the dataset's options checked them (a speed: a tuple)
+            object.__setattr__(self, name, getattr(options, name))
 
     @property
     def generated(self) -> bool:
@@ -101,19 +107,50 @@ class DataConfig:
         """The generated dataset's spec (None for a file or folder)."""
         return DATASETS.get(self.source)
 
+    def settings(self) -> dict:
+        """The source's own settings by name (its spec's ``options`` fields; {} for a
+        file or a dataset without options). A dataset registered after this module was
+        imported has no fields here: its settings keep their defaults."""
+        fields = self.__dataclass_fields__
+        return {name: getattr(self, name) for name in _names(self.spec) if name in fields}
 
-def check_speed(speed) -> tuple[float, float]:
-    """Bouncing MNIST's speed (low, high), fractions of the travel range a frame, checked:
-    two numbers, 0 <= low <= high <= 1 -> the tuple."""
-    try:
-        pair = tuple(float(s) for s in speed)
-    except (TypeError, ValueError):
-        raise StvaeError(f"speed must be two numbers (low, high); got {speed!r}") from None
-    if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 1:
-        raise StvaeError(
-            f"speed must be 0 <= low <= high <= 1 (of the travel range a frame); got {speed!r}"
-        )
-    return pair
+    @property
+    def options(self):
+        """The source's own settings as its spec's ``options`` dataclass (None without)."""
+        return None if self.spec is None else self.spec.make_options(self.settings())
+
+
+def _names(spec: DatasetSpec | None) -> list[str]:
+    if spec is None or spec.options is None:
+        return []
+    return [f.name for f in dataclasses.fields(spec.options)]
+
+
+def _option_fields() -> dict[str, dataclasses.Field]:
+    """Every dataset's own fields, once each (datasets sharing a field declare it alike)."""
+    seen: dict[str, dataclasses.Field] = {}
+    for name, spec in DATASETS.items():
+        for f in dataclasses.fields(spec.options) if spec.options else ():
+            if f.name in seen and seen[f.name].default != f.default:
+                raise TypeError(f"dataset {name} declares {f.name} with another default")
+            seen.setdefault(f.name, f)
+    return seen
+
+
+# every registered dataset's own settings, by field name: DataConfig's fields beside the
+# common ones, and flags of `stvae train` and `stvae dataset`
+OPTION_FIELDS = _option_fields()
+
+DataConfig = dataclasses.make_dataclass(
+    "DataConfig",
+    [
+        (n, f.type, field(default=f.default, metadata=dict(f.metadata)))
+        for n, f in OPTION_FIELDS.items()
+    ],
+    bases=(_DataCommon,),
+    frozen=True,
+    namespace={"__module__": __name__, "__doc__": _DataCommon.__doc__},
+)
 
 
 class GeneratedSource:
@@ -126,22 +163,21 @@ class GeneratedSource:
         self,
         frames: int,
         split: str = "train",
-        mnist_dir: str | None = None,
         name: str = "bouncing-mnist",
-        speed: tuple[float, float] = bouncing_mnist.SPEED,
+        options: dict | None = None,
     ):
         if name not in DATASETS:
             raise StvaeError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
         if split not in SPLITS:
             raise StvaeError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         self.frames, self.split, self.name = frames, split, name
-        self.speed = check_speed(speed)
         self.spec = DATASETS[name]
+        self.options = self.spec.make_options(options)  # its own settings, checked
         self.channels = self.spec.channels
-        self.context = self.spec.load(split, mnist_dir)  # Bouncing MNIST: the digit images
+        self.context = self.spec.load(split, self.options)  # Bouncing MNIST: the digits
 
     def sample(self, videos: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return self.spec.render(self.context, videos, self.frames, rng, self.split, self.speed)
+        return self.spec.render(self.context, videos, self.frames, rng, self.split, self.options)
 
     def batch(self, videos: int, rng: np.random.Generator) -> np.ndarray:
         return self.sample(videos, rng)["videos"]
@@ -170,7 +206,7 @@ class ClipSource:
 def open_source(config: DataConfig, split: str = "train") -> GeneratedSource | ClipSource:
     """The training (or held-out) source that ``config`` names; files are read once, here."""
     if config.generated:
-        return GeneratedSource(config.frames, split, config.mnist_dir, config.source, config.speed)
+        return GeneratedSource(config.frames, split, config.source, config.settings())
     data = load_dataset(config.source, config.frames, config.clip_stride)
     return ClipSource(data["videos"], config.frames, config.source)
 
@@ -181,13 +217,13 @@ def generate(
     frames: int,
     seed: int,
     split: str = "train",
-    mnist_dir: str | None = None,
-    speed: tuple[float, float] = bouncing_mnist.SPEED,
+    **options,
 ) -> dict[str, np.ndarray]:
-    """A labelled dataset in the file format of :mod:`stvae.data.files`, from ``seed``."""
+    """A labelled dataset in the file format of :mod:`stvae.data.files`, from ``seed``;
+    ``options``: the dataset's own settings (Bouncing MNIST: ``mnist_dir``, ``speed``)."""
     if videos < 1 or frames < 1:
         raise StvaeError(f"videos and frames must be at least 1; got {videos} and {frames}")
-    source = GeneratedSource(frames, split, mnist_dir, name, speed)
+    source = GeneratedSource(frames, split, name, options)
     return source.sample(videos, np.random.default_rng(seed))
 
 
@@ -199,12 +235,6 @@ def held_out(config: DataConfig, videos: int = 256, seed: int = 0) -> dict[str, 
     for a generated dataset, the file itself for a file (its labels, if any, included)."""
     if config.generated:
         return generate(
-            config.source,
-            videos,
-            config.frames,
-            HELD_OUT_SEED + seed,
-            "test",
-            config.mnist_dir,
-            config.speed,
+            config.source, videos, config.frames, HELD_OUT_SEED + seed, "test", **config.settings()
         )
     return load_dataset(config.source, config.frames, config.clip_stride)

@@ -24,10 +24,13 @@ is a pure function of the seed it is given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from stvae.data.digits import Digits
+from stvae.errors import StvaeError
 
 __all__ = [
     "render",
@@ -43,6 +46,44 @@ DIGIT = 28
 TRAVEL = FRAME - DIGIT  # top-left corner moves in [0, 36] pixels
 SPEED = (0.1, 0.1)  # fraction of TRAVEL a frame (low, high): the authors' constant 0.1
 LEGACY_SPEED = (2.0 / TRAVEL, 5.0 / TRAVEL)  # stvae < 0.2: 2-5 pixels a frame
+
+
+def check_speed(speed) -> tuple[float, float]:
+    """A speed (low, high), fractions of the travel range a frame, checked: two numbers,
+    0 <= low <= high <= 1 -> the tuple."""
+    try:
+        pair = tuple(float(s) for s in speed)
+    except (TypeError, ValueError):
+        raise StvaeError(f"speed must be two numbers (low, high); got {speed!r}") from None
+    if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 1:
+        raise StvaeError(
+            f"speed must be 0 <= low <= high <= 1 (of the travel range a frame); got {speed!r}"
+        )
+    return pair
+
+
+@dataclass(frozen=True)
+class Options:
+    """Bouncing MNIST's own settings (its spec's ``options``; fields of
+    :class:`stvae.data.DataConfig` and flags of ``stvae train`` and ``stvae dataset``)."""
+
+    mnist_dir: str | None = field(
+        default=None, metadata={"help": "folder of MNIST IDX files instead of the shipped subset"}
+    )
+    speed: tuple[float, float] = field(  # the authors' generator moves a constant 0.1
+        default=SPEED,
+        metadata={
+            "parse": "speed",
+            "help": "bouncing-mnist: the digit's speed, a fraction of its 36-pixel travel "
+            "range a frame: one number (constant; default 0.1, the authors' generator) or "
+            "LOW,HIGH (uniform per video)",
+        },
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "speed", check_speed(self.speed))  # JSON gives a list
+
+
 # What ``temporal_labels`` mean; recorded in dataset files and eval.json so that labels
 # of this grid are never mixed silently with the frame-thirds grid of stvae < 0.2.
 TEMPORAL_DEFINITION = "travel-thirds"

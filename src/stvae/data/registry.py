@@ -19,28 +19,31 @@ from stvae.data.spec import DatasetSpec, GridSpec, paper_cells
 __all__ = ["DATASETS"]
 
 
-def _mnist(digits, videos, frames, rng, split, speed) -> dict:
-    data = bouncing_mnist.render(digits, videos, frames, rng, speed)
+def _mnist(digits, videos, frames, rng, split, options: bouncing_mnist.Options) -> dict:
+    data = bouncing_mnist.render(digits, videos, frames, rng, options.speed)
     data["temporal_definition"] = np.array(bouncing_mnist.TEMPORAL_DEFINITION)
     return data
 
 
 def _by_split(render):
     """A renderer of (videos, frames, rng, split) as a spec's renderer: no context, no
-    speed (those are Bouncing MNIST's). A partial, not a lambda: worker processes pickle
-    the source that holds it."""
+    options. A partial, not a lambda: worker processes pickle the source that holds it."""
     return functools.partial(_split_only, render)
 
 
-def _split_only(render, context, videos, frames, rng, split, speed) -> dict:
+def _split_only(render, context, videos, frames, rng, split, options) -> dict:
     return render(videos, frames, rng, split)
 
 
-def _mnist_on_device(digits, frames, speed, device) -> DeviceBouncingMNIST:
-    return DeviceBouncingMNIST(digits, frames, speed, device)
+def _digits(split: str, options: bouncing_mnist.Options):
+    return load_digits(split, options.mnist_dir)
 
 
-def _chairs_on_device(context, frames, speed, device) -> DeviceChairs:
+def _mnist_on_device(digits, frames, options, device) -> DeviceBouncingMNIST:
+    return DeviceBouncingMNIST(digits, frames, options.speed, device)
+
+
+def _chairs_on_device(context, frames, options, device) -> DeviceChairs:
     workers = max(0, (os.cpu_count() or 1) - 1)  # the bank's rendering, once
     return DeviceChairs(frames, device, workers=workers)
 
@@ -55,8 +58,9 @@ DATASETS: dict[str, DatasetSpec] = {
             "images": "digit images",
             "held": "held-out digit images, half {} (25 of each class)",
         },
-        load=load_digits,
+        load=_digits,
         on_device=_mnist_on_device,
+        options=bouncing_mnist.Options,
         grid=GridSpec(
             table1_features=4,
             paper_table1=paper_cells([6.71, 6.74, 6.82, 4.70, 5.78, 6.38, 1.08, 1.70, 1.71]),

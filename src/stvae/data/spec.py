@@ -7,9 +7,12 @@ the specs are registered in :data:`stvae.data.registry.DATASETS`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from stvae.errors import StvaeError
 
 __all__ = [
     "DatasetSpec",
@@ -32,7 +35,7 @@ BETAS = (1.0, 2.0, 4.0)  # the paper's betas (section 4.4)
 PAPER_KINDS = ("hierarchical", "slow", "vae")  # the models of the paper's Tables 1-3
 
 
-def _nothing(split: str, mnist_dir: str | None) -> None:
+def _nothing(split: str, options: Any) -> None:
     return None
 
 
@@ -69,13 +72,16 @@ class GridSpec:
 class DatasetSpec:
     """One generated data source.
 
-    ``render(context, videos, frames, rng, split, speed)`` draws a labelled dataset in the
-    file format of :mod:`stvae.data.files` (uint8 ``videos`` [V, N, 64, 64] or
+    ``render(context, videos, frames, rng, split, options)`` draws a labelled dataset in
+    the file format of :mod:`stvae.data.files` (uint8 ``videos`` [V, N, 64, 64] or
     [V, N, 64, 64, 3] and its labels) from a ``numpy.random.Generator``; ``context`` is
-    what ``load(split, mnist_dir)`` read once per source (Bouncing MNIST: the split's digit
-    images; None for the others). ``on_device(context, frames, speed, device)`` builds the
-    maker of :mod:`stvae.data.on_device` that draws the same distribution with torch ops
-    on the training device (None: host only).
+    what ``load(split, options)`` read once per source (Bouncing MNIST: the split's digit
+    images; None for the others). ``on_device(context, frames, options, device)`` builds
+    the maker of :mod:`stvae.data.on_device` that draws the same distribution with torch
+    ops on the training device (None: host only). ``options``: the dataset's own settings,
+    an instance of its ``options`` dataclass (None when it has none), whose fields become
+    fields of :class:`stvae.data.DataConfig` and flags of ``stvae train`` and ``stvae
+    dataset`` (Bouncing MNIST: ``mnist_dir`` and ``speed``).
     """
 
     name: str
@@ -95,6 +101,7 @@ class DatasetSpec:
     on_device: Callable[..., Any] | None = None
     judge: bool = False  # a judge classifier of swapped codes exists (stvae.judge)
     grid: GridSpec | None = None  # its grid of Tables 1-3, if it has one
+    options: type | None = None  # a frozen dataclass of its own settings, each with a default
 
     def __post_init__(self) -> None:
         want = DESCRIBE_KEYS[self.training_images]
@@ -103,3 +110,15 @@ class DatasetSpec:
                 f"dataset {self.name}: describe must have the keys {sorted(want)} "
                 f"(training_images={self.training_images}); got {sorted(self.describe)}"
             )
+
+    def make_options(self, values: dict | None = None) -> Any:
+        """Its ``options`` dataclass from ``values`` (its fields by name; the rest keep
+        their defaults), checked by the dataclass; None when it has no options. A name it
+        does not take is refused in one line."""
+        values = dict(values or {})
+        names = [f.name for f in dataclasses.fields(self.options)] if self.options else []
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            takes = f"its options: {', '.join(names)}" if names else "it has no options"
+            raise StvaeError(f"dataset {self.name} takes no option {unknown[0]} ({takes})")
+        return self.options(**values) if self.options else None
