@@ -222,7 +222,7 @@ def probe_run(run_dir, videos: int | None = None, seed: int = 0) -> dict:
 def _as_data(data, config) -> dict[str, np.ndarray]:
     """A dataset dict as it is, or read from a path with the run's clip settings."""
     if isinstance(data, (str, Path)):
-        return load_dataset(data, config.data.frames, config.data.clip_stride)
+        return load_dataset(data, config.data.frames, config.data.clip_stride, "test")
     return data
 
 

@@ -181,7 +181,7 @@ def make_figures(
         dataset = held_out(config.data, videos=64, seed=seed)
         source = f"held-out {config.data.source}" if config.data.generated else config.data.source
     else:
-        dataset = load_dataset(data, config.data.frames, config.data.clip_stride)
+        dataset = load_dataset(data, config.data.frames, config.data.clip_stride, "test")
         source = str(data)
     videos = dataset["videos"]
     if len(videos) < 2:

@@ -237,4 +237,4 @@ def held_out(config: DataConfig, videos: int = 256, seed: int = 0) -> dict[str, 
         return generate(
             config.source, videos, config.frames, HELD_OUT_SEED + seed, "test", **config.settings()
         )
-    return load_dataset(config.source, config.frames, config.clip_stride)
+    return load_dataset(config.source, config.frames, config.clip_stride, "test")

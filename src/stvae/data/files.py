@@ -25,6 +25,7 @@ import numpy as np
 
 from stvae.checkpoint import atomic_write
 from stvae.data.frames import load_folder, to_frames64
+from stvae.data.released import is_released, load_released
 from stvae.errors import StvaeError
 
 __all__ = ["load_dataset", "save_dataset", "check_videos"]
@@ -94,17 +95,21 @@ def _check_labels(data: dict[str, np.ndarray], where: str) -> None:
 
 
 def load_dataset(
-    path: str | Path, frames: int = 16, stride: int | None = None
+    path: str | Path, frames: int = 16, stride: int | None = None, split: str = "train"
 ) -> dict[str, np.ndarray]:
     """Reads a dataset ``.npz``, a bare ``.npy`` video array, or a folder of videos.
 
     ``frames`` and ``stride`` cut a folder's videos into clips (see
-    :mod:`stvae.data.frames`); arrays are taken as they are.
+    :mod:`stvae.data.frames`); arrays are taken as they are. A folder of the field's
+    Sprites arrays (:mod:`stvae.data.released`) gives its ``split``: "train", or the
+    test arrays for any held-out split; other sources are one set for every split.
     """
     path = Path(path)
     if not path.exists():
         raise StvaeError(f"{path}: no such file")
     if path.is_dir():
+        if is_released(path):
+            return load_released(path, split)
         return load_folder(path, frames, stride)
     if not path.is_file():
         raise StvaeError(f"{path}: not a file")
