@@ -90,6 +90,15 @@ def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatc
     assert "static set (features [0])" in unused_direction(change, ([0], [1, 2]))
     assert all(found["change"][k] > 0 for k in ("static", "temporal", "all"))
     assert unused_direction(found["change"], ([0], [1, 2])) is None
+    # chance and fallback per head: the frozen decoder draws one character for every
+    # clip, so every attribute is named alike (fallen back), the oracle's are not
+    assert set(found["chance"]) == {"action", *sp.ATTRIBUTES}
+    assert all(0 < share < 0.5 for share in found["chance"].values())
+    for name in sp.ATTRIBUTES:
+        assert frozen["fallback"]["dynamics_from_prior"][name]["mean"] == 1.0
+        assert found["fallback"]["dynamics_from_prior"][name]["mean"] < 0.5
+        assert found["fallback"]["reconstruction"][name] < 0.5
+    assert found["fallback"]["static_from_prior"]["action"]["mean"] < 0.5
     # a division that puts the action on the static side loses it to the prior
     swapped = field_protocol(Oracle(), data, ([0, 1], [2]), judge, draws=2)
     assert swapped["static_from_prior"]["action_accuracy"]["mean"] < 0.4
@@ -129,3 +138,11 @@ def test_decoded_batches_cover_every_video_in_eval_mode_and_restore_the_mode():
     model.eval()  # the second batch, decoded alone in eval mode
     with torch.no_grad():
         torch.testing.assert_close(got[1], torch.sigmoid(real(torch.from_numpy(h[2:4]))))
+
+
+def test_top_share_is_the_commonest_classs_share():
+    from stvae.field import top_share
+
+    assert top_share(np.array([2, 2, 1, 2])) == 0.75
+    assert top_share(np.arange(8)) == 0.125
+    assert top_share(np.zeros(5, int)) == 1.0

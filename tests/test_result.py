@@ -148,6 +148,33 @@ def test_describe_names_every_section():
     assert "hair      d-score 3.000" in text and "mean over the attributes: d-score 2.500" in text
 
 
+def test_a_head_that_fell_back_is_named_as_such():
+    """The field's protocol as `evaluate` prints it: chance and the judge's fallback per
+    head, and every head naming one class for most clips listed as fallen back."""
+    cell = {"mean": 0.9, "sd": 0.0}
+    low = {"mean": 0.2, "sd": 0.01}
+    field = {
+        "judge_accuracy": {"action": 1.0, "body": 1.0},
+        "draws": 3,
+        "static_from_prior": {"action_accuracy": cell},
+        "dynamics_from_prior": {"body": cell},
+        "chance": {"action": 0.13, "body": 0.2},
+        "fallback": {
+            "reconstruction": {"action": 0.14, "body": 0.97},
+            "static_from_prior": {"action": low},
+            "dynamics_from_prior": {"body": cell},
+        },
+    }
+    ev = _result(["body"])
+    ev.field = field
+    text = ev.describe()
+    assert "chance (the scored clips' commonest class) action 0.130, body 0.200" in text
+    (line,) = [x for x in text.splitlines() if "fell back" in x]
+    assert line.endswith("reconstructions body, dynamics from prior body")
+    del field["fallback"], field["chance"]  # evaluations before them: no such lines
+    assert "fell back" not in ev.describe() and "chance (the scored" not in ev.describe()
+
+
 def test_old_files_read_and_what_is_not_a_result_is_refused(tmp_path):
     old = _result().to_dict()
     del old["probe_sets"], old["skipped"], old["eval_version"]  # version 1 had neither

@@ -15,7 +15,12 @@ what decoded videos show, in two directions:
   against the video's own.
 
 Each direction is repeated with ``draws`` independent prior draws; every number is the
-mean and the sample standard deviation over the draws. The codes kept are the
+mean and the sample standard deviation over the draws. Beside the accuracies, each head
+(the action, each attribute) has its ``chance`` (:func:`top_share` of the scored set's
+true classes) and its ``fallback``: the share of clips the judge gives its single most
+frequent class, on the reconstructions and in both directions. A judge that cannot read
+a decoder's clips names one class for most of them (more than :data:`FALLBACK`): that
+head's accuracy is then the share of that class, not what the model kept. The codes kept are the
 posterior means (:func:`stvae.model.encode_videos`). The prior is the model's own
 (:meth:`stvae.elbo.SequenceVAE.prior_sample`): eq 7's per-video mean and eq 8's random
 walk for the hierarchical model, N(0, I) for dsvae's f and its LSTM prior for z; a
@@ -33,8 +38,11 @@ import torch
 from stvae.data import sprites as sp
 from stvae.judge import judge_probs
 from stvae.model import encode_videos
+from stvae.result import FALLBACK
 
 __all__ = [
+    "FALLBACK",
+    "top_share",
     "decoded_batches",
     "field_protocol",
     "inception_scores",
@@ -63,6 +71,14 @@ def inception_scores(p: np.ndarray) -> dict[str, float]:
     h_y = float(-(marginal * np.log(marginal)).sum())
     kl = float((p * (np.log(p) - np.log(marginal))).sum(-1).mean())
     return {"IS": float(np.exp(kl)), "H(y|x)": h_y_x, "H(y)": h_y}
+
+
+def top_share(classes: np.ndarray) -> float:
+    """The share of the most frequent value of ``classes`` [V]: for true labels, the
+    accuracy of always naming the commonest class (a head's chance); for the judge's
+    verdicts, how much of the set it gives one class (its fallback)."""
+    _, counts = np.unique(np.asarray(classes), return_counts=True)
+    return float(counts.max() / counts.sum())
 
 
 def with_prior(mu: np.ndarray, prior: np.ndarray, idx: list[int]) -> np.ndarray:
@@ -158,8 +174,10 @@ def field_protocol(
     [V, N]) for a model with ``prior_sample``; ``division``: (static, temporal) feature
     indices. Returns ``{"draws", "static_set", "temporal_set", "static_from_prior":
     {"action_accuracy", "IS", "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute:
-    accuracy}, "change": :func:`redraw_change` of the first draw}``, every score as
-    ``{"mean", "sd"}`` over the draws."""
+    accuracy}, "change": :func:`redraw_change` of the first draw, "chance": {head:
+    share}, "fallback": {"reconstruction": {head: share}, "static_from_prior": {"action":
+    ...}, "dynamics_from_prior": {attribute: ...}}}``, every score of a draw as ``{"mean",
+    "sd"}`` over the draws."""
     mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
     v, n = mu.shape[:2]
     s_idx, t_idx = list(division[0]), list(division[1])
@@ -167,6 +185,10 @@ def field_protocol(
     attributes = data["attributes"]
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {name: [] for name in sp.ATTRIBUTES}
+    p_attrs, p_action = _judged(model, mu, judge)  # the reconstructions
+    fallback = {"reconstruction": _fallbacks(p_attrs, p_action)}
+    falls: dict[str, dict[str, list[float]]] = {"static_from_prior": {"action": []}}
+    falls["dynamics_from_prior"] = {name: [] for name in sp.ATTRIBUTES}
     for r in range(draws):
         g = torch.Generator().manual_seed(seed * 1_000 + r)
         prior = model.prior_sample(v, n, g).float().cpu().numpy()  # [V, N, F]
@@ -177,10 +199,16 @@ def field_protocol(
         found.update(inception_scores(p_action.numpy()))
         for key, value in found.items():
             first.setdefault(key, []).append(value)
+        falls["static_from_prior"]["action"].append(top_share(p_action.argmax(-1).numpy()))
         p_attrs, _ = _judged(model, with_prior(mu, prior, t_idx), judge)
         named = p_attrs.argmax(-1).numpy()  # [V, 4]
         for i, name in enumerate(sp.ATTRIBUTES):
             second[name].append(float((named[:, i] == attributes[:, i]).mean()))
+            falls["dynamics_from_prior"][name].append(top_share(named[:, i]))
+    for direction, heads in falls.items():
+        fallback[direction] = {k: _summary(vs) for k, vs in heads.items()}
+    chance = {"action": top_share(action)}
+    chance.update({name: top_share(attributes[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
     return {
         "draws": draws,
         "static_set": s_idx,
@@ -188,4 +216,15 @@ def field_protocol(
         "static_from_prior": {k: _summary(vs) for k, vs in first.items()},
         "dynamics_from_prior": {k: _summary(vs) for k, vs in second.items()},
         "change": change,
+        "chance": chance,
+        "fallback": fallback,
     }
+
+
+def _fallbacks(p_attrs: torch.Tensor, p_action: torch.Tensor) -> dict[str, float]:
+    """The judge's softmax outputs (attributes [V, 4, 6], action [V, 9]) -> the share of
+    clips each head gives its most frequent class."""
+    named = p_attrs.argmax(-1).numpy()
+    out = {"action": top_share(p_action.argmax(-1).numpy())}
+    out.update({name: top_share(named[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
+    return out

@@ -31,6 +31,7 @@ EVAL_VERSION = 2  # 2: both probes, disjoint fit/score images, the travel-range 
 SUFFIX = {"linear": "", "rbf": "_rbf"}  # eval.json keys: d_score, d_score_rbf, ...
 PROBE_NAMES = {"linear": "linear SVM (the paper's text)", "rbf": "RBF SVC (the authors' code)"}
 SINGLE = "static_labels"  # the target's name when the data has one static label
+FALLBACK = 0.5  # a judge's head naming one class for more of the clips has fallen back
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,31 @@ def _describe_field(found: dict | None) -> list[str]:
         "    dynamics from the prior, attributes judged: "
         + ", ".join(f"{k} {cell(v)}" for k, v in second.items())
     )
+    if "fallback" not in found:  # evaluations before the fallback shares were added
+        return lines
+    fb = found["fallback"]
+    lines.append(
+        "    chance (the scored clips' commonest class) "
+        + ", ".join(f"{k} {v:.3f}" for k, v in found["chance"].items())
+    )
+    lines.append(
+        "    the judge's fallback (share of clips given its commonest verdict): "
+        + "reconstructions "
+        + ", ".join(f"{k} {v:.3f}" for k, v in fb["reconstruction"].items())
+        + "; static from the prior: action "
+        + cell(fb["static_from_prior"]["action"])
+        + "; dynamics from the prior: "
+        + ", ".join(f"{k} {cell(v)}" for k, v in fb["dynamics_from_prior"].items())
+    )
+    fell = [f"reconstructions {k}" for k, v in fb["reconstruction"].items() if v > FALLBACK]
+    for direction in ("static_from_prior", "dynamics_from_prior"):
+        words = direction.replace("_", " ")
+        fell += [f"{words} {k}" for k, v in fb[direction].items() if v["mean"] > FALLBACK]
+    if fell:
+        lines.append(
+            f"    fell back (one class for over {FALLBACK:.0%} of the clips; its accuracy is "
+            "that class's share, not what the model kept): " + ", ".join(fell)
+        )
     return lines
 
 
