@@ -26,9 +26,10 @@ def chair_cache(tmp_path_factory):
 
 @pytest.fixture
 def small_probe_sets(monkeypatch):
-    """Probe sets of 64 videos instead of 256, for tests of what evaluation writes and how
-    it is reported (not of the scores' values), where encoding 256 videos of 64 x 64 RGB
-    frames is most of the time."""
-    from stvae import evaluate
+    """Probe sets of 64 videos instead of 256 (and the field's set of sprites of 8
+    characters), for tests of what evaluation writes and how it is reported (not of the
+    scores' values), where encoding videos of 64 x 64 RGB frames is most of the time."""
+    from stvae import evaluate, judge
 
     monkeypatch.setattr(evaluate, "PROBE_VIDEOS", 64)
+    monkeypatch.setattr(judge, "FIELD_CHARACTERS", 8)  # the field's set: 72 clips, not 729

@@ -117,6 +117,22 @@ def test_held_out_characters():
     assert np.isin(data["image_ids"], score).all()
 
 
+def test_the_balanced_set_shows_every_character_in_every_action_class_once():
+    """The field's scoring set: 81 held-out characters x 9 action classes, each clip drawn
+    as `render` draws that character, action and first pose."""
+    data = sp.balanced(4, np.random.default_rng(3))
+    assert data["videos"].shape == (729, 4, 64, 64, 3)
+    pairs = set(zip(data["image_ids"], data["temporal_labels"][:, 0], strict=True))
+    assert len(pairs) == 729 and {i for i, _ in pairs} == set(sp.characters("test-score"))
+    assert np.array_equal(np.bincount(data["temporal_labels"][:, 0]), np.full(9, 81))
+    assert np.array_equal(data["attributes"], sp.character_attributes(data["image_ids"]))
+    few = sp.balanced(4, np.random.default_rng(3), limit=2)
+    assert few["videos"].shape[0] == 18 and np.array_equal(few["videos"], data["videos"][:18])
+    # a clip of the set is what render draws for the same character, action and pose
+    one = sp._paint(data["image_ids"][:1], np.array([0]), np.array([0]), data["phases"][:1, 0], 4)
+    assert np.array_equal(one["videos"][0], data["videos"][0])
+
+
 def test_deterministic_and_shaped():
     a = generate("sprites", 6, 9, seed=7)
     b = generate("sprites", 6, 9, seed=7)
@@ -160,6 +176,7 @@ def test_train_and_evaluate_a_colour_model_on_sprites(tmp_path, capsys, small_pr
     field = ev["field"]  # the field's protocol, both directions, with the judge beside
     assert min(field["judge_accuracy"].values()) >= 0.99
     assert field["draws"] == 3 and field["static_set"] == [0, 1]
+    assert field["clips"] == 72  # the balanced set: 8 characters (small_probe_sets) x 9
     assert set(field["dynamics_from_prior"]) == set(sp.ATTRIBUTES)
     assert set(field["static_from_prior"]) == {"action_accuracy", "IS", "H(y|x)", "H(y)"}
     assert 1 <= field["static_from_prior"]["IS"]["mean"] <= 9

@@ -400,11 +400,12 @@ def _scoring_sets(config, data, sets: dict | None, probes: list[str], seed: int)
 
 
 def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
-    """Sprites: swaps (a model with its own split) and the field's protocol
-    (:mod:`stvae.field`) judged by a classifier trained on the ground truth on clips of
-    the scored length, its own accuracy on real held-out clips beside each."""
+    """Sprites: swaps (a model with its own split) on the scoring set and the field's
+    protocol (:mod:`stvae.field`) on its class-balanced set (:func:`stvae.judge.field_set`,
+    its size as ``field.clips``), judged by a classifier trained on the ground truth on
+    clips of the scored length, its own accuracy on real held-out clips beside each."""
     from stvae.field import field_protocol, unused_direction
-    from stvae.judge import judge_accuracy, judge_swaps, train_judge
+    from stvae.judge import field_set, judge_accuracy, judge_swaps, train_judge
 
     frames = score["videos"].shape[1]
     classifier = train_judge(seed, frames)
@@ -420,11 +421,12 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
     try:
         if division is None:
             raise NotImplementedError("no division of its features was chosen")
-        found = field_protocol(model, score, division, classifier, seed=seed)
+        clips = field_set(seed, frames)  # class-balanced: every character x every action
+        found = field_protocol(model, clips, division, classifier, seed=seed)
     except NotImplementedError as e:
         result.field = {"not_applicable": str(e), "judge_accuracy": accuracy}
         return
-    result.field = {"judge_accuracy": accuracy, **found}
+    result.field = {"judge_accuracy": accuracy, "clips": len(clips["videos"]), **found}
     unused = None if k else unused_direction(found["change"], division)
     if unused:  # a baseline's division that redraws nothing: its scores kept beside
         result.field["not_applicable"] = unused

@@ -45,9 +45,12 @@ __all__ = [
     "judge_swaps",
     "judge_codes",
     "JUDGE_FRAMES",
+    "FIELD_CHARACTERS",
+    "field_set",
 ]
 
 JUDGE_FRAMES = 8  # frames of the clips the judge is trained on (one action cycle)
+FIELD_CHARACTERS: int | None = None  # the field's set: every held-out scoring character
 ACTIONS = len(sp.ACTIONS) * len(sp.DIRECTIONS)
 
 
@@ -148,6 +151,15 @@ def _train(seed: int, frames: int, steps: int, batch: int) -> Judge:
             _train_step(judge, opt, data)
             decay.step()
     return judge
+
+
+def field_set(seed: int, frames: int) -> dict[str, np.ndarray]:
+    """The clips the field's protocol scores (:mod:`stvae.field`): every held-out scoring
+    character (``test-score``; the first :data:`FIELD_CHARACTERS` of them when set) in
+    every one of the 9 action classes once (:func:`stvae.data.sprites.balanced`: 81
+    characters, 729 clips), so that the action's marginal is uniform and a model that
+    keeps every action reads an IS near 9."""
+    return sp.balanced(frames, np.random.default_rng([seed, 10]), "test-score", FIELD_CHARACTERS)
 
 
 @torch.no_grad()
