@@ -55,14 +55,6 @@ def _speed(text: str) -> tuple[float, float]:
     return (values[0], values[-1])
 
 
-def _dataset_options() -> dict:
-    """Every generated dataset's own settings, by field name (their specs' ``options``;
-    ``stvae dataset`` and ``stvae train`` flags alike)."""
-    from stvae.data import OPTION_FIELDS
-
-    return OPTION_FIELDS
-
-
 def _duration(text: str) -> float:
     from stvae.budget import parse_duration
 
@@ -219,7 +211,7 @@ def _describe_probe(probe: dict) -> str:
 
 
 def _add_dataset(sub) -> None:
-    from stvae.data import DATASETS, SPLITS
+    from stvae.data import DATASETS, OPTION_FIELDS, SPLITS
 
     p = sub.add_parser(
         "dataset",
@@ -238,12 +230,8 @@ def _add_dataset(sub) -> None:
         "held-out characters (sprites) (test), or one of two parts of those that share no "
         "image (test-fit, test-score)",
     )
-    for name, f in _dataset_options().items():  # each dataset's own settings, as train's
-        p.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=_PARSE.get(f.metadata.get("parse"), str),
-            help=f.metadata.get("help"),
-        )
+    for name, f in OPTION_FIELDS.items():  # each dataset's own settings, flags as train's
+        _field_flag(p, f"data.{name}", f)
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=_cmd_dataset)
 
@@ -253,7 +241,9 @@ def _cmd_dataset(args) -> None:
 
     if not args.out.endswith(".npz"):
         raise StvaeError(f"{args.out}: dataset files end in .npz")
-    given = {n: getattr(args, n) for n in _dataset_options() if getattr(args, n) is not None}
+    from stvae.data import OPTION_FIELDS
+
+    given = {n: getattr(args, n) for n in OPTION_FIELDS if getattr(args, n) is not None}
     data = generate(args.name, args.videos, args.frames, args.seed, args.split, **given)
     path = save_dataset(data, args.out)
     print(

@@ -89,7 +89,7 @@ class _DataCommon:
             value = getattr(self, name)
             value = tuple(value) if isinstance(value, list) else value  # JSON gives lists
             if name not in own and value != f.default:
-                takers = [n for n, spec in DATASETS.items() if name in _names(spec)]
+                takers = [n for n, spec in DATASETS.items() if name in spec.option_names]
                 raise StvaeError(
                     f"{name} is an option of {', '.join(takers)}; --data {self.source} "
                     "does not take it"
@@ -111,19 +111,14 @@ class _DataCommon:
         """The source's own settings by name (its spec's ``options`` fields; {} for a
         file or a dataset without options). A dataset registered after this module was
         imported has no fields here: its settings keep their defaults."""
+        names = self.spec.option_names if self.spec is not None else []
         fields = self.__dataclass_fields__
-        return {name: getattr(self, name) for name in _names(self.spec) if name in fields}
+        return {name: getattr(self, name) for name in names if name in fields}
 
     @property
     def options(self):
         """The source's own settings as its spec's ``options`` dataclass (None without)."""
         return None if self.spec is None else self.spec.make_options(self.settings())
-
-
-def _names(spec: DatasetSpec | None) -> list[str]:
-    if spec is None or spec.options is None:
-        return []
-    return [f.name for f in dataclasses.fields(spec.options)]
 
 
 def _option_fields() -> dict[str, dataclasses.Field]:

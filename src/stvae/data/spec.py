@@ -97,7 +97,7 @@ class DatasetSpec:
     # training images, "images" (what they are, plural) and "held" (the held-out ones,
     # with {} for the half, A or B); without, "fit" and "score" (each set's videos)
     describe: dict[str, str] = field(default_factory=dict)
-    load: Callable[[str, str | None], Any] = _nothing
+    load: Callable[[str, Any], Any] = _nothing  # (split, options) -> context
     on_device: Callable[..., Any] | None = None
     judge: bool = False  # a judge classifier of swapped codes exists (stvae.judge)
     grid: GridSpec | None = None  # its grid of Tables 1-3, if it has one
@@ -111,12 +111,17 @@ class DatasetSpec:
                 f"(training_images={self.training_images}); got {sorted(self.describe)}"
             )
 
+    @property
+    def option_names(self) -> list[str]:
+        """The fields of its ``options`` dataclass ([] without)."""
+        return [f.name for f in dataclasses.fields(self.options)] if self.options else []
+
     def make_options(self, values: dict | None = None) -> Any:
         """Its ``options`` dataclass from ``values`` (its fields by name; the rest keep
         their defaults), checked by the dataclass; None when it has no options. A name it
         does not take is refused in one line."""
         values = dict(values or {})
-        names = [f.name for f in dataclasses.fields(self.options)] if self.options else []
+        names = self.option_names
         unknown = sorted(set(values) - set(names))
         if unknown:
             takes = f"its options: {', '.join(names)}" if names else "it has no options"
