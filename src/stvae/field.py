@@ -20,8 +20,8 @@ mean and the sample standard deviation over the draws. Beside the accuracies, ea
 true classes) and its ``fallback``: the share of clips the judge gives its single most
 frequent class, on the reconstructions and in both directions. A judge that cannot read
 a decoder's clips names one class for most of them (more than :data:`FALLBACK`): that
-head's accuracy is then the share of that class, not what the model kept. The codes kept are the
-posterior means (:func:`stvae.model.encode_videos`). The prior is the model's own
+head's accuracy is then the share of that class, not what the model kept. The codes kept
+are the posterior means (:func:`stvae.model.encode_videos`). The prior is the model's own
 (:meth:`stvae.elbo.SequenceVAE.prior_sample`): eq 7's per-video mean and eq 8's random
 walk for the hierarchical model, N(0, I) for dsvae's f and its LSTM prior for z; a
 baseline's features split by the division ``evaluate`` chose, each drawn from its
@@ -186,7 +186,7 @@ def field_protocol(
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {name: [] for name in sp.ATTRIBUTES}
     p_attrs, p_action = _judged(model, mu, judge)  # the reconstructions
-    fallback = {"reconstruction": _fallbacks(p_attrs, p_action)}
+    fallback = {"reconstruction": _top_shares(p_action.argmax(-1), p_attrs.argmax(-1))}
     falls: dict[str, dict[str, list[float]]] = {"static_from_prior": {"action": []}}
     falls["dynamics_from_prior"] = {name: [] for name in sp.ATTRIBUTES}
     for r in range(draws):
@@ -207,8 +207,7 @@ def field_protocol(
             falls["dynamics_from_prior"][name].append(top_share(named[:, i]))
     for direction, heads in falls.items():
         fallback[direction] = {k: _summary(vs) for k, vs in heads.items()}
-    chance = {"action": top_share(action)}
-    chance.update({name: top_share(attributes[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
+    chance = _top_shares(action, attributes)
     return {
         "draws": draws,
         "static_set": s_idx,
@@ -221,10 +220,9 @@ def field_protocol(
     }
 
 
-def _fallbacks(p_attrs: torch.Tensor, p_action: torch.Tensor) -> dict[str, float]:
-    """The judge's softmax outputs (attributes [V, 4, 6], action [V, 9]) -> the share of
-    clips each head gives its most frequent class."""
-    named = p_attrs.argmax(-1).numpy()
-    out = {"action": top_share(p_action.argmax(-1).numpy())}
-    out.update({name: top_share(named[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
+def _top_shares(action, attributes) -> dict[str, float]:
+    """:func:`top_share` of each head: classes of the action [V] and of the attributes
+    [V, 4] (true labels: each head's chance; the judge's verdicts: its fallback)."""
+    out = {"action": top_share(action)}
+    out.update({name: top_share(attributes[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
     return out
