@@ -183,3 +183,22 @@ def test_encode_evaluate_and_figures_run_on_it(tmp_path):
     made = make_figures(run, out=tmp_path / "figs")
     assert "fig2_swap.png" in made and (tmp_path / "figs" / "index.html").exists()
     assert (tmp_path / "figs" / "prior_sequences.png").exists()  # sampled from its prior
+
+
+def test_prior_means_are_each_steps_mean_along_the_sampled_path():
+    """draw(means=True) gives mu_t of p(z_t | z_<t) at the path draw() samples from the
+    same generator (what C-DSVAE decodes), checked against the teacher-forced
+    conditionals at that path; prior_sample(means=True) keeps f's draw."""
+    model = make_model(ModelConfig(kind="dsvae", features=4)).eval()
+    with torch.no_grad():
+        model.prior_rnn.weight_ih.mul_(20)  # a prior that leans on its past
+    z = model.dynamics_prior.draw(32, 5, torch.Generator().manual_seed(7))
+    means = model.dynamics_prior.draw(32, 5, torch.Generator().manual_seed(7), means=True)
+    with torch.no_grad():
+        mu, _ = model.dynamics_prior.conditionals(z)
+    torch.testing.assert_close(means, mu, atol=1e-5, rtol=1e-5)
+    assert (means - z).abs().mean() > 0.1
+    h = model.prior_sample(32, 5, torch.Generator().manual_seed(8))
+    hm = model.prior_sample(32, 5, torch.Generator().manual_seed(8), means=True)
+    s = model.static_size
+    assert torch.equal(h[..., :s], hm[..., :s]) and not torch.equal(h[..., s:], hm[..., s:])

@@ -197,3 +197,44 @@ def test_bad_shapes_are_rejected():
         kl_static(torch.zeros(2, 3), torch.zeros(2, 3), 0.01)
     with pytest.raises(ValueError, match="sigma2"):
         kl_temporal(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), 0.0)
+
+
+def _conditional_means(cov: torch.Tensor, x: torch.Tensor, first: int) -> torch.Tensor:
+    """E[x_t | x_<t] for t = first..n-1 of zero-mean Gaussian vectors x [V, n] with joint
+    covariance cov [n, n] (the textbook formula Sigma_{t,<t} Sigma_{<t,<t}^-1 x_<t)."""
+    out = []
+    for t in range(first, cov.shape[0]):
+        if t == 0:
+            out.append(torch.zeros_like(x[:, 0]))
+            continue
+        weights = torch.linalg.solve(cov[:t, :t], cov[:t, t])  # [t]
+        out.append(x[:, :t] @ weights)
+    return torch.stack(out, 1)
+
+
+@pytest.mark.parametrize("name", ["static", "temporal", "standard"])
+def test_prior_means_are_each_frames_conditional_mean_along_the_drawn_path(name):
+    """BlockPrior.means (what the field's protocol decodes for dynamics drawn from the
+    prior) against the Gaussian conditional mean on the explicit joint covariance in
+    float64: eq 7 with its per-video h_0 as the first variable of the joint, eq 8's walk,
+    and N(0, I)."""
+    from stvae.priors import StandardPrior, StaticPrior, WalkPrior
+
+    n, s2 = 6, 0.3
+    noise = torch.randn(
+        500, n + 1, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    prior = {"static": StaticPrior(s2), "temporal": WalkPrior(s2), "standard": StandardPrior()}[
+        name
+    ]
+    h, means = prior.draw(noise)[..., 0], prior.means(noise)[..., 0]  # [V, n]
+    if name == "static":  # the joint of (h_0, h_1..h_n): h_0 ~ N(0, 1), h_i = h_0 + N(0, s2)
+        joint = torch.zeros(n + 1, n + 1, dtype=torch.float64)
+        joint[1:, 1:] = static_cov(n, s2)
+        joint[0, :] = joint[:, 0] = 1.0
+        want = _conditional_means(joint, torch.cat([noise[:, :1, 0], h], 1), 1)
+    else:
+        cov = temporal_cov(n, s2) if name == "temporal" else torch.eye(n, dtype=torch.float64)
+        want = _conditional_means(cov, h, 0)
+    torch.testing.assert_close(means, want)
+    assert (means - h).abs().mean() > 0.05  # means, not the draw itself

@@ -94,12 +94,14 @@ class SequenceVAE(nn.Module):
         return sum(self.kl_terms(mu, logvar).values())
 
     @torch.no_grad()
-    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
+    def prior_sample(self, videos: int, frames: int, generator=None, means: bool = False) -> Tensor:
         """h [V, N, F] from p(h), each block from its prior (:meth:`blocks`), every feature
         drawn on its own from one standard-normal draw [V, N + 1, F] of ``generator`` (a
-        CPU generator). The field's protocol of :mod:`stvae.field` resamples one factor
-        and keeps the other; a kind with no prior to sample raises NotImplementedError
-        (the protocol is then not applicable)."""
+        CPU generator); with ``means``, the conditional means E[h_t | h_<t] along the
+        path the same draw takes (:meth:`stvae.priors.BlockPrior.means`). The field's
+        protocol of :mod:`stvae.field` resamples one factor and keeps the other; a kind
+        with no prior to sample raises NotImplementedError (the protocol is then not
+        applicable)."""
         blocks = self.blocks(self.config)
         weight = next(self.parameters())
         like = {"device": weight.device, "dtype": weight.dtype}
@@ -107,7 +109,7 @@ class SequenceVAE(nn.Module):
         noise = torch.randn(videos, frames + 1, f, generator=generator).to(**like)
         h = torch.empty(videos, frames, f, **like)
         for prior, block in blocks:
-            h[..., block] = prior.draw(noise[..., block])
+            h[..., block] = (prior.means if means else prior.draw)(noise[..., block])
         return h
 
     def decode(self, h: Tensor) -> Tensor:

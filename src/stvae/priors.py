@@ -129,6 +129,13 @@ class BlockPrior:
         is drawn once per video, slots 1..N for each frame)."""
         raise NotImplementedError
 
+    def means(self, noise: Tensor) -> Tensor:
+        """The conditional means along the path :meth:`draw` takes from the same noise
+        [V, N + 1, k]: E[h_t | h_<t] [V, N, k] (with the per-video draw, where there is
+        one, as part of the past): what the field's protocol decodes for dynamics drawn
+        from the prior (:mod:`stvae.field`)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class StandardPrior(BlockPrior):
@@ -141,6 +148,9 @@ class StandardPrior(BlockPrior):
 
     def draw(self, noise: Tensor) -> Tensor:
         return noise[:, 1:]
+
+    def means(self, noise: Tensor) -> Tensor:
+        return torch.zeros_like(noise[:, 1:])
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,10 @@ class StaticPrior(BlockPrior):
 
     def draw(self, noise: Tensor) -> Tensor:
         return noise[:, :1] + self.sigma2**0.5 * noise[:, 1:]
+
+    def means(self, noise: Tensor) -> Tensor:
+        """E[h_i | h_0] = h_0 for every frame."""
+        return noise[:, :1].expand(-1, noise.shape[1] - 1, -1)
 
 
 @dataclass(frozen=True)
@@ -171,3 +185,8 @@ class WalkPrior(BlockPrior):
         start, step = noise[:, :1], noise[:, 1:]
         walk = torch.cat([torch.zeros_like(start), step[:, 1:]], 1).cumsum(1)
         return start + self.sigma2**0.5 * walk
+
+    def means(self, noise: Tensor) -> Tensor:
+        """E[h_1] = 0, E[h_t | h_<t] = h_{t-1}: the walk one step behind."""
+        h = self.draw(noise)
+        return torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)

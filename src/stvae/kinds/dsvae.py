@@ -86,9 +86,11 @@ class LstmPrior:
         return gaussian_kl(mu, logvar, _full(mu_p), _full(logvar_p)).sum((1, 2))
 
     @torch.no_grad()
-    def draw(self, videos: int, frames: int, generator=None) -> Tensor:
+    def draw(self, videos: int, frames: int, generator=None, means: bool = False) -> Tensor:
         """z [videos, frames, D] step by step, each z_t ~ p(z_t | z_<t) fed back into the
-        LSTM for the next; noise from ``generator`` (a CPU generator)."""
+        LSTM for the next; noise from ``generator`` (a CPU generator). With ``means``, the
+        mean of each step's Gaussian along that sampled path, as C-DSVAE decodes its
+        prior's dynamics."""
         like = {"device": self.head.weight.device, "dtype": self.head.weight.dtype}
         z_prev = torch.zeros(videos, self.rnn.input_size, **like)
         h = c = torch.zeros(videos, RNN_HIDDEN, **like)
@@ -98,7 +100,7 @@ class LstmPrior:
             mu, logvar = self.head(h).chunk(2, -1)
             noise = torch.randn(mu.shape, generator=generator).to(**like)
             z_prev = mu + noise * (0.5 * logvar).exp()
-            out.append(z_prev)
+            out.append(mu if means else z_prev)
         return torch.stack(out, 1)
 
 
@@ -175,12 +177,14 @@ class DSVAE(SequenceVAE):
         return mu, logvar
 
     @torch.no_grad()
-    def prior_sample(self, videos: int, frames: int, generator=None) -> Tensor:
+    def prior_sample(self, videos: int, frames: int, generator=None, means: bool = False) -> Tensor:
         """h [V, N, F]: f ~ N(0, I) once per video (repeated over frames), then z_1:N
-        from the learned prior (:meth:`LstmPrior.draw`), from one CPU generator."""
+        from the learned prior (:meth:`LstmPrior.draw`), from one CPU generator; with
+        ``means``, f's draw is kept (the static factor has no past) and z is each
+        step's mean along the sampled path."""
         like = {"device": self.prior_head.weight.device, "dtype": self.prior_head.weight.dtype}
         f = torch.randn(videos, self.static_size, generator=generator).to(**like)
-        z = self.dynamics_prior.draw(videos, frames, generator)
+        z = self.dynamics_prior.draw(videos, frames, generator, means)
         return torch.cat([f[:, None].expand(-1, frames, -1), z], -1)
 
     def kl_terms(
