@@ -3,6 +3,8 @@ degraded as an unfinished decoder degrades them (blurred, colour washed out, reg
 greyed), so that a judged number on a model's clips can be read against it.
 
     python bench/judge_degraded.py [--clips 512] [--seed 0] > docs/results/sprites-judge-degraded.md
+    python bench/judge_degraded.py --data sprites-field \
+        > docs/results/sprites-field-judge-degraded.md
 
 Uses the production judge (:func:`stvae.judge.train_judge`, from the cache when it is
 there) on ``--clips`` clips of held-out characters (``test-score``, 8 frames). For each
@@ -72,9 +74,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="sprites", help="sprites (default) or sprites-field")
     args = p.parse_args()
-    judge = train_judge(0, JUDGE_FRAMES)
-    data = generate("sprites", args.clips, JUDGE_FRAMES, [args.seed, 8], "test-score")
+    judge = train_judge(0, JUDGE_FRAMES, data=args.data)
+    data = generate(args.data, args.clips, JUDGE_FRAMES, [args.seed, 8], "test-score")
     clips = to_tensor(data["videos"])  # [B, N, 3, 64, 64] in [0, 1]
     truth = {"action": data["temporal_labels"][:, 0]}
     truth.update({a: data["attributes"][:, i] for i, a in enumerate(sp.ATTRIBUTES)})
@@ -85,10 +88,11 @@ def main() -> None:
         cwd=Path(__file__).parent,
     ).stdout.strip()
     heads = list(truth)
-    print("# The sprites judge on degraded clips\n")
+    flag = "" if args.data == "sprites" else f" --data {args.data}"
+    print(f"# The {args.data} judge on degraded clips\n")
     print(
-        f"`python bench/judge_degraded.py --clips {args.clips} --seed {args.seed}` at commit "
-        f"{commit}: the production judge on {args.clips} clips of held-out characters "
+        f"`python bench/judge_degraded.py --clips {args.clips} --seed {args.seed}{flag}` at "
+        f"commit {commit}: the production judge on {args.clips} clips of held-out characters "
         f"({JUDGE_FRAMES} frames). Each cell: accuracy / fallback (the share of the clips "
         "given the judge's most frequent verdict for that head); **bold**: the head names "
         f"one class for over {FALLBACK:.0%} of the clips. Chance (the commonest true "

@@ -130,6 +130,12 @@ def test_dataset_command(tmp_path, capsys):
     d = load_dataset(colour)
     assert d["videos"].shape == (4, 8, 64, 64, 3) and d["attributes"].shape == (4, 4)
     assert "videos [4, 8, 64, 64, 3] uint8" in capsys.readouterr().out
+    field = tmp_path / "f.npz"  # the field design's own clip length when none is given
+    assert main(["dataset", "sprites-field", "--videos", "2", "--out", str(field)]) == 0
+    assert load_dataset(field)["videos"].shape == (2, 8, 64, 64, 3)
+    plain = tmp_path / "p.npz"
+    assert main(["dataset", "sprites", "--videos", "2", "--out", str(plain)]) == 0
+    assert load_dataset(plain)["videos"].shape == (2, 16, 64, 64, 3)
 
 
 def test_train_command_and_resume(tmp_path, capsys):

@@ -10,6 +10,7 @@ from torch import nn
 from stvae import field as field_module
 from stvae.data import generate
 from stvae.data import sprites as sp
+from stvae.errors import StvaeError
 from stvae.field import field_protocol, inception_scores, unused_direction, with_prior
 from stvae.judge import JUDGE_FRAMES, train_judge
 from test_judge import _oracle_decode, oracle_codes
@@ -48,7 +49,7 @@ class Oracle(nn.Module):
             h[..., 0] = 0
         return _oracle_decode(h.cpu())
 
-    def prior_sample(self, videos, frames, generator=None):
+    def prior_sample(self, videos, frames, generator=None, means=False):
         ids = torch.randint(0, 1296, (videos, 1), generator=generator).expand(-1, frames)
         action = torch.randint(0, 9, (videos, 1), generator=generator).expand(-1, frames)
         start = torch.randint(0, 8, (videos, 1), generator=generator)
@@ -146,3 +147,45 @@ def test_top_share_is_the_commonest_classs_share():
     assert top_share(np.array([2, 2, 1, 2])) == 0.75
     assert top_share(np.arange(8)) == 0.125
     assert top_share(np.zeros(5, int)) == 1.0
+
+
+class _Marked(nn.Module):
+    """A model whose prior draws are 1 and whose prior means are 2 everywhere, decoding
+    every code to black frames: what field_protocol decodes in each direction shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def decode(self, h):
+        return torch.full((*h.shape[:-1], 3, 64, 64), -10.0)
+
+    def prior_sample(self, videos, frames, generator=None, means=False):
+        return torch.full((videos, frames, 3), 2.0 if means else 1.0)
+
+
+class _Blind(nn.Module):
+    """A judge that names class 0 for every head."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        return torch.zeros(b, 4, 6), torch.zeros(b, 9)
+
+
+@pytest.mark.parametrize("dynamics", ["means", "draws"])
+def test_the_dynamics_direction_decodes_the_prior_means_or_its_draws(monkeypatch, dynamics):
+    data = generate("sprites", 6, 4, [2], "test-score")
+    codes = np.zeros((6, 4, 3), np.float32)
+    monkeypatch.setattr(field_module, "encode_videos", lambda model, videos: (codes, codes))
+    seen = []
+    judged = field_module._judged
+    monkeypatch.setattr(field_module, "_judged", lambda m, h, j: seen.append(h) or judged(m, h, j))
+    found = field_protocol(_Marked(), data, ([0], [1, 2]), _Blind(), draws=2, dynamics=dynamics)
+    assert found["dynamics"] == dynamics
+    # per draw: the reconstruction once, then the static direction, then the dynamics one
+    static_dir, dynamics_dir = seen[1], seen[2]
+    assert (static_dir[..., 0] == 1).all() and (static_dir[..., 1:] == 0).all()
+    assert (dynamics_dir[..., 0] == 0).all()
+    assert (dynamics_dir[..., 1:] == (2 if dynamics == "means" else 1)).all()
+    with pytest.raises(StvaeError, match="dynamics must be one of means, draws"):
+        field_protocol(_Marked(), data, ([0], [1, 2]), _Blind(), dynamics="mean")

@@ -53,6 +53,27 @@ def test_judge_reads_held_out_characters_and_an_oracles_swaps():
     assert np.mean([found[a] for a in sp.ATTRIBUTES]) < 0.5
 
 
+@pytest.mark.slow
+def test_the_field_designs_judge_is_trained_on_its_own_clips_and_reads_them():
+    judge = train_judge(0, data="sprites-field")
+    assert judge is not train_judge(0)  # each design its own judge
+    acc = judge_accuracy(judge, data="sprites-field")
+    assert min(acc.values()) >= 0.99, acc
+    earlier = judge_accuracy(train_judge(0), data="sprites-field")  # white-ground judge
+    assert min(earlier.values()) < 0.9, earlier  # does not read black-ground clips
+
+
+def test_a_judge_exists_only_for_sprites_data(small_probe_sets):
+    from stvae.errors import StvaeError
+    from stvae.judge import field_set
+
+    with pytest.raises(StvaeError, match="no judge for data 'chairs'; judges exist for sprites"):
+        train_judge(0, data="chairs")
+    clips = field_set(0, 4, "sprites-field")  # the field design's balanced set
+    assert (clips["videos"][:, :, 0, 0] == sp.BLACK).all()
+    assert np.array_equal(np.bincount(clips["temporal_labels"][:, 0]), np.full(9, 8))
+
+
 def test_drawing_the_next_batch_ahead_trains_the_judge_a_sequential_loop_trains():
     """The judge's batches are drawn in a thread one step ahead of training: the weights
     are those of the plain loop (each batch drawn, then trained on), bit for bit."""
@@ -113,7 +134,7 @@ def test_a_process_asking_for_the_judge_while_another_makes_it_waits_and_reads_i
 
     monkeypatch.setenv("STVAE_CACHE", str(tmp_path))
     folder = cache_dir("judge", judge_module.__file__, sp.__file__)
-    name = "s5-n4-8x2.safetensors"
+    name = judge_module._cached_as(5, 4, 8, 2)
     torch.manual_seed(123)
     made = judge_module.Judge()
     with one_maker(folder, name):

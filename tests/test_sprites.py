@@ -37,6 +37,47 @@ def test_every_pose_fits_in_the_frame():
     assert not drawn[..., :, 0].any() and not drawn[..., :, -1].any()  # left and right
 
 
+def test_the_earlier_design_draws_what_it_drew_before_designs_existed():
+    """sha256 of clips and a balanced set of the first design, taken at 6000e46 (before
+    :class:`sprites.Design`): the grid's committed numbers stay on the same pictures."""
+    import hashlib
+
+    got = hashlib.sha256()
+    for data in (
+        sp.render(40, 16, np.random.default_rng(3), "train"),
+        sp.balanced(8, np.random.default_rng(4), "test-score", 3),
+    ):
+        for key in sorted(data):
+            got.update(key.encode())
+            got.update(np.ascontiguousarray(data[key]).tobytes())
+    assert got.hexdigest() == "985255c957a85478ed336150d14567d373b2351a91b3143643acdbb94cd5848a"
+
+
+def test_the_field_design_is_as_large_as_the_original_sprites_on_black():
+    """sprites-field: mean pixels per pose in the original Sprites' ranges (figure
+    800-1,000 of 4,096, top 190-360, trousers 100-180, hair 230-300), the earlier design
+    about half that; shoes inside the frame; black background; 8-frame clips."""
+    from stvae.config import preset_config
+
+    field, earlier = sp.pose_labels(sp.FIELD), sp.pose_labels()
+    ranges = {sp.TOP: (190, 360), sp.TROUSERS: (100, 180), sp.HAIR: (230, 300)}
+    for part, (low, high) in ranges.items():
+        assert low <= (field == part).sum((-1, -2)).mean() <= high, part
+    figure = (field != sp.BACKGROUND).sum((-1, -2)).mean()
+    assert 800 <= figure <= 1000 and figure > 1.7 * (earlier != sp.BACKGROUND).sum((-1, -2)).mean()
+    assert not (field[..., -1, :] != sp.BACKGROUND).any()
+    assert np.array_equal(field[:, :, 0], field[:, :, 2, ..., ::-1])  # left: right mirrored
+    data = generate("sprites-field", 3, 8, seed=0)
+    assert (data["videos"][:, :, 0, 0] == sp.BLACK).all()
+    assert set(data) == set(generate("sprites", 3, 8, seed=0))
+    assert preset_config("cpu", {"data.source": "sprites-field"}).data.frames == 8
+    assert preset_config("paper", {"data.source": "sprites-field"}).data.frames == 8
+    given = {"data.source": "sprites-field", "data.frames": 12}
+    assert preset_config("cpu", given).data.frames == 12  # asked for: kept
+    assert preset_config("smoke", {"data.source": "sprites-field"}).data.frames == 4
+    assert preset_config("cpu", {"data.source": "sprites"}).data.frames == 16
+
+
 def test_the_top_is_where_a_torso_is():
     """Across every pose of a front-facing character, the pixel just below the neck at
     the centre is the top's colour, and the pixels near the feet are trousers or shoes."""

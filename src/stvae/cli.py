@@ -138,7 +138,7 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args) -> int | None:
-    from stvae.config import PRESETS, train_flags
+    from stvae.config import preset_config, train_flags
     from stvae.evaluate import probe_run
     from stvae.train import resume_config, train
 
@@ -154,7 +154,7 @@ def _cmd_train(args) -> int | None:
         if changed:
             raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")
     else:
-        config = PRESETS[args.preset].replace(**given)
+        config = preset_config(args.preset, given)
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train(config, out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -220,7 +220,11 @@ def _add_dataset(sub) -> None:
     )
     p.add_argument("name", choices=tuple(DATASETS), help="which dataset")
     p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
-    p.add_argument("--frames", type=_positive_int, default=16, help="frames per video")
+    p.add_argument(
+        "--frames",
+        type=_positive_int,
+        help="frames per video (default: the dataset's clip length, 16 where it names none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generator")
     p.add_argument(
         "--split",
@@ -237,14 +241,13 @@ def _add_dataset(sub) -> None:
 
 
 def _cmd_dataset(args) -> None:
-    from stvae.data import generate, save_dataset
+    from stvae.data import DATASETS, OPTION_FIELDS, DataConfig, generate, save_dataset
 
     if not args.out.endswith(".npz"):
         raise StvaeError(f"{args.out}: dataset files end in .npz")
-    from stvae.data import OPTION_FIELDS
-
     given = {n: getattr(args, n) for n in OPTION_FIELDS if getattr(args, n) is not None}
-    data = generate(args.name, args.videos, args.frames, args.seed, args.split, **given)
+    frames = args.frames or DATASETS[args.name].frames or DataConfig().frames
+    data = generate(args.name, args.videos, frames, args.seed, args.split, **given)
     path = save_dataset(data, args.out)
     print(
         f"wrote {path}: videos {list(data['videos'].shape)} {data['videos'].dtype}, "
@@ -254,6 +257,7 @@ def _cmd_dataset(args) -> None:
 
 def _add_evaluate(sub) -> None:
     from stvae.evaluate import PROBE_CHOICES
+    from stvae.result import DYNAMICS
 
     p = sub.add_parser(
         "evaluate",
@@ -276,6 +280,13 @@ def _add_evaluate(sub) -> None:
         type=_positive_int,
         help="videos in each generated probe set, fitting and scoring (default 256)",
     )
+    p.add_argument(
+        "--field-dynamics",
+        choices=DYNAMICS,
+        default="means",
+        help="sprites, the field's protocol: decode the dynamics drawn from the prior as the "
+        "prior's mean at each frame (means, C-DSVAE's; default) or as the draw itself",
+    )
     p.add_argument("--out", help="where to write eval.json (default: RUN/eval.json)")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -284,7 +295,10 @@ def _cmd_evaluate(args) -> None:
     from stvae.evaluate import evaluate_run
 
     out = Path(args.out) if args.out else Path(args.run) / "eval.json"
-    print(evaluate_run(args.run, args.data, args.seed, args.probe, args.videos, out).describe())
+    result = evaluate_run(
+        args.run, args.data, args.seed, args.probe, args.videos, out, args.field_dynamics
+    )
+    print(result.describe())
     print(f"wrote {out}")
 
 

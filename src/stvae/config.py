@@ -19,6 +19,7 @@ from stvae.model import ModelConfig
 __all__ = [
     "TrainConfig",
     "PRESETS",
+    "preset_config",
     "RUN_FILES",
     "PRECISIONS",
     "DEVICES",
@@ -266,3 +267,25 @@ PRESETS: dict[str, TrainConfig] = {
         lr_decay_every=3,
     ),
 }
+
+
+def preset_config(preset: str, given: dict | None = None) -> TrainConfig:
+    """Preset ``preset`` with the fields ``given`` (dotted names: ``model.beta``) set: what
+    ``stvae train`` and a grid's cell train. Data whose spec names a clip length of its
+    own (``DatasetSpec.frames``; sprites-field: the field's 8 frames) gets it where
+    ``given`` names no ``data.frames`` and the preset keeps the default (16; smoke's 4
+    stays)."""
+    if preset not in PRESETS:
+        raise StvaeError(f"preset must be one of {', '.join(sorted(PRESETS))}; got {preset!r}")
+    given = dict(given or {})
+    config = PRESETS[preset].replace(**given)
+    spec = config.data.spec
+    default = DataConfig.__dataclass_fields__["frames"].default
+    if (
+        spec is not None
+        and spec.frames is not None
+        and "data.frames" not in given
+        and PRESETS[preset].data.frames == default
+    ):
+        config = config.replace(**{"data.frames": spec.frames})
+    return config

@@ -50,7 +50,7 @@ from stvae.probes import (
     static_in_temporal,
     video_split,
 )
-from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores
+from stvae.result import EVAL_VERSION, SUFFIX, EvalResult, Scores, check_dynamics
 from stvae.rundir import load_run
 
 __all__ = [
@@ -348,6 +348,7 @@ def evaluate_run(
     probe: str = "both",
     videos: int | None = None,
     out: str | Path | None = None,
+    dynamics: str = "means",
 ) -> EvalResult:
     """Scores a run, writes ``eval.json`` into it (or to ``out``) and returns it as an
     :class:`~stvae.result.EvalResult` (its ``to_dict()`` is the file).
@@ -369,14 +370,17 @@ def evaluate_run(
     (a baseline's division is chosen for each attribute on its own). On sprites, a model
     with its own split also gets ``swaps``: the share of decoded swaps in which a judge
     classifier (:mod:`stvae.judge`, its own accuracy on real held-out clips beside)
-    names the temporal source's action and each attribute of the static source.
+    names the temporal source's action and each attribute of the static source, and
+    ``field``: the field's protocol (:mod:`stvae.field`; ``dynamics``: what its second
+    direction decodes, the prior's means or its draws).
     """
+    check_dynamics(dynamics)
     model, config = load_run(run_dir)
     out = Path(run_dir) / "eval.json" if out is None else Path(out)
     if not out.parent.is_dir():
         raise StvaeError(f"{out.parent}: output folder does not exist")
     sets = probe_sets(config.data, videos, seed) if data is None and config.data.generated else None
-    result = evaluate_model(model, config, data, seed, probe, sets=sets)
+    result = evaluate_model(model, config, data, seed, probe, sets=sets, dynamics=dynamics)
     write_json(out, result.to_dict())
     return result
 
@@ -399,7 +403,7 @@ def _scoring_sets(config, data, sets: dict | None, probes: list[str], seed: int)
     return score, pairs, {p: (halves, "the other half") for p in probes}, source
 
 
-def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
+def _judged(model, config, score: dict, result: EvalResult, seed: int, dynamics: str) -> None:
     """Sprites: swaps (a model with its own split) on the scoring set and the field's
     protocol (:mod:`stvae.field`) on its class-balanced set (:func:`stvae.judge.field_set`,
     its size as ``field.clips``), judged by a classifier trained on the ground truth on
@@ -407,9 +411,9 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
     from stvae.field import field_protocol, unused_direction
     from stvae.judge import field_set, judge_accuracy, judge_swaps, train_judge
 
-    frames = score["videos"].shape[1]
-    classifier = train_judge(seed, frames)
-    accuracy = judge_accuracy(classifier, seed=seed, frames=frames)
+    frames, name = score["videos"].shape[1], config.data.source
+    classifier = train_judge(seed, frames, data=name)
+    accuracy = judge_accuracy(classifier, seed=seed, frames=frames, data=name)
     k, f = config.model.n_static, config.model.features
     if k:
         result.swaps = {"judge_accuracy": accuracy, **judge_swaps(model, score, classifier, seed)}
@@ -421,8 +425,8 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int) -> None:
     try:
         if division is None:
             raise NotImplementedError("no division of its features was chosen")
-        clips = field_set(seed, frames)  # class-balanced: every character x every action
-        found = field_protocol(model, clips, division, classifier, seed=seed)
+        clips = field_set(seed, frames, name)  # class-balanced: every character x action
+        found = field_protocol(model, clips, division, classifier, seed=seed, dynamics=dynamics)
     except NotImplementedError as e:
         result.field = {"not_applicable": str(e), "judge_accuracy": accuracy}
         return
@@ -441,16 +445,16 @@ def evaluate_model(
     sets: dict | None = None,
     judge: bool = True,
     cache: dict | None = None,
+    dynamics: str = "means",
 ) -> EvalResult:
-    """What :func:`evaluate_run` writes to ``eval.json``, for a model in hand (a run's
-    :class:`TrainConfig` beside it). ``sets``: this config's :func:`probe_sets` made once
-    by the caller (a learning curve scores many snapshots on the same sets); ``judge``:
-    False leaves out the judged swaps on sprites (they train a judge classifier);
-    ``cache``: filled with the posterior means of each video set, by ``id`` of its dict."""
+    """What :func:`evaluate_run` (whose ``dynamics`` this is) writes to ``eval.json``, for
+    a model in hand (a run's :class:`TrainConfig` beside it). ``sets``: this config's
+    :func:`probe_sets` made once by the caller (a learning curve scores many snapshots on
+    the same sets); ``judge``: False leaves out sprites' judge (swaps, the field's
+    protocol); ``cache``: the posterior means of each video set, by ``id`` of its dict."""
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
-    probes = list(PROBES) if probe == "both" else [probe]
-    cache = {} if cache is None else cache
+    probes, cache = (list(PROBES) if probe == "both" else [probe]), ({} if cache is None else cache)
     score, pairs, named, source = _scoring_sets(config, data, sets, probes, seed)
     k = config.model.n_static
     spec = config.data.spec
@@ -490,5 +494,5 @@ def evaluate_model(
             for name, y in static_targets(labels).items()
         }
     if judge and "attributes" in score and spec is not None and spec.judge:
-        _judged(model, config, score, result, seed)
+        _judged(model, config, score, result, seed, dynamics)
     return result

@@ -12,7 +12,11 @@ what decoded videos show, in two directions:
   most ln 9), with ``p(y)`` the mean of the judge's softmax over the test videos;
 * **dynamics from the prior** (``dynamics_from_prior``): keep the static code, draw the
   temporal code from the prior, decode, and judge each of the four *attributes*
-  against the video's own.
+  against the video's own. As C-DSVAE does, what is decoded is by default the prior's
+  mean at each frame along the drawn path (``dynamics="means"``: E[z_t | z_<t], the
+  per-video draw of eq 7 as part of the past; :meth:`stvae.priors.BlockPrior.means`);
+  ``dynamics="draws"`` decodes the draw itself (as every row scored before this option
+  did). The result says which (``dynamics``).
 
 Each direction is repeated with ``draws`` independent prior draws; every number is the
 mean and the sample standard deviation over the draws. Beside the accuracies, each head
@@ -38,7 +42,7 @@ import torch
 from stvae.data import sprites as sp
 from stvae.judge import judge_probs
 from stvae.model import encode_videos
-from stvae.result import FALLBACK
+from stvae.result import FALLBACK, check_dynamics
 
 __all__ = [
     "FALLBACK",
@@ -168,16 +172,19 @@ def field_protocol(
     judge,
     draws: int = FIELD_DRAWS,
     seed: int = 0,
-) -> dict:
+    dynamics: str = "means",
+) -> dict:  # long: both directions, their draws and every head's fallback in one pass
     """Both directions of the field's protocol (module doc) on the test clips ``data``
     (sprites, the file format: ``videos``, ``attributes`` [V, 4], ``temporal_labels``
     [V, N]) for a model with ``prior_sample``; ``division``: (static, temporal) feature
-    indices. Returns ``{"draws", "static_set", "temporal_set", "static_from_prior":
+    indices; ``dynamics``: what the second direction decodes (:data:`DYNAMICS`, module
+    doc). Returns ``{"draws", "dynamics", "static_set", "temporal_set", "static_from_prior":
     {"action_accuracy", "IS", "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute:
     accuracy}, "change": :func:`redraw_change` of the first draw, "chance": {head:
     share}, "fallback": {"reconstruction": {head: share}, "static_from_prior": {"action":
     ...}, "dynamics_from_prior": {attribute: ...}}}``, every score of a draw as ``{"mean",
     "sd"}`` over the draws."""
+    check_dynamics(dynamics)
     mu, _ = encode_videos(model, data["videos"])  # [V, N, F]
     v, n = mu.shape[:2]
     s_idx, t_idx = list(division[0]), list(division[1])
@@ -190,8 +197,7 @@ def field_protocol(
     falls: dict[str, dict[str, list[float]]] = {"static_from_prior": {"action": []}}
     falls["dynamics_from_prior"] = {name: [] for name in sp.ATTRIBUTES}
     for r in range(draws):
-        g = torch.Generator().manual_seed(seed * 1_000 + r)
-        prior = model.prior_sample(v, n, g).float().cpu().numpy()  # [V, N, F]
+        prior = _prior(model, v, n, seed * 1_000 + r)
         if r == 0:
             change = redraw_change(model, mu, prior, (s_idx, t_idx))
         _, p_action = _judged(model, with_prior(mu, prior, s_idx), judge)
@@ -200,7 +206,8 @@ def field_protocol(
         for key, value in found.items():
             first.setdefault(key, []).append(value)
         falls["static_from_prior"]["action"].append(top_share(p_action.argmax(-1).numpy()))
-        p_attrs, _ = _judged(model, with_prior(mu, prior, t_idx), judge)
+        moves = _prior(model, v, n, seed * 1_000 + r, True) if dynamics == "means" else prior
+        p_attrs, _ = _judged(model, with_prior(mu, moves, t_idx), judge)
         named = p_attrs.argmax(-1).numpy()  # [V, 4]
         for i, name in enumerate(sp.ATTRIBUTES):
             second[name].append(float((named[:, i] == attributes[:, i]).mean()))
@@ -210,6 +217,7 @@ def field_protocol(
     chance = _top_shares(action, attributes)
     return {
         "draws": draws,
+        "dynamics": dynamics,
         "static_set": s_idx,
         "temporal_set": t_idx,
         "static_from_prior": {k: _summary(vs) for k, vs in first.items()},
@@ -218,6 +226,13 @@ def field_protocol(
         "chance": chance,
         "fallback": fallback,
     }
+
+
+def _prior(model, videos: int, frames: int, seed: int, means: bool = False) -> np.ndarray:
+    """The model's prior draw from ``seed`` [V, N, F] (float32), or with ``means`` the
+    conditional means along that draw's path."""
+    g = torch.Generator().manual_seed(seed)
+    return model.prior_sample(videos, frames, g, means=means).float().cpu().numpy()
 
 
 def _top_shares(action, attributes) -> dict[str, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from stvae.config import PRESETS, TrainConfig
+from stvae.config import TrainConfig, preset_config
 from stvae.data import registry
 from stvae.data.spec import BETAS, PAPER_KINDS, GridSpec
 from stvae.errors import StvaeError
@@ -128,10 +128,12 @@ def table1_cells(dataset: str, extra: Iterable[str] = ()) -> list[tuple[str, flo
 
 
 def cell_config(dataset: str, preset: str, run: GridRun) -> TrainConfig:
-    """The training config of one grid cell: the preset with the cell's fields set."""
-    return PRESETS[preset].replace(
-        seed=run.seed,
-        **{
+    """The training config of one grid cell: the preset with the cell's fields set
+    (:func:`stvae.config.preset_config`)."""
+    return preset_config(
+        preset,
+        {
+            "seed": run.seed,
             "model.kind": run.model,
             "model.beta": run.beta,
             "model.features": run.features,

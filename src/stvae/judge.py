@@ -7,6 +7,9 @@ classifier trained on the ground truth. stvae trains its own judge on procedural
 accuracy on real clips of held-out characters beside its verdicts, so a verdict can be
 read against what the judge can do at all.
 
+Each sprites dataset (:data:`stvae.data.registry.DATASETS` entries with a ``balanced``
+set: ``sprites``, ``sprites-field``) has its own judge, trained on its own clips.
+
 The judge is built as the field builds its own (a convolutional encoder per frame and a
 temporal model over the frames), trained on clips of the length it is asked to judge,
 in colour. Each frame [3, 64, 64] is averaged down to 32x32 and becomes a 128-d feature
@@ -32,7 +35,7 @@ from torch import Tensor, nn
 
 from stvae.cache import cache_dir, one_maker
 from stvae.checkpoint import load_weights, save_weights
-from stvae.data import generate, to_tensor
+from stvae.data import DATASETS, generate, to_tensor
 from stvae.data import sprites as sp
 from stvae.errors import StvaeError
 from stvae.model import encode_videos
@@ -91,19 +94,34 @@ def _targets(data: dict) -> tuple[Tensor, Tensor]:
 
 
 def train_judge(
-    seed: int = 0, frames: int = JUDGE_FRAMES, steps: int = 600, batch: int = 16
+    seed: int = 0,
+    frames: int = JUDGE_FRAMES,
+    steps: int = 600,
+    batch: int = 16,
+    data: str = "sprites",
 ) -> Judge:
-    """The judge of clips of ``frames`` frames, trained on clips of that length of
-    training characters (Adam 3e-3, x0.1 for the last quarter of ``steps`` batches of
-    ``batch`` fresh clips, all from ``seed``). Made once: kept for the process and in
-    the cache (:func:`stvae.cache.cache_dir`, by a hash of this file and the sprites
-    renderer), so a grid or a second ``stvae evaluate`` does not train it again."""
-    return _trained_judge(int(seed), int(frames), int(steps), int(batch))
+    """The judge of clips of ``frames`` frames of dataset ``data``, trained on clips of
+    that length of its training characters (Adam 3e-3, x0.1 for the last quarter of
+    ``steps`` batches of ``batch`` fresh clips, all from ``seed``). Made once: kept for
+    the process and in the cache (:func:`stvae.cache.cache_dir`, by a hash of this file
+    and the sprites renderer), so a grid or a second ``stvae evaluate`` does not train it
+    again."""
+    _judged_data(data)
+    return _trained_judge(int(seed), int(frames), int(steps), int(batch), data)
 
 
-def _clips(seed: int, frames: int, batch: int, step: int) -> dict:
+def _judged_data(data: str):
+    """The spec of dataset ``data``, refused in one line when it has no judge."""
+    spec = DATASETS.get(data)
+    if spec is None or not spec.judge:
+        judged = [name for name, s in DATASETS.items() if s.judge]
+        raise StvaeError(f"no judge for data {data!r}; judges exist for {', '.join(judged)}")
+    return spec
+
+
+def _clips(seed: int, frames: int, batch: int, step: int, data: str = "sprites") -> dict:
     """Step ``step``'s batch of training clips: a pure function of its arguments."""
-    return generate("sprites", batch, frames, [seed, 7, frames, step], "train")
+    return generate(data, batch, frames, [seed, 7, frames, step], "train")
 
 
 def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
@@ -117,25 +135,33 @@ def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
     opt.step()
 
 
+def _cached_as(seed: int, frames: int, steps: int, batch: int, data: str = "sprites") -> str:
+    """The judge's file name in the cache folder."""
+    return f"{data}-s{seed}-n{frames}-{steps}x{batch}.safetensors"
+
+
 @cache
-def _trained_judge(seed: int, frames: int, steps: int, batch: int) -> Judge:
-    folder = cache_dir("judge", __file__, sp.__file__)
-    name = f"s{seed}-n{frames}-{steps}x{batch}.safetensors"
+def _trained_judge(seed: int, frames: int, steps: int, batch: int, data: str = "sprites") -> Judge:
+    folder, name = (
+        cache_dir("judge", __file__, sp.__file__),
+        _cached_as(seed, frames, steps, batch, data),
+    )
     with one_maker(folder, name):  # processes asking at once: one trains, the rest read
         if folder is not None and (folder / name).exists():
             judge = Judge()
             with contextlib.suppress(StvaeError):  # damaged: trained again and replaced
                 load_weights(folder / name, judge)
                 return judge.eval()
-        judge = _train(seed, frames, steps, batch)
+        judge = _train(seed, frames, steps, batch, data)
         if folder is not None:
             with contextlib.suppress(OSError, StvaeError):  # an unwritable cache is no error
                 folder.mkdir(parents=True, exist_ok=True)
-                save_weights(folder / name, judge, {"seed": seed, "frames": frames, "steps": steps})
+                meta = {"seed": seed, "frames": frames, "steps": steps, "data": data}
+                save_weights(folder / name, judge, meta)
     return judge.eval()
 
 
-def _train(seed: int, frames: int, steps: int, batch: int) -> Judge:
+def _train(seed: int, frames: int, steps: int, batch: int, data: str = "sprites") -> Judge:
     torch.manual_seed(seed)
     judge = Judge()
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
@@ -143,23 +169,25 @@ def _train(seed: int, frames: int, steps: int, batch: int) -> Judge:
     # the next batch is drawn while this one trains; drawing two ahead measured no faster
     # (150 steps, AMD EPYC, 2 cores: 15.3-18.9 s against 18.2-19.1 s, noise)
     with ThreadPoolExecutor(1) as ahead:
-        drawn = ahead.submit(_clips, seed, frames, batch, 0)
+        drawn = ahead.submit(_clips, seed, frames, batch, 0, data)
         for step in range(steps):
-            data = drawn.result()
+            clips = drawn.result()
             if step + 1 < steps:
-                drawn = ahead.submit(_clips, seed, frames, batch, step + 1)
-            _train_step(judge, opt, data)
+                drawn = ahead.submit(_clips, seed, frames, batch, step + 1, data)
+            _train_step(judge, opt, clips)
             decay.step()
     return judge
 
 
-def field_set(seed: int, frames: int) -> dict[str, np.ndarray]:
-    """The clips the field's protocol scores (:mod:`stvae.field`): every held-out scoring
-    character (``test-score``; the first :data:`FIELD_CHARACTERS` of them when set) in
-    every one of the 9 action classes once (:func:`stvae.data.sprites.balanced`: 81
-    characters, 729 clips), so that the action's marginal is uniform and a model that
-    keeps every action reads an IS near 9."""
-    return sp.balanced(frames, np.random.default_rng([seed, 10]), "test-score", FIELD_CHARACTERS)
+def field_set(seed: int, frames: int, data: str = "sprites") -> dict[str, np.ndarray]:
+    """The clips of dataset ``data`` the field's protocol scores (:mod:`stvae.field`):
+    every held-out scoring character (``test-score``; the first :data:`FIELD_CHARACTERS`
+    of them when set) in every one of the 9 action classes once (its spec's
+    ``balanced``, :func:`stvae.data.sprites.balanced`: 81 characters, 729 clips), so
+    that the action's marginal is uniform and a model that keeps every action reads an
+    IS near 9."""
+    rng = np.random.default_rng([seed, 10])
+    return _judged_data(data).balanced(frames, rng, "test-score", FIELD_CHARACTERS)
 
 
 @torch.no_grad()
@@ -181,17 +209,21 @@ def _verdicts(judge: Judge, clips: Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def judge_accuracy(
-    judge: Judge, videos: int = 256, seed: int = 0, frames: int = JUDGE_FRAMES
+    judge: Judge,
+    videos: int = 256,
+    seed: int = 0,
+    frames: int = JUDGE_FRAMES,
+    data: str = "sprites",
 ) -> dict[str, float]:
-    """The judge's accuracy per head on real clips of ``frames`` frames of the held-out
-    characters (``test-score``)."""
-    data = generate("sprites", videos, frames, [seed, 8], "test-score")
-    attrs, action = _verdicts(judge, to_tensor(data["videos"]))
+    """The judge's accuracy per head on real clips of ``frames`` frames of dataset
+    ``data``'s held-out characters (``test-score``)."""
+    clips = generate(data, videos, frames, [seed, 8], "test-score")
+    attrs, action = _verdicts(judge, to_tensor(clips["videos"]))
     out = {
-        name: float((attrs[:, i] == data["attributes"][:, i]).mean())
+        name: float((attrs[:, i] == clips["attributes"][:, i]).mean())
         for i, name in enumerate(sp.ATTRIBUTES)
     }
-    out["action"] = float((action == data["temporal_labels"][:, 0]).mean())
+    out["action"] = float((action == clips["temporal_labels"][:, 0]).mean())
     return out
 
 

@@ -451,7 +451,7 @@ def _attribute_markdown(rows: list[dict], dataset: str, preset: str, seeds: int)
         "",
         *tables["swaps"],
         "",
-        *_field_section(tables["field"]),
+        *_field_section(tables["field"], rows),
         *_sized_section(tables["sized"], spec),
     ]
     lines += _every_run(rows)
@@ -478,8 +478,12 @@ def _sized_section(table: list[str], spec) -> list[str]:
     ]
 
 
-def _field_section(table: list[str]) -> list[str]:
-    """The sprites report's section on the field's protocol (:func:`field_table`)."""
+def _field_section(table: list[str], rows: list[dict]) -> list[str]:
+    """The sprites report's section on the field's protocol (:func:`field_table`) of
+    ``rows`` (which say what their dynamics direction decoded; none said before it was
+    an option: draws)."""
+    decoded = sorted({r["field"].get("dynamics", "draws") for r in rows if "field" in r})
+    how = {"means": "the prior's mean at each frame decoded", "draws": "the draws decoded"}
     return [
         "## The field's protocol",
         "",
@@ -487,8 +491,9 @@ def _field_section(table: list[str]) -> list[str]:
         "evaluation): each held-out video's temporal code kept and its static code drawn "
         "from the model's prior, decoded, and the action judged (accuracy against the "
         "video's own; Inception Score, at most 9; H(y|x), lower is surer; H(y), at most "
-        "ln 9 = 2.197); then the static code kept and the dynamics drawn from the prior, "
-        "and each attribute judged (chance 1/6). The judge (`stvae.judge`: a CNN per frame "
+        "ln 9 = 2.197); then the static code kept and the dynamics drawn from the prior "
+        f"({' or '.join(how[d] for d in decoded) or 'none scored'}), and each attribute judged "
+        "(chance 1/6). The judge (`stvae.judge`: a CNN per frame "
         "and a bidirectional LSTM over the frames, trained on clips of the judged length) "
         "names real clips of held-out characters at the accuracy beside. Each run is the "
         "mean of 3 prior draws (their spread is in the JSON); a baseline uses the division "

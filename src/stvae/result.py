@@ -32,6 +32,17 @@ SUFFIX = {"linear": "", "rbf": "_rbf"}  # eval.json keys: d_score, d_score_rbf, 
 PROBE_NAMES = {"linear": "linear SVM (the paper's text)", "rbf": "RBF SVC (the authors' code)"}
 SINGLE = "static_labels"  # the target's name when the data has one static label
 FALLBACK = 0.5  # a judge's head naming one class for more of the clips has fallen back
+# what the field protocol's dynamics direction decodes (stvae.field): the prior's means
+# along a drawn path (C-DSVAE's), or the draw
+DYNAMICS = ("means", "draws")
+_DECODED = {"means": "its means decoded", "draws": "its draws decoded"}
+
+
+def check_dynamics(dynamics: str) -> str:
+    """``dynamics`` if it is one of :data:`DYNAMICS`, else one line (StvaeError)."""
+    if dynamics not in DYNAMICS:
+        raise StvaeError(f"dynamics must be one of {', '.join(DYNAMICS)}; got {dynamics!r}")
+    return dynamics
 
 
 @dataclass(frozen=True)
@@ -356,8 +367,8 @@ def _describe_field(found: dict | None) -> list[str]:
         + ", ".join(f"{k} {cell(v)}" for k, v in first.items())
     )
     lines.append(
-        "    dynamics from the prior, attributes judged: "
-        + ", ".join(f"{k} {cell(v)}" for k, v in second.items())
+        f"    dynamics from the prior ({_DECODED[found.get('dynamics', 'draws')]}), attributes "
+        "judged: " + ", ".join(f"{k} {cell(v)}" for k, v in second.items())
     )
     if "fallback" not in found:  # evaluations before the fallback shares were added
         return lines

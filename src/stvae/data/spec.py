@@ -99,9 +99,15 @@ class DatasetSpec:
     describe: dict[str, str] = field(default_factory=dict)
     load: Callable[[str, Any], Any] = _nothing  # (split, options) -> context
     on_device: Callable[..., Any] | None = None
-    judge: bool = False  # a judge classifier of swapped codes exists (stvae.judge)
     grid: GridSpec | None = None  # its grid of Tables 1-3, if it has one
     options: type | None = None  # a frozen dataclass of its own settings, each with a default
+    # its benchmark's clip length, which a preset's default (16) gives way to
+    # (:func:`stvae.config.preset_config`); None: the preset's
+    frames: int | None = None
+    # sprites: ``balanced(frames, rng, split, limit)``, the field's class-balanced set of
+    # ``split``'s characters (:func:`stvae.judge.field_set`); a judge classifier
+    # (:mod:`stvae.judge`) is trained on its ``render`` where it is given
+    balanced: Callable[..., dict] | None = None
 
     def __post_init__(self) -> None:
         want = DESCRIBE_KEYS[self.training_images]
@@ -110,6 +116,11 @@ class DatasetSpec:
                 f"dataset {self.name}: describe must have the keys {sorted(want)} "
                 f"(training_images={self.training_images}); got {sorted(self.describe)}"
             )
+
+    @property
+    def judge(self) -> bool:
+        """Whether a judge classifier of decoded clips exists for it (:mod:`stvae.judge`)."""
+        return self.balanced is not None
 
     @property
     def option_names(self) -> list[str]:
