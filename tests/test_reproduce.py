@@ -161,6 +161,7 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch, small_probe_
         # how it trained, as train() reports it
         assert row["device"] == row["device_name"] == "cpu" and row["precision"] in ("bf16", "fp32")
         assert row["compiled"] is tiny.compile
+        assert row["clip_frames"] == 3 and row["frames_seen"] == 2 * 2 * 3  # what it saw
     md = (tmp_path / "docs" / "bouncing-mnist-cpu.md").read_text()
     assert "| hierarchical | 1 | " in md and "6.71" in md and "Runs done: 3 of 21" in md
     assert "| slow | 4 | not run | 6.38 | not run | not run | 0 |" in md
@@ -188,6 +189,14 @@ def test_reproduce_restarts_where_it_stopped(tmp_path, monkeypatch, small_probe_
     md = md_path.read_text()
     assert "Runs done: 5 of 21" in md
     assert "Features the probe sees: Acc 4: hierarchical 4, slow 4, vae 4; Acc 2:" in md
+    assert "| frames seen (M) | clip (frames) |" in md and " | 0.00 | 3 | " in md
+    # a row from before rows recorded what their run saw gets it from its grid cell
+    report = tmp_path / "docs" / "bouncing-mnist-cpu.json"
+    old = json.loads(report.read_text())
+    for row in old:
+        del row["clip_frames"], row["frames_seen"]
+    report.write_text(json.dumps(old))
+    assert rep.reproduce(limit=0, **kwargs) == rows and len(trained) == 5
 
 
 def test_a_judged_row_without_the_field_protocol_is_not_current(tmp_path):

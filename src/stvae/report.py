@@ -377,21 +377,28 @@ def _every_run(rows: list[dict]) -> list[str]:
     extra = " d-score, order-aware linear probe |" if between else ""
     lines += [
         "| run | d-score RBF | d-score linear | static acc RBF | static acc linear "
-        "| -ELBO (nats/frame) | wall (s) |" + extra + " trained |",
-        "|---|---|---|---|---|---|---|" + ("---|" if between else "") + "---|",
+        "| -ELBO (nats/frame) | frames seen (M) | clip (frames) | wall (s) |"
+        + extra
+        + " trained |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if between else "") + "---|",
     ]
     for r in rows:
         cell = f" {r.get('d_score_order_between', float('nan')):.2f} |" if between else ""
+        seen = f"{r['frames_seen'] / 1e6:.2f}" if "frames_seen" in r else "not recorded"
         lines.append(
             f"| {r['name']} | {r.get('d_score_rbf', float('nan')):.2f} | {r['d_score']:.2f} "
             f"| {r.get('static_accuracy_rbf', float('nan')):.3f} | {r['static_accuracy']:.3f} "
-            f"| {r['negative_elbo']:.1f} | {r['wall_s']:.0f} |" + cell + f" {_how(r)} |"
+            f"| {r['negative_elbo']:.1f} | {seen} | {r.get('clip_frames', 'not recorded')} "
+            f"| {r['wall_s']:.0f} |" + cell + f" {_how(r)} |"
         )
     total_wall = sum(r["wall_s"] for r in rows)
     lines += [
         "",
         "Trained: the device, precision, whether the step was compiled and the stvae "
-        "version, as the run recorded them. Wall time is the training call's (setup, loop, "
+        "version, as the run recorded them. Frames seen: steps x videos a batch x the clip's "
+        "frames (rows scored before rows recorded it have it filled in from their grid "
+        "cell, whose config their run directory had to match). Wall time is the training "
+        "call's (setup, loop, "
         "saving; not the evaluation), for a resumed run summed over its processes.",
         "",
         f"Total training time of these runs: {total_wall / 3600:.2f} h.",

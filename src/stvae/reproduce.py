@@ -33,7 +33,14 @@ from stvae.checkpoint import (
     read_json,
     write_json,
 )
-from stvae.config import HOW_FIELDS, PRESETS, RUN_FILES, TrainConfig, train_fields
+from stvae.config import (
+    HOW_FIELDS,
+    PRESETS,
+    RUN_FILES,
+    TrainConfig,
+    preset_config,
+    train_fields,
+)
 from stvae.data import registry
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
@@ -56,6 +63,7 @@ __all__ = [
     "report_markdown",
     "report_tables",
     "result_row",
+    "trained_frames",
     "code_version",
 ]
 
@@ -88,10 +96,17 @@ def code_version() -> str:
     return f"{__version__}+g{commit}" + (".dirty" if dirty else "")
 
 
-def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = None) -> dict:
+def result_row(
+    run: GridRun,
+    ev: EvalResult,
+    wall_s: float,
+    how: dict | None = None,
+    config: TrainConfig | None = None,
+) -> dict:
     """One report row: the grid cell ``run``, the scores of its evaluation under each
     probe (keys without a suffix: linear; ``_rbf``: the authors' protocol), its wall time
-    and, where known, how it trained (``how``: the :data:`HOW` keys)."""
+    and, where known, how it trained (``how``: the :data:`HOW` keys) and what it saw
+    (``config``: :func:`trained_frames`)."""
     row = {
         "name": run.name,
         "model": run.model,
@@ -102,6 +117,7 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         **_sizes(run),
         "options": ev.options,
         "temporal_definition": ev.temporal_definition,
+        **(trained_frames(config) if config is not None else {}),
     }
     for probe, sfx in SUFFIX.items():
         first = ev.first(probe)
@@ -147,6 +163,15 @@ def result_row(run: GridRun, ev: EvalResult, wall_s: float, how: dict | None = N
         row["d_score_order_between"] = between.d_score
         row["accuracies_order_between"] = between.accuracies
     return row
+
+
+def trained_frames(config: TrainConfig) -> dict:
+    """What a run of ``config`` saw: ``clip_frames`` (its clips' length) and
+    ``frames_seen`` (steps x videos a batch x clip length)."""
+    return {
+        "clip_frames": config.data.frames,
+        "frames_seen": config.steps * config.frames_per_batch,
+    }
 
 
 def _sizes(run: GridRun) -> dict:
@@ -259,6 +284,12 @@ def reproduce(
     rows = {r["name"]: r for r in done}
     make_folder(out)
     with RunLock(out):  # one grid process per folder: a second one is refused
+        # rows from before rows recorded what their run saw: every cell of a grid shares
+        # its schedule, and a run directory had to match its cell's config
+        seen = trained_frames(preset_config(preset, {"data.source": dataset}))
+        older = {n: {**r, **seen} for n, r in rows.items() if "frames_seen" not in r}
+        if older:
+            rows.update(_write_report(stem, older, dataset, preset, seeds))
         args = (runs, rows, out, stem, dataset, preset, seeds, limit, log)
         if parallel > 1:
             return _run_parallel(*args, parallel)
@@ -327,8 +358,8 @@ def _rescore(
     return ev, how["wall_s"], how
 
 
-def _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log) -> None:
-    row = result_row(run, ev, wall, how)
+def _add_row(rows, run, ev, wall, how, config, stem, dataset, preset, seeds, log) -> None:
+    row = result_row(run, ev, wall, how, config)
     rows.update(_write_report(stem, {run.name: row}, dataset, preset, seeds))
     log(
         f"[{run.name}] d-score {row['d_score_rbf']:.2f} (RBF, the authors' protocol), "
@@ -362,7 +393,7 @@ def _run_grid(runs, rows, out, stem, dataset, preset, seeds, limit, log) -> list
                 return _final_report(rows, stem, dataset, preset, seeds, stopped=True)
             ev, wall, how = done["ev"], done["wall"], done["how"]
             trained += 1
-        _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+        _add_row(rows, run, ev, wall, how, config, stem, dataset, preset, seeds, log)
     return _final_report(rows, stem, dataset, preset, seeds)
 
 
