@@ -396,9 +396,8 @@ def _every_run(rows: list[dict]) -> list[str]:
         "",
         "Trained: the device, precision, whether the step was compiled and the stvae "
         "version, as the run recorded them. Frames seen: steps x videos a batch x the clip's "
-        "frames (rows scored before rows recorded it have it filled in from their grid "
-        "cell, whose config their run directory had to match). Wall time is the training "
-        "call's (setup, loop, "
+        "frames (rows scored before rows recorded it: the grid's schedule, which every "
+        "cell shares). Wall time is the training call's (setup, loop, "
         "saving; not the evaluation), for a resumed run summed over its processes.",
         "",
         f"Total training time of these runs: {total_wall / 3600:.2f} h.",

@@ -102,7 +102,7 @@ def result_row(
     wall_s: float,
     how: dict | None = None,
     config: TrainConfig | None = None,
-) -> dict:
+) -> dict:  # long: a row flattens every probe's scores, the judge's and how it trained
     """One report row: the grid cell ``run``, the scores of its evaluation under each
     probe (keys without a suffix: linear; ``_rbf``: the authors' protocol), its wall time
     and, where known, how it trained (``how``: the :data:`HOW` keys) and what it saw
@@ -284,16 +284,20 @@ def reproduce(
     rows = {r["name"]: r for r in done}
     make_folder(out)
     with RunLock(out):  # one grid process per folder: a second one is refused
-        # rows from before rows recorded what their run saw: every cell of a grid shares
-        # its schedule, and a run directory had to match its cell's config
-        seen = trained_frames(preset_config(preset, {"data.source": dataset}))
-        older = {n: {**r, **seen} for n, r in rows.items() if "frames_seen" not in r}
-        if older:
-            rows.update(_write_report(stem, older, dataset, preset, seeds))
+        _fill_frames(rows, stem, dataset, preset, seeds)
         args = (runs, rows, out, stem, dataset, preset, seeds, limit, log)
         if parallel > 1:
             return _run_parallel(*args, parallel)
         return _run_grid(*args)
+
+
+def _fill_frames(rows: dict, stem: Path, dataset: str, preset: str, seeds: int) -> None:
+    """Rows from before rows recorded what their run saw (:func:`trained_frames`) get it
+    from the grid's schedule, which every cell shares; the report is written again."""
+    seen = trained_frames(preset_config(preset, {"data.source": dataset}))
+    older = {n: {**r, **seen} for n, r in rows.items() if "frames_seen" not in r}
+    if older:
+        rows.update(_write_report(stem, older, dataset, preset, seeds))
 
 
 def _train_and_score(config: TrainConfig, run_dir: Path, resume: bool, version: str) -> dict:
