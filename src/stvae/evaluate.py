@@ -404,14 +404,18 @@ def _scoring_sets(config, data, sets: dict | None, probes: list[str], seed: int)
 
 
 def _judged(model, config, score: dict, result: EvalResult, seed: int, dynamics: str) -> None:
-    """Sprites: swaps (a model with its own split) on the scoring set and the field's
-    protocol (:mod:`stvae.field`) on its class-balanced set (:func:`stvae.judge.field_set`,
-    its size as ``field.clips``), judged by a classifier trained on the ground truth on
-    clips of the scored length, its own accuracy on real held-out clips beside each."""
+    """Data with a judge (:func:`stvae.judge.has_judge`; sprites, and folders of the
+    field's Sprites arrays): swaps (a model with its own split) on the scoring set and
+    the field's protocol (:mod:`stvae.field`) on its class-balanced set
+    (:func:`stvae.judge.field_set`, its size as ``field.clips``), judged by a classifier
+    trained on the ground truth on clips of the scored length, its own accuracy on real
+    held-out clips beside each."""
     from stvae.field import field_protocol, unused_direction
-    from stvae.judge import field_set, judge_accuracy, judge_swaps, train_judge
+    from stvae.judge import field_set, has_judge, judge_accuracy, judge_swaps, train_judge
 
     frames, name = score["videos"].shape[1], config.data.source
+    if not has_judge(name):  # data with attributes but no judge (a file of labelled clips)
+        return
     classifier = train_judge(seed, frames, data=name)
     accuracy = judge_accuracy(classifier, seed=seed, frames=frames, data=name)
     k, f = config.model.n_static, config.model.features
@@ -493,6 +497,6 @@ def evaluate_model(
             name: _static_scores(mu, y, temporal, k, p, split, seed, order, scores, memo, name)
             for name, y in static_targets(labels).items()
         }
-    if judge and "attributes" in score and spec is not None and spec.judge:
+    if judge and "attributes" in score:
         _judged(model, config, score, result, seed, dynamics)
     return result

@@ -39,8 +39,7 @@ import statistics
 import numpy as np
 import torch
 
-from stvae.data import sprites as sp
-from stvae.judge import judge_probs
+from stvae.judge import attribute_names, judge_probs
 from stvae.model import encode_videos
 from stvae.result import FALLBACK, check_dynamics
 
@@ -191,11 +190,12 @@ def field_protocol(
     action = data["temporal_labels"][:, 0]
     attributes = data["attributes"]
     first: dict[str, list[float]] = {}
-    second: dict[str, list[float]] = {name: [] for name in sp.ATTRIBUTES}
+    names = attribute_names(data)
+    second: dict[str, list[float]] = {name: [] for name in names}
     p_attrs, p_action = _judged(model, mu, judge)  # the reconstructions
-    fallback = {"reconstruction": _top_shares(p_action.argmax(-1), p_attrs.argmax(-1))}
+    fallback = {"reconstruction": _top_shares(p_action.argmax(-1), p_attrs.argmax(-1), names)}
     falls: dict[str, dict[str, list[float]]] = {"static_from_prior": {"action": []}}
-    falls["dynamics_from_prior"] = {name: [] for name in sp.ATTRIBUTES}
+    falls["dynamics_from_prior"] = {name: [] for name in names}
     for r in range(draws):
         prior = _prior(model, v, n, seed * 1_000 + r)
         if r == 0:
@@ -209,12 +209,12 @@ def field_protocol(
         moves = _prior(model, v, n, seed * 1_000 + r, True) if dynamics == "means" else prior
         p_attrs, _ = _judged(model, with_prior(mu, moves, t_idx), judge)
         named = p_attrs.argmax(-1).numpy()  # [V, 4]
-        for i, name in enumerate(sp.ATTRIBUTES):
+        for i, name in enumerate(names):
             second[name].append(float((named[:, i] == attributes[:, i]).mean()))
             falls["dynamics_from_prior"][name].append(top_share(named[:, i]))
     for direction, heads in falls.items():
         fallback[direction] = {k: _summary(vs) for k, vs in heads.items()}
-    chance = _top_shares(action, attributes)
+    chance = _top_shares(action, attributes, names)
     return {
         "draws": draws,
         "dynamics": dynamics,
@@ -235,9 +235,10 @@ def _prior(model, videos: int, frames: int, seed: int, means: bool = False) -> n
     return model.prior_sample(videos, frames, g, means=means).float().cpu().numpy()
 
 
-def _top_shares(action, attributes) -> dict[str, float]:
+def _top_shares(action, attributes, names: list[str]) -> dict[str, float]:
     """:func:`top_share` of each head: classes of the action [V] and of the attributes
-    [V, 4] (true labels: each head's chance; the judge's verdicts: its fallback)."""
+    [V, 4] named ``names`` (true labels: each head's chance; the judge's verdicts: its
+    fallback)."""
     out = {"action": top_share(action)}
-    out.update({name: top_share(attributes[:, i]) for i, name in enumerate(sp.ATTRIBUTES)})
+    out.update({name: top_share(attributes[:, i]) for i, name in enumerate(names)})
     return out

@@ -8,7 +8,10 @@ accuracy on real clips of held-out characters beside its verdicts, so a verdict 
 read against what the judge can do at all.
 
 Each sprites dataset (:data:`stvae.data.registry.DATASETS` entries with a ``balanced``
-set: ``sprites``, ``sprites-field``) has its own judge, trained on its own clips.
+set: ``sprites``, ``sprites-field``) has its own judge, trained on its own clips; so has a
+folder of the field's Sprites arrays (:mod:`stvae.data.released`), trained on its train
+arrays and checked on its test arrays, where the field's balanced set is the test clips
+of every action class in equal numbers (as many as the rarest class has).
 
 The judge is built as the field builds its own (a convolutional encoder per frame and a
 temporal model over the frames), trained on clips of the length it is asked to judge,
@@ -25,8 +28,10 @@ protocol (:mod:`stvae.field`) scores.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +42,7 @@ from stvae.cache import cache_dir, one_maker
 from stvae.checkpoint import load_weights, save_weights
 from stvae.data import DATASETS, generate, to_tensor
 from stvae.data import sprites as sp
+from stvae.data.released import is_released, load_released
 from stvae.errors import StvaeError
 from stvae.model import encode_videos
 
@@ -50,9 +56,12 @@ __all__ = [
     "JUDGE_FRAMES",
     "FIELD_CHARACTERS",
     "field_set",
+    "has_judge",
+    "attribute_names",
 ]
 
 JUDGE_FRAMES = 8  # frames of the clips the judge is trained on (one action cycle)
+JUDGE_STEPS = 600  # its training batches
 FIELD_CHARACTERS: int | None = None  # the field's set: every held-out scoring character
 ACTIONS = len(sp.ACTIONS) * len(sp.DIRECTIONS)
 
@@ -96,32 +105,85 @@ def _targets(data: dict) -> tuple[Tensor, Tensor]:
 def train_judge(
     seed: int = 0,
     frames: int = JUDGE_FRAMES,
-    steps: int = 600,
+    steps: int | None = None,
     batch: int = 16,
     data: str = "sprites",
 ) -> Judge:
-    """The judge of clips of ``frames`` frames of dataset ``data``, trained on clips of
-    that length of its training characters (Adam 3e-3, x0.1 for the last quarter of
-    ``steps`` batches of ``batch`` fresh clips, all from ``seed``). Made once: kept for
+    """The judge of clips of ``frames`` frames of ``data`` (a sprites dataset's name, or a
+    folder of the field's Sprites arrays), trained on clips of that length of its
+    training characters (Adam 3e-3, x0.1 for the last quarter of
+    ``steps`` batches (:data:`JUDGE_STEPS` when None) of ``batch`` fresh clips, all
+    from ``seed``). Made once: kept for
     the process and in the cache (:func:`stvae.cache.cache_dir`, by a hash of this file
     and the sprites renderer), so a grid or a second ``stvae evaluate`` does not train it
     again."""
     _judged_data(data)
+    steps = JUDGE_STEPS if steps is None else steps
     return _trained_judge(int(seed), int(frames), int(steps), int(batch), data)
 
 
-def _judged_data(data: str):
-    """The spec of dataset ``data``, refused in one line when it has no judge."""
+def attribute_names(data: dict) -> list[str]:
+    """The names of the judge's attribute heads for clips ``data`` (their
+    ``attribute_names``: procedural sprites' skin, hair, top, trousers; the field's
+    arrays' body, bottom, top, hair)."""
+    return [str(n) for n in data.get("attribute_names", sp.ATTRIBUTES)]
+
+
+def has_judge(data: str) -> bool:
+    """Whether ``data`` (a run's ``--data``) has a judge: a sprites dataset, or a folder
+    of the field's Sprites arrays."""
     spec = DATASETS.get(data)
-    if spec is None or not spec.judge:
+    return spec.judge if spec is not None else is_released(Path(data))
+
+
+def _judged_data(data: str) -> None:
+    """Refuses, in one line, data that has no judge."""
+    if not has_judge(data):
         judged = [name for name, s in DATASETS.items() if s.judge]
-        raise StvaeError(f"no judge for data {data!r}; judges exist for {', '.join(judged)}")
-    return spec
+        raise StvaeError(
+            f"no judge for data {data!r}; judges exist for {', '.join(judged)} and folders "
+            "of the field's Sprites arrays"
+        )
+
+
+@cache
+def _released(folder: str, split: str) -> dict[str, np.ndarray]:
+    """One split of a folder of the field's Sprites arrays, read once per process."""
+    return load_released(folder, split)
+
+
+def _released_clips(folder: str, split: str, idx: np.ndarray, start, frames: int) -> dict:
+    """Clips ``idx`` [B] of ``split``, ``frames`` frames from frame ``start`` [B] on."""
+    d = _released(folder, split)
+    if d["videos"].shape[1] < frames:
+        raise StvaeError(
+            f"{folder}: clips of {d['videos'].shape[1]} frames; the judge was asked for {frames}"
+        )
+    at = np.asarray(start)[:, None] + np.arange(frames)  # [B, frames]
+    return {
+        "videos": d["videos"][idx[:, None], at],
+        "attributes": d["attributes"][idx],
+        "attribute_names": d["attribute_names"],
+        "temporal_labels": d["temporal_labels"][idx[:, None], at],
+    }
+
+
+def _random_clips(data: str, videos: int, frames: int, seed, split: str) -> dict:
+    """``videos`` clips of ``frames`` frames of ``data``'s ``split`` from ``seed``: drawn
+    by a sprites dataset, or taken at random from the field's arrays."""
+    if data in DATASETS:
+        return generate(data, videos, frames, seed, split)
+    n, length = _released(data, split)["videos"].shape[:2]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=videos)
+    return _released_clips(
+        data, split, idx, rng.integers(0, max(length - frames, 0) + 1, videos), frames
+    )
 
 
 def _clips(seed: int, frames: int, batch: int, step: int, data: str = "sprites") -> dict:
     """Step ``step``'s batch of training clips: a pure function of its arguments."""
-    return generate(data, batch, frames, [seed, 7, frames, step], "train")
+    return _random_clips(data, batch, frames, [seed, 7, frames, step], "train")
 
 
 def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
@@ -136,7 +198,13 @@ def _train_step(judge: Judge, opt: torch.optim.Optimizer, data: dict) -> None:
 
 
 def _cached_as(seed: int, frames: int, steps: int, batch: int, data: str = "sprites") -> str:
-    """The judge's file name in the cache folder."""
+    """The judge's file name in the cache folder: by the dataset's name, or for a folder
+    of arrays by its path and its training frames file's size and time."""
+    if data not in DATASETS:
+        x = Path(data).resolve() / "sprites_X_train.npy"
+        stat = x.stat()
+        key = f"{x}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+        data = f"released-{hashlib.sha256(key).hexdigest()[:16]}"
     return f"{data}-s{seed}-n{frames}-{steps}x{batch}.safetensors"
 
 
@@ -186,8 +254,16 @@ def field_set(seed: int, frames: int, data: str = "sprites") -> dict[str, np.nda
     ``balanced``, :func:`stvae.data.sprites.balanced`: 81 characters, 729 clips), so
     that the action's marginal is uniform and a model that keeps every action reads an
     IS near 9."""
+    _judged_data(data)
     rng = np.random.default_rng([seed, 10])
-    return _judged_data(data).balanced(frames, rng, "test-score", FIELD_CHARACTERS)
+    if data in DATASETS:
+        return DATASETS[data].balanced(frames, rng, "test-score", FIELD_CHARACTERS)
+    action = _released(data, "test")["temporal_labels"][:, 0]  # [N]
+    classes = np.unique(action)
+    each = min(int((action == c).sum()) for c in classes)
+    each = each if FIELD_CHARACTERS is None else min(each, FIELD_CHARACTERS)
+    idx = np.concatenate([rng.permutation(np.flatnonzero(action == c))[:each] for c in classes])
+    return _released_clips(data, "test", idx, np.zeros(len(idx), np.int64), frames)
 
 
 @torch.no_grad()
@@ -215,13 +291,15 @@ def judge_accuracy(
     frames: int = JUDGE_FRAMES,
     data: str = "sprites",
 ) -> dict[str, float]:
-    """The judge's accuracy per head on real clips of ``frames`` frames of dataset
-    ``data``'s held-out characters (``test-score``)."""
-    clips = generate(data, videos, frames, [seed, 8], "test-score")
+    """The judge's accuracy per head on real clips of ``frames`` frames of ``data``'s
+    held-out characters (``test-score``; a folder's test arrays)."""
+    clips = _random_clips(
+        data, videos, frames, [seed, 8], "test-score" if data in DATASETS else "test"
+    )
     attrs, action = _verdicts(judge, to_tensor(clips["videos"]))
     out = {
         name: float((attrs[:, i] == clips["attributes"][:, i]).mean())
-        for i, name in enumerate(sp.ATTRIBUTES)
+        for i, name in enumerate(attribute_names(clips))
     }
     out["action"] = float((action == clips["temporal_labels"][:, 0]).mean())
     return out
@@ -269,7 +347,7 @@ def judge_codes(decode, mu: np.ndarray, k: int, data: dict, judge: Judge, seed: 
         x = x.expand(-1, -1, 3, -1, -1) if x.shape[2] == 1 else x
         attrs, action = _verdicts(judge, x)
         results[f"{name}action"] = float((action == data["temporal_labels"][:, 0]).mean())
-        for i, attr in enumerate(sp.ATTRIBUTES):
+        for i, attr in enumerate(attribute_names(data)):
             results[f"{name}{attr}"] = float(
                 (attrs[:, i] == data["attributes"][static_from, i]).mean()
             )
@@ -278,7 +356,7 @@ def judge_codes(decode, mu: np.ndarray, k: int, data: dict, judge: Judge, seed: 
             labels = data["temporal_labels"][:, 0]
             results["chance_action"] = float((labels[partner] == labels).mean())
             results["leak_action"] = float((action == labels[partner]).mean())
-            for i, attr in enumerate(sp.ATTRIBUTES):
+            for i, attr in enumerate(attribute_names(data)):
                 results[f"chance_{attr}"] = float((other[:, i] == own[:, i]).mean())
                 results[f"leak_{attr}"] = float((attrs[:, i] == own[:, i]).mean())
     return results
