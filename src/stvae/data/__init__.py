@@ -87,7 +87,9 @@ class _DataCommon:
         own = self.settings()
         for name, f in OPTION_FIELDS.items():
             value = getattr(self, name)
-            value = tuple(value) if isinstance(value, list) else value  # JSON gives lists
+            if isinstance(value, list):  # JSON gives lists: kept as the tuple a flag gives
+                value = tuple(value)
+                object.__setattr__(self, name, value)
             if name not in own and value != f.default:
                 takers = [n for n, spec in DATASETS.items() if name in spec.option_names]
                 raise StvaeError(
