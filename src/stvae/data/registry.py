@@ -145,7 +145,10 @@ DATASETS: dict[str, DatasetSpec] = {
             about="**Procedural sprites, not the original Sprites** (`stvae.data.sprites`: "
             "colour characters of four attributes with six options each, walking, waving or "
             "jumping seen from three directions); numbers here compare the models with each "
-            "other, not with published Sprites results.",
+            "other, not with published Sprites results. This grid is on the earlier design "
+            "(`--data sprites`: figures of about 512 of 4,096 pixels, on white, 16-frame "
+            "clips); `--data sprites-field` draws them as large as the original's, on black, "
+            "in the field's 8-frame clips (docs/results/sprites-designs.md).",
             fit_sets="256 videos of training characters (RBF) or of one half of the 162 "
             "held-out characters (linear); both scored on 256 videos of the other half, so "
             "no character is both fitted and scored (`image_overlap` 0 in the JSON)",
