@@ -35,15 +35,19 @@ def _split_only(render, context, videos, frames, rng, split, options) -> dict:
     return render(videos, frames, rng, split)
 
 
-def _sprites(design: sprites.Design):
-    """Procedural sprites of ``design`` as a spec's renderer and balanced-set maker (module-
-    level partials: worker processes pickle the source that holds them)."""
-    render = _by_split(functools.partial(sprites.render, design=design))
-    return render, functools.partial(sprites.balanced, design=design)
-
-
-_SPRITES, _SPRITES_BALANCED = _sprites(sprites.EARLIER)
-_FIELD_SPRITES, _FIELD_SPRITES_BALANCED = _sprites(sprites.FIELD)
+def _sprites(name: str, design: sprites.Design, **more) -> DatasetSpec:
+    """The spec of procedural sprites drawn in ``design`` (``more``: its other fields): its
+    renderer and balanced-set maker are partials of module-level functions, which worker
+    processes can unpickle."""
+    return DatasetSpec(
+        name=name,
+        channels=3,
+        render=_by_split(functools.partial(sprites.render, design=design)),
+        statics="characters",
+        describe={"images": "characters", "held": "held-out characters, half {} (81 of the 162)"},
+        balanced=functools.partial(sprites.balanced, design=design),
+        **more,
+    )
 
 
 def _digits(split: str, options: bouncing_mnist.Options):
@@ -124,13 +128,9 @@ DATASETS: dict[str, DatasetSpec] = {
             "grid",
         ),
     ),
-    "sprites": DatasetSpec(
-        name="sprites",
-        channels=3,
-        render=_SPRITES,
-        statics="characters",
-        describe={"images": "characters", "held": "held-out characters, half {} (81 of the 162)"},
-        balanced=_SPRITES_BALANCED,
+    "sprites": _sprites(
+        "sprites",
+        sprites.EARLIER,
         # not the original Sprites: no paper numbers. 8 features like chairs (4 static for 4
         # attributes, 4 temporal for 9 actions x 8 poses); the static accuracy is each
         # attribute's, probed on the Table 1 runs themselves
@@ -164,13 +164,5 @@ DATASETS: dict[str, DatasetSpec] = {
     # the same characters and actions drawn as large as the original Sprites' figures, on
     # black, in 8-frame clips (docs/data.md); its runs are the long ones of
     # docs/results.md, not a grid
-    "sprites-field": DatasetSpec(
-        name="sprites-field",
-        channels=3,
-        render=_FIELD_SPRITES,
-        statics="characters",
-        describe={"images": "characters", "held": "held-out characters, half {} (81 of the 162)"},
-        balanced=_FIELD_SPRITES_BALANCED,
-        frames=8,
-    ),
+    "sprites-field": _sprites("sprites-field", sprites.FIELD, frames=8),
 }
