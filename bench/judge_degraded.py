@@ -17,13 +17,12 @@ class for most clips, whatever they show.
 from __future__ import annotations
 
 import argparse
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from commit import short_commit
 from stvae.data import generate, to_tensor
 from stvae.data import sprites as sp
 from stvae.field import top_share
@@ -81,12 +80,7 @@ def main() -> None:
     clips = to_tensor(data["videos"])  # [B, N, 3, 64, 64] in [0, 1]
     truth = {"action": data["temporal_labels"][:, 0]}
     truth.update({a: data["attributes"][:, i] for i, a in enumerate(sp.ATTRIBUTES)})
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
+    commit = short_commit()
     heads = list(truth)
     flag = "" if args.data == "sprites" else f" --data {args.data}"
     print(f"# The {args.data} judge on degraded clips\n")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
+from commit import short_commit
 from stvae.data import held_out
 from stvae.evaluate import disentanglement
 from stvae.model import encode_videos
@@ -64,12 +64,7 @@ def run(name: str, out: Path) -> dict:
     score = disentanglement(
         mu, data["static_labels"], data["temporal_labels"], config.model.n_static
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
+    commit = short_commit()
     return {
         "name": name,
         "changes": CANDIDATES[name],

@@ -12,11 +12,11 @@ about 190-360, trousers 100-180, hair 230-300 (docs/data.md).
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from commit import short_commit
 from stvae.data import sprites as sp
 
 DESIGNS = {"sprites": sp.EARLIER, "sprites-field": sp.FIELD}
@@ -52,12 +52,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--png", type=Path, help="also write a picture of both designs' clips")
     args = p.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
+    commit = short_commit()
     found = {name: measure(design) for name, design in DESIGNS.items()}
     keys = list(next(iter(found.values())))
     print("# The procedural sprites' designs\n")
