@@ -206,3 +206,40 @@ def test_the_curve_plot_of_a_model_without_a_static_factor_says_all_features(tmp
         plot_curve({"points": points}, tmp_path / f"{kind}.png", config)
         assert f"static label {words}" in titles, titles
         assert (tmp_path / f"{kind}.png").stat().st_size > 5_000
+
+
+def test_a_judged_curve_has_the_fields_columns_in_its_points_plot_and_report(
+    tmp_path, monkeypatch, small_probe_sets
+):
+    """`stvae curve --judge` on sprites: each point carries the field's protocol and the
+    judge on reconstructions, as its eval result has them; the plot gains their panel and
+    the report their table. (The judge trains 4 steps here: plumbing, not its values.)"""
+    from matplotlib.axes import Axes
+
+    from stvae import judge
+
+    monkeypatch.setattr(judge, "JUDGE_STEPS", 4)
+    titles = []
+    real = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda ax, t, **k: titles.append(t) or real(ax, t, **k))
+    config = TINY.replace(**{"data.source": "sprites-field", "steps": 2, "model.channels": 3})
+    run = tmp_path / "run"
+    train(config, run)
+    assert main(["curve", str(run), "--judge", "--report", str(tmp_path / "rep")]) == 0
+    curve = json.loads((run / CURVE_FILES["json"]).read_text())
+    assert curve["judge"] is True
+    (point,) = curve["points"]
+    field = point["eval"]["field"]
+    assert point["field_action"] == field["static_from_prior"]["action_accuracy"]["mean"]
+    assert point["field_IS"] == field["static_from_prior"]["IS"]["mean"]
+    heads = [point[f"field_{a}"] for a in ("skin", "hair", "top", "trousers")]
+    assert point["field_attributes"] == pytest.approx(sum(heads) / 4)
+    assert point["recon_action"] == point["eval"]["swaps"]["reconstruction_action"]
+    assert "the field's protocol (judged)" in titles
+    md = (tmp_path / "rep.md").read_text()
+    assert "| step | frames (M) | action | IS | skin | hair | top | trousers |" in md
+    # without --judge a judged curve is kept as it is; scored afresh, it has none of it
+    assert curve_run(run, quiet=True) == curve
+    (run / CURVE_FILES["json"]).unlink()
+    plain = curve_run(run, quiet=True)
+    assert "judge" not in plain and "field_action" not in plain["points"][0]

@@ -422,6 +422,12 @@ def _add_curve(sub) -> None:
         help="also write the curve as a report: STEM.json, STEM.md and STEM.png",
     )
     p.add_argument("--commit", help="with --report: the commit the run was trained at")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="sprites: also the judged swaps and the field's protocol at each snapshot "
+        "(minutes a snapshot on a CPU)",
+    )
     p.set_defaults(func=_cmd_curve)
 
 
@@ -430,7 +436,7 @@ def _cmd_curve(args) -> None:
 
     if args.commit and not args.report:
         raise StvaeError("--commit goes with --report")
-    curve = curve_run(args.run, args.seed, args.probe)
+    curve = curve_run(args.run, args.seed, args.probe, judge=args.judge)
     run = Path(args.run)
     print(
         f"{len(curve['points'])} points in {run / CURVE_FILES['json']} and "

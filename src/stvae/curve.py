@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 
 from stvae.checkpoint import atomic_write, load_weights, make_folder, read_json, write_json
 from stvae.config import RUN_FILES, TrainConfig
-from stvae.data import generate
+from stvae.data import generate, released, sprites
 from stvae.errors import StvaeError
 from stvae.evaluate import (
     EVAL_VERSION,
@@ -114,16 +114,41 @@ def _headline(ev: EvalResult) -> dict:
             out[f"static_from_temporal{sfx}"] = d.static_acc_from_temporal
     for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
+    out.update(_field_headline(ev))
     return out
 
 
-def _fresh(config: TrainConfig, seed: int, probe: str) -> dict:
+def _field_headline(ev: EvalResult) -> dict:
+    """A judged result's curve scalars (``curve --judge``; {} without): the field's
+    protocol (``field_action``, ``field_IS``, ``field_<attribute>`` and their mean
+    ``field_attributes``, each the mean over its prior draws) and the judge on the
+    reconstructions (``recon_action``, ``recon_attributes``: the mean over attributes)."""
+    out: dict = {}
+    field = ev.field or {}
+    if "static_from_prior" in field:
+        first, second = field["static_from_prior"], field["dynamics_from_prior"]
+        out["field_action"] = first["action_accuracy"]["mean"]
+        out["field_IS"] = first["IS"]["mean"]
+        out.update({f"field_{name}": v["mean"] for name, v in second.items()})
+        out["field_attributes"] = float(np.mean([v["mean"] for v in second.values()]))
+    if ev.swaps is not None:
+        names = [k[len("reconstruction_") :] for k in ev.swaps if k.startswith("reconstruction_")]
+        attrs = [ev.swaps[f"reconstruction_{n}"] for n in names if n != "action"]
+        out["recon_action"] = ev.swaps["reconstruction_action"]
+        out["recon_attributes"] = float(np.mean(attrs))
+    return out
+
+
+def _fresh(config: TrainConfig, seed: int, probe: str, judge: bool = False) -> dict:
+    """An empty curve of these settings (``judge`` named only when asked: a curve scored
+    before it existed stays the same curve)."""
     return {
         "curve_version": CURVE_VERSION,
         "eval_version": EVAL_VERSION,
         "seed": seed,
         "probe": probe,
         "frames_per_step": config.frames_per_batch,
+        **({"judge": True} if judge else {}),
         "points": [],
     }
 
@@ -162,14 +187,22 @@ def _snapshot_model(config: TrainConfig, path: Path):
     return model.eval()
 
 
-def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bool = False) -> dict:
+def curve_run(
+    run_dir: str | Path,
+    seed: int = 0,
+    probe: str = "both",
+    quiet: bool = False,
+    judge: bool = False,
+) -> dict:
     """Scores every snapshot of ``run_dir`` not yet in its ``curve.json`` and writes
     ``curve.json`` (after each point, so an interrupted call keeps what it scored),
     ``curve.png`` and TensorBoard scalars. Returns the curve: ``points`` in step order,
     each with ``step``, ``frames`` seen, ``lr``, the headline numbers (``d_score``,
     ``d_score_rbf``, ``static_accuracy[_rbf]``, ``temporal_from_temporal[_rbf]``, ...,
     ``elbo_<term>``), the training-image gap (:func:`training_image_gap`, generated data
-    with training images only) and the whole evaluate result under ``eval``."""
+    with training images only) and the whole evaluate result under ``eval``. ``judge``:
+    on data with a judge (sprites), also judged swaps and the field's protocol at each
+    snapshot (:func:`_field_headline`; minutes a snapshot on a CPU)."""
     run_dir = Path(run_dir)
     config = _run_config(run_dir, probe)
     found = snapshots(run_dir)
@@ -178,7 +211,7 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
             f"{run_dir}: no snapshots to score (train with --snapshot-every N to keep them)"
         )
     path = run_dir / CURVE_FILES["json"]
-    curve = _existing(path, _fresh(config, seed, probe))
+    curve = _existing(path, _fresh(config, seed, probe, judge))
     done = {(p["step"], p["sha256"]) for p in curve["points"]}
     todo = [(step, snap, _checksum(snap)) for step, snap in found]
     todo = [t for t in todo if (t[0], t[2]) not in done]
@@ -187,7 +220,7 @@ def curve_run(run_dir: str | Path, seed: int = 0, probe: str = "both", quiet: bo
     for step, snap, sha in todo:
         model = _snapshot_model(config, snap)
         cache: dict = {}  # this snapshot's encodings of each set
-        ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=False, cache=cache)
+        ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=judge, cache=cache)
         point = {"step": step, "frames": step * config.frames_per_batch, "sha256": sha}
         point["lr"] = config.lr_at(max(step - 1, 0))
         point.update(_headline(ev))
@@ -291,6 +324,8 @@ def describe_point(point: dict) -> str:
         ("static_held_out_rbf", "held-out"),
         ("temporal_from_temporal_rbf", "temporal"),
         ("elbo_negative_elbo", "-elbo"),
+        ("field_action", "field action"),
+        ("field_attributes", "attributes"),
     ):
         if key in point:
             parts.append(f"{label} {point[key]:.3f}")
@@ -344,18 +379,32 @@ PANELS = (
 )
 
 
+FIELD_SUMMARY = ("field_action", "field_IS", "field_attributes")  # beside the heads
+FIELD_PANEL = (
+    "the field's protocol (judged)",
+    (
+        ("field_action", "action, static from the prior"),
+        ("field_attributes", "attributes (mean), dynamics from the prior"),
+        ("recon_action", "action, reconstructions"),
+        ("recon_attributes", "attributes (mean), reconstructions"),
+    ),
+)
+
+
 def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
-    """curve.png: one panel per group of :data:`PANELS` against millions of frames seen,
-    the learning-rate decays as dotted lines."""
+    """curve.png: one panel per group of :data:`PANELS` (and :data:`FIELD_PANEL` for a
+    judged curve) against millions of frames seen, the learning-rate decays as dotted
+    lines."""
     from matplotlib.figure import Figure
 
     points = curve["points"]
     frames = np.array([p["frames"] for p in points]) / 1e6
-    fig = Figure(figsize=(13, 3.2))
-    axes = fig.subplots(1, len(PANELS))
+    panels = PANELS + ((FIELD_PANEL,) if any("field_action" in p for p in points) else ())
+    fig = Figure(figsize=(13 * len(panels) / len(PANELS), 3.2))
+    axes = fig.subplots(1, len(panels))
     last = points[-1]["step"] if points else 0
     decays = range(config.lr_decay_every, last + 1, config.lr_decay_every)
-    for ax, (title, series) in zip(axes, PANELS, strict=True):
+    for ax, (title, series) in zip(axes, panels, strict=True):
         for key, label in series:
             have = [(f, p[key]) for f, p in zip(frames, points, strict=True) if key in p]
             if have:
@@ -537,5 +586,36 @@ def _report_markdown(report: dict, stem: Path) -> str:
             f"Paper: eq 19 from Table 1, static accuracy from {paper.get('static_column', '—')} "
             "(the authors' code scored both with the RBF protocol).",
         ]
+    lines += _field_table(report["points"])
     lines += ["", f"![learning curve]({stem.name}.png)", ""]
     return "\n".join(lines)
+
+
+def _field_table(points: list[dict]) -> list[str]:
+    """The report's table of a judged curve (``curve --judge``): the field's protocol at
+    each snapshot (each head's accuracy, the mean of its prior draws) and the judge on the
+    reconstructions; [] for a curve without."""
+    judged = [p for p in points if "field_action" in p]
+    if not judged:
+        return []
+    heads = [k for k in judged[-1] if k.startswith("field_") and k not in FIELD_SUMMARY]
+    for order in (sprites.ATTRIBUTES, released.ATTRIBUTES):  # the data's own order (JSON sorts)
+        if {h[len("field_") :] for h in heads} == set(order):
+            heads = [f"field_{name}" for name in order]
+    keys = ["field_action", "field_IS", *heads, "recon_action", "recon_attributes"]
+    labels = ["action", "IS", *(h[len("field_") :] for h in heads)]
+    labels += ["reconstructions: action", "reconstructions: attributes"]
+    lines = [
+        "",
+        "The field's protocol at each snapshot (`stvae curve --judge`; `stvae.field`): the "
+        "action judged with the static code drawn from the prior (accuracy, IS), each "
+        "attribute judged with the dynamics drawn from the prior, and the judge on the "
+        "plain reconstructions; eval.json of each point has the chance and fallback shares.",
+        "",
+        "| step | frames (M) | " + " | ".join(labels) + " |",
+        "|" + "---|" * (2 + len(keys)),
+    ]
+    for p in judged:
+        cells = [f"{p[k]:.3f}" if k in p else "—" for k in keys]
+        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | " + " | ".join(cells) + " |")
+    return lines
