@@ -59,6 +59,7 @@ def run(argv):
         (["train", "--time-budget", "0"], "a time budget must be positive"),
         (["train", "--resume", "--out", "r", "--time-budget", "5m"], "r: nothing to resume"),
         (["train", "--channels", "2"], "invalid choice"),
+        (["evaluate", "run", "--field-dynamics", "mean"], "invalid choice"),
         (["train", "--channels", "1", "--grayscale"], "not allowed with argument"),
         (["dataset", "bouncing-mnist", "--split", "val", "--out", "x.npz"], "invalid choice"),
         (["dataset", "bouncing-mnist", "--out", "x.npy"], "end in .npz"),
