@@ -4,12 +4,20 @@
 # It lives outside the work tree, in its own clone at a fixed commit, so later work never
 # changes the code under it; the same command starts it or, once stopped, resumes it.
 #
-#   bash bench/paper_cpu_run.sh [MODEL] [COMMIT]       # start or resume (MODEL: hierarchical, slow)
-#   bash bench/paper_cpu_run.sh save [MODEL]           # stop it and keep it in the repository
-#   bash bench/paper_cpu_run.sh keep [MODEL]           # (started by the first) copy it there
+#   bash bench/paper_cpu_run.sh [NAME] [COMMIT]        # start or resume the long run NAME
+#   bash bench/paper_cpu_run.sh save [NAME]            # stop it and keep it in the repository
+#   bash bench/paper_cpu_run.sh keep [NAME]            # (started by the first) copy it there
 #                                                      # every KEEP_EVERY s (600) while it trains
-#   bash bench/paper_cpu_run.sh score [MODEL]          # score its new snapshots (below)
-#   bash bench/paper_cpu_run.sh finish [MODEL]         # once ended: the steps below, in one
+#   bash bench/paper_cpu_run.sh score [NAME]           # score its new snapshots (below)
+#   bash bench/paper_cpu_run.sh finish [NAME]          # once ended: the steps below, in one
+#
+# NAME (default hierarchical; `run_spec` below): hierarchical or slow, Table 1's beta-4 row
+# at the paper's schedule on Bouncing MNIST (issues 25, 43); sprites-dsvae or
+# sprites-hierarchical, the field's 100-epoch mark on sprites-field (issue 48: 256 + 32
+# features, 100 clips of 8 frames a step, 8,750 steps = 7 M frames, a snapshot every 875,
+# each scored with the judge). The Bouncing MNIST runs share the clone ~/long/stvae at
+# 56f7840; the sprites runs share ~/long/stvae-sprites, cloned at the work tree's HEAD on
+# their first start (its commit travels in long/<run>/COMMIT).
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
@@ -23,25 +31,20 @@
 # refreshes long/<run>/ every ten minutes (checkpoint before metrics: a resume drops records
 # past its checkpoint, never the reverse), so the work tree always holds a recent state.
 #
-# Then, from the work tree, as its snapshots arrive (about 40-90 s each to score; `score`
-# runs it, on one thread while the run trains; REPORT is docs/results/bouncing-mnist-paper-cpu,
-# with -<MODEL> after it for a model other than hierarchical):
-#   stvae curve ~/long/runs/<MODEL>-f4-beta4-seed0 --report REPORT --commit <COMMIT>
-# How far a point moves with the probe sets alone (weights fixed; docs/results.md):
-#   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps <STEP> ...
-# When it has ended (step 30,000; the last snapshot holds the final weights), from the
-# work tree: the command above once more (its last point is `evaluate` of the final
-# weights), then
-#   stvae evaluate ~/long/runs/<MODEL>-f4-beta4-seed0
-#   stvae figures ~/long/runs/<MODEL>-f4-beta4-seed0 \
-#     --out docs/figures/bouncing-mnist-paper-cpu-<MODEL>-beta4
-#   python bench/probe_noise.py ~/long/runs/<MODEL>-f4-beta4-seed0 --steps 30000
-# and commit the report and the figures (eval.json is not in them: copy it to
-# REPORT-eval.json). A finished run's resumable state then leaves the tree: its final
-# weights, config and metrics go to pretrained/bouncing-mnist-<MODEL>-beta4/ (a run
-# directory users load; write its README.md card by hand, with the spread) and
-# long/<run>/ is removed. `finish` does all of that but the card and the commit, and
-# prints the spread's table for the noise report.
+# Then, from the work tree, as its snapshots arrive (`score`; about 40-90 s each on
+# Bouncing MNIST, minutes with the sprites runs' judge; on one thread while the run
+# trains), the run's REPORT (`run_spec`: docs/results/bouncing-mnist-paper-cpu[-slow],
+# docs/results/sprites-field-<kind>-long) is written by
+#   stvae curve ~/long/runs/<DIR> [--judge] --report REPORT --commit <COMMIT>
+# How far a Bouncing MNIST point moves with the probe sets alone (weights fixed):
+#   python bench/probe_noise.py ~/long/runs/<DIR> --steps <STEP> ...
+# When it has ended (the last snapshot holds the final weights), `finish` scores it once
+# more (its last point is `evaluate` of the final weights), then `stvae evaluate`, `stvae
+# figures` into FIGS, copies eval.json to REPORT-eval.json, and for a Bouncing MNIST run
+# prints the probe spread's table (bench/probe_noise.py) and copies its final weights,
+# config and metrics to pretrained/bouncing-mnist-<model>-beta4/ (a run directory users
+# load; write its README.md card by hand, with the spread); long/<run>/ is removed.
+# Commit the reports and figures.
 # The keeper refreshes long/<run>/ in the work tree; commit it at most once each time work
 # stops (`save`), never at every refresh: each commit of the 20 MB checkpoint stays in
 # the clone's history for good (tests/test_pretrained.py fails on a tracked file over 8 MB
@@ -81,71 +84,105 @@ PY
   for s in "$2"/snapshots/step-*.safetensors; do
     if [ -f "$s" ] && ! grep -qx "$(basename "$s")" <<< "$want"; then rm -f "$s"; fi
   done
-  git -C "$ROOT/stvae" rev-parse --short=7 HEAD > "$2/COMMIT"
+  git -C "$CLONE" rev-parse --short=7 HEAD > "$2/COMMIT"
+}
+run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's commit when
+  # none is kept), REPORT, FIGS, TRAIN (its first command's flags), CURVE (curve's flags),
+  # NOISE (its probe spread at the end), PUB (the pretrained folder, or none)
+  case "$1" in
+    hierarchical|slow)
+      DIR="$1-f4-beta4-seed0" CLONE="$ROOT/stvae" PIN=56f7840 NOISE=1 CURVE=()
+      REPORT=docs/results/bouncing-mnist-paper-cpu
+      if [ "$1" != hierarchical ]; then REPORT="$REPORT-$1"; fi
+      FIGS="docs/figures/bouncing-mnist-paper-cpu-$1-beta4"
+      PUB="pretrained/bouncing-mnist-$1-beta4"
+      TRAIN=(--preset paper --model "$1" --features 4 --beta 4 --seed 0
+        --snapshot-every 1500 --checkpoint-every 200) ;;
+    sprites-dsvae|sprites-hierarchical)
+      local kind=${1#sprites-} extra=()
+      if [ "$kind" = dsvae ]; then extra=(--posterior factorized); fi
+      DIR="sprites-field-$kind-s256-t32-seed0" CLONE="$ROOT/stvae-sprites" NOISE=0 PUB=
+      CURVE=(--judge)  # the clone's commit, or the work tree's before it exists:
+      PIN=$(git -C "$CLONE" rev-parse --short=7 HEAD 2>/dev/null \
+        || git -C "$REPO" rev-parse --short=7 HEAD)
+      REPORT="docs/results/sprites-field-$kind-long" FIGS="docs/figures/sprites-field-$kind-long"
+      TRAIN=(--preset paper --data sprites-field --model "$kind" --features 288
+        --static-features 256 "${extra[@]}" --beta 1 --seed 0 --batch-videos 100
+        --steps 8750 --lr-decay-every 4000 --snapshot-every 875 --checkpoint-every 100) ;;
+    *)
+      echo "unknown long run $1: hierarchical, slow, sprites-dsvae or sprites-hierarchical" >&2
+      exit 2 ;;
+  esac
 }
 if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
-  MODEL=${2:-hierarchical}
-  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
-  REPORT=docs/results/bouncing-mnist-paper-cpu
-  if [ "$MODEL" != hierarchical ]; then REPORT="$REPORT-$MODEL"; fi
+  NAME=${2:-hierarchical}
+  run_spec "$NAME"
+  RUN="$ROOT/runs/$DIR"
   if [ ! -d "$RUN" ]; then echo "no run at $RUN (start or restore it first)" >&2; exit 2; fi
   cd "$REPO"
   if pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; then
     if [ "$1" = finish ]; then echo "$RUN is still training: finish once it has ended" >&2; exit 2; fi
     export OMP_NUM_THREADS=1  # beside the trainer's two threads
   fi
-  .venv/bin/stvae curve "$RUN" --report "$REPORT" \
-    --commit "$(git -C "$ROOT/stvae" rev-parse --short=7 HEAD)"
+  .venv/bin/stvae curve "$RUN" "${CURVE[@]}" --report "$REPORT" \
+    --commit "$(git -C "$CLONE" rev-parse --short=7 HEAD)"
   if [ "$1" = finish ]; then
     .venv/bin/stvae evaluate "$RUN"
-    .venv/bin/stvae figures "$RUN" --out "docs/figures/bouncing-mnist-paper-cpu-$MODEL-beta4"
+    .venv/bin/stvae figures "$RUN" --out "$FIGS"
     cp "$RUN/eval.json" "$REPORT-eval.json"
-    last=$(basename "$(ls "$RUN"/snapshots/step-*.safetensors | tail -n 1)" .safetensors)
-    .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
-    pub="$REPO/pretrained/bouncing-mnist-$MODEL-beta4"
-    mkdir -p "$pub"
-    for f in config.json model.safetensors metrics.jsonl; do cp "$RUN/$f" "$pub/$f"; done
-    rm -rf "$KEPT/$MODEL-f4-beta4-seed0"
-    echo "final weights in $pub (write its README.md card); $KEPT/$MODEL-f4-beta4-seed0 removed" >&2
+    if [ "$NOISE" = 1 ]; then
+      last=$(basename "$(ls "$RUN"/snapshots/step-*.safetensors | tail -n 1)" .safetensors)
+      .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
+    fi
+    if [ -n "$PUB" ]; then
+      mkdir -p "$REPO/$PUB"
+      for f in config.json model.safetensors metrics.jsonl; do cp "$RUN/$f" "$REPO/$PUB/$f"; done
+      echo "final weights in $REPO/$PUB (write its README.md card)" >&2
+    fi
+    rm -rf "$KEPT/$DIR"
+    echo "$KEPT/$DIR removed" >&2
   fi
   exit 0
 fi
 if [ "${1:-}" = keep ]; then
-  MODEL=${2:-hierarchical}
-  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+  NAME=${2:-hierarchical}
+  run_spec "$NAME"
+  RUN="$ROOT/runs/$DIR"
   while pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; do
-    keep_run "$RUN" "$KEPT/$MODEL-f4-beta4-seed0"
+    keep_run "$RUN" "$KEPT/$DIR"
     sleep "${KEEP_EVERY:-600}"
   done
-  keep_run "$RUN" "$KEPT/$MODEL-f4-beta4-seed0"
+  keep_run "$RUN" "$KEPT/$DIR"
   exit 0
 fi
 if [ "${1:-}" = save ]; then
-  MODEL=${2:-hierarchical}
-  RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
+  NAME=${2:-hierarchical}
+  run_spec "$NAME"
+  RUN="$ROOT/runs/$DIR"
   pid=$(pgrep -f "stvae train .*--out $RUN( |$)" || true)
   if [ -n "$pid" ]; then
     kill -CONT $pid 2>/dev/null || true
     kill -TERM $pid
     while kill -0 $pid 2>/dev/null; do sleep 1; done
   fi
-  dest="$KEPT/$MODEL-f4-beta4-seed0"
+  dest="$KEPT/$DIR"
   keep_run "$RUN" "$dest"
   echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
   exit 0
 fi
-MODEL=${1:-hierarchical}
-RUN="$ROOT/runs/$MODEL-f4-beta4-seed0"
-kept="$KEPT/$MODEL-f4-beta4-seed0"
-COMMIT=${2:-$(cat "$kept/COMMIT" 2>/dev/null || echo 56f7840)}
+NAME=${1:-hierarchical}
+run_spec "$NAME"
+RUN="$ROOT/runs/$DIR"
+kept="$KEPT/$DIR"
+COMMIT=${2:-$(cat "$kept/COMMIT" 2>/dev/null || echo "$PIN")}
 mkdir -p "$ROOT/runs"
-if [ ! -d "$ROOT/stvae" ]; then
-  git clone -q "$REPO" "$ROOT/stvae"
-  git -C "$ROOT/stvae" checkout -q "$COMMIT"
+if [ ! -d "$CLONE" ]; then
+  git clone -q "$REPO" "$CLONE"
+  git -C "$CLONE" checkout -q "$COMMIT"
 fi
-have=$(git -C "$ROOT/stvae" rev-parse --short=7 HEAD)
+have=$(git -C "$CLONE" rev-parse --short=7 HEAD)
 if [ "$have" != "${COMMIT:0:7}" ]; then
-  echo "$ROOT/stvae is at $have, not $COMMIT: a run is never continued by other code" >&2
+  echo "$CLONE is at $have, not $COMMIT: a run is never continued by other code" >&2
   exit 2
 fi
 if [ ! -e "$RUN" ] && [ -f "$kept/checkpoint.safetensors" ]; then
@@ -158,20 +195,19 @@ if [ ! -e "$RUN" ] && [ -f "$kept/checkpoint.safetensors" ]; then
   fi
   echo "restored $RUN from $kept"
 fi
-make -C "$ROOT/stvae" setup >/dev/null
+make -C "$CLONE" setup >/dev/null
 if pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; then
   echo "already training: $RUN"
   exit 0
 fi
-cd "$ROOT/stvae"
+cd "$CLONE"
 if [ -f "$RUN/config.json" ]; then
   set -- train --resume --out "$RUN" --no-check
 else
-  set -- train --preset paper --model "$MODEL" --features 4 --beta 4 --seed 0 \
-    --snapshot-every 1500 --checkpoint-every 200 --out "$RUN" --no-check
+  set -- train "${TRAIN[@]}" --out "$RUN" --no-check
 fi
-nohup setsid nice -n 19 .venv/bin/stvae "$@" >> "$ROOT/$MODEL.log" 2>&1 < /dev/null &
-echo "training $RUN in process $! (log: $ROOT/$MODEL.log)"
+nohup setsid nice -n 19 .venv/bin/stvae "$@" >> "$ROOT/$NAME.log" 2>&1 < /dev/null &
+echo "training $RUN in process $! (log: $ROOT/$NAME.log)"
 sleep 5  # the keeper stops when it finds no trainer
-nohup setsid bash "$REPO/bench/paper_cpu_run.sh" keep "$MODEL" > /dev/null 2>&1 < /dev/null &
+nohup setsid bash "$REPO/bench/paper_cpu_run.sh" keep "$NAME" > /dev/null 2>&1 < /dev/null &
 echo "keeping it in $kept every ${KEEP_EVERY:-600} s (process $!); commit that folder"

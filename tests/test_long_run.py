@@ -72,3 +72,37 @@ def test_score_without_a_run_is_one_line_and_exit_2(tmp_path, command):
     assert done.stderr.strip().splitlines() == [
         f"no run at {tmp_path}/runs/slow-f4-beta4-seed0 (start or restore it first)"
     ]
+
+
+@pytest.mark.parametrize("name", ["hierarchical", "slow", "sprites-dsvae", "sprites-hierarchical"])
+def test_each_long_runs_first_command_trains(tmp_path, name):
+    """The flags `run_spec` gives each long run's first start make a run that trains (one
+    step of one video here, eager: the flags given last win), so a run never fails at
+    its start in the session that begins it."""
+    spec = f'ROOT={tmp_path}; REPO={SCRIPT.parents[1]}; '
+    spec += f'eval "$(sed -n "/^run_spec() {{/,/^}}/p" {SCRIPT})"; run_spec {name}; '
+    spec += 'printf "%s\\n" "${TRAIN[@]}"'
+    flags = subprocess.run(
+        ["bash", "-c", spec], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")[:-1]
+    from stvae.cli import main
+
+    out = tmp_path / "run"
+    tiny = ["--steps", "1", "--batch-videos", "1", "--no-compile", "--precision", "fp32"]
+    assert main(["train", *flags, *tiny, "--no-check", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["steps"] == 1 and (out / "model.safetensors").is_file()
+    if name.startswith("sprites"):
+        assert config["data"]["source"] == "sprites-field" and config["data"]["frames"] == 8
+        assert config["model"]["features"] == 288 and config["model"]["static_features"] == 256
+
+
+def test_an_unknown_long_run_is_one_line_and_exit_2(tmp_path):
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "LONG_ROOT": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "score", "fast"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "unknown long run fast: hierarchical, slow, sprites-dsvae or sprites-hierarchical"
+    )
