@@ -111,12 +111,11 @@ def train_judge(
 ) -> Judge:
     """The judge of clips of ``frames`` frames of ``data`` (a sprites dataset's name, or a
     folder of the field's Sprites arrays), trained on clips of that length of its
-    training characters (Adam 3e-3, x0.1 for the last quarter of
-    ``steps`` batches (:data:`JUDGE_STEPS` when None) of ``batch`` fresh clips, all
-    from ``seed``). Made once: kept for
-    the process and in the cache (:func:`stvae.cache.cache_dir`, by a hash of this file
-    and the sprites renderer), so a grid or a second ``stvae evaluate`` does not train it
-    again."""
+    training characters (Adam 3e-3, x0.1 for the last quarter of ``steps`` batches,
+    :data:`JUDGE_STEPS` when None, of ``batch`` fresh clips, all from ``seed``). Made
+    once: kept for the process and in the cache (:func:`stvae.cache.cache_dir`, by a
+    hash of this file and the sprites renderer), so a grid or a second ``stvae
+    evaluate`` does not train it again."""
     _judged_data(data)
     steps = JUDGE_STEPS if steps is None else steps
     return _trained_judge(int(seed), int(frames), int(steps), int(batch), data)
