@@ -569,6 +569,7 @@ def test_parallel_runs_train_in_their_own_processes_and_report_like_one(tmp_path
     rows = rep.reproduce(only=list(PAIR), parallel=2, **kwargs)
     assert sorted(r["name"] for r in rows) == sorted(PAIR)
     assert json.loads((tmp_path / "docs" / "bouncing-mnist-cpu.json").read_text()) == rows
+    assert all(r["clip_frames"] == 3 and r["frames_seen"] == 3 * 2 * 3 for r in rows)
     folder = tmp_path / "runs" / "bouncing-mnist-cpu"
     pids = {line.split(" in process ")[1].split(";")[0] for line in lines if "in process" in line}
     assert len(pids) == 2 and str(os.getpid()) not in pids  # two processes, neither this one

@@ -445,18 +445,18 @@ def _run_parallel(
         action, config, saved = _plan(run, rows, out, dataset, preset)
         if action == "score":
             ev, wall, how = _rescore(run, out / run.name, saved, dataset, log)
-            _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+            _add_row(rows, run, ev, wall, how, config, stem, dataset, preset, seeds, log)
         elif action == "train" and (limit is None or len(todo) < limit):
             todo.append((run, config, saved is not None))
     threads = max(1, torch.get_num_threads() // min(parallel, max(1, len(todo))))
     context = multiprocessing.get_context("spawn")
-    running: dict = {}  # receiving end -> (run, process)
+    running: dict = {}  # receiving end -> (run, process, config)
     stopping = False
 
     def on_sigterm(signum, frame):
         nonlocal stopping
         stopping = True
-        for _, process in running.values():
+        for _, process, _ in running.values():
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)  # each stops at its next step
 
@@ -473,13 +473,13 @@ def _run_parallel(
                 process = context.Process(target=_worker, args=args, daemon=False)
                 process.start()
                 theirs.close()
-                running[mine] = (run, process)
+                running[mine] = (run, process, config)
                 log(
                     f"[{run.name}] training ({preset} preset) in process {process.pid}; "
                     f"its output: {log_path}"
                 )
             for conn in multiprocessing.connection.wait(list(running), timeout=1.0):
-                run, process = running.pop(conn)
+                run, process, config = running.pop(conn)
                 try:
                     kind, result = conn.recv()  # before join: a large answer fills the pipe
                 except EOFError:  # it died before it could answer
@@ -505,7 +505,7 @@ def _run_parallel(
                     stopping = True
                 else:
                     ev, wall, how = result["ev"], result["wall"], result["how"]
-                    _add_row(rows, run, ev, wall, how, stem, dataset, preset, seeds, log)
+                    _add_row(rows, run, ev, wall, how, config, stem, dataset, preset, seeds, log)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
