@@ -60,6 +60,7 @@ def run(argv):
         (["train", "--resume", "--out", "r", "--time-budget", "5m"], "r: nothing to resume"),
         (["train", "--channels", "2"], "invalid choice"),
         (["evaluate", "run", "--field-dynamics", "mean"], "invalid choice"),
+        (["reproduce", "--limit", "-1"], "must be at least 0, got -1"),
         (["train", "--channels", "1", "--grayscale"], "not allowed with argument"),
         (["dataset", "bouncing-mnist", "--split", "val", "--out", "x.npz"], "invalid choice"),
         (["dataset", "bouncing-mnist", "--out", "x.npy"], "end in .npz"),
@@ -85,6 +86,26 @@ def test_an_unwritable_grid_folder_is_one_line(tmp_path, capsys):
     assert run([*argv, "--only", "vae-f4-beta1-seed0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/proc/stvae-x/bouncing-mnist-cpu: could not be created" in err[0]
+
+
+def test_reproduce_with_limit_0_renders_the_report_and_trains_nothing(tmp_path, capsys):
+    """A committed report's rows (chairs, from before rows recorded their frames) written
+    again as they are, with what each run saw filled in from the grid's schedule."""
+    import json
+
+    rows = json.loads((Path(__file__).parents[1] / "docs/results/chairs-cpu.json").read_text())
+    for row in rows:
+        row.pop("clip_frames", None), row.pop("frames_seen", None)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "chairs-cpu.json").write_text(json.dumps(rows))
+    argv = ["reproduce", "--dataset", "chairs", "--limit", "0", "--report-dir", str(docs)]
+    assert main([*argv, "--out", str(tmp_path / "runs")]) == 0
+    again = json.loads((docs / "chairs-cpu.json").read_text())
+    assert [r["name"] for r in again] == [r["name"] for r in rows]
+    assert all(r["frames_seen"] == 2400 * 16 * 16 and r["clip_frames"] == 16 for r in again)
+    assert "| 0.61 | 16 |" in (docs / "chairs-cpu.md").read_text()
+    assert not any((tmp_path / "runs" / "chairs-cpu").iterdir())  # nothing trained
 
 
 def test_a_config_json_that_is_not_an_object_is_one_line(tmp_path, capsys):

@@ -64,12 +64,17 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _positive_int(text: str) -> int:
-    """A count of a command's own (not a config field's): parsed and at least 1."""
+def _positive_int(text: str, least: int = 1) -> int:
+    """A count of a command's own (not a config field's): parsed and at least ``least``."""
     value = _whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _count(text: str) -> int:
+    """A count of a command's own that may be 0."""
+    return _positive_int(text, 0)
 
 
 _PARSE = {"nonneg": _whole, "duration": _duration, "speed": _speed, "int": _whole}
@@ -353,7 +358,12 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--out", default="runs/reproduce", help="folder for the run directories")
     p.add_argument("--report-dir", default="docs/results", help="folder for the report")
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per cell")
-    p.add_argument("--limit", type=_positive_int, help="train at most this many new runs")
+    p.add_argument(
+        "--limit",
+        type=_count,
+        help="train at most this many new runs (0: none; finished runs are still scored and "
+        "the report is written again from its rows)",
+    )
     p.add_argument(
         "--only",
         action="append",
