@@ -79,7 +79,7 @@ def test_each_long_runs_first_command_trains(tmp_path, name):
     """The flags `run_spec` gives each long run's first start make a run that trains (one
     step of one video here, eager: the flags given last win), so a run never fails at
     its start in the session that begins it."""
-    spec = f'ROOT={tmp_path}; REPO={SCRIPT.parents[1]}; '
+    spec = f"ROOT={tmp_path}; REPO={SCRIPT.parents[1]}; "
     spec += f'eval "$(sed -n "/^run_spec() {{/,/^}}/p" {SCRIPT})"; run_spec {name}; '
     spec += 'printf "%s\\n" "${TRAIN[@]}"'
     flags = subprocess.run(
