@@ -246,12 +246,12 @@ def _add_dataset(sub) -> None:
 
 
 def _cmd_dataset(args) -> None:
-    from stvae.data import DATASETS, OPTION_FIELDS, DataConfig, generate, save_dataset
+    from stvae.data import OPTION_FIELDS, default_frames, generate, save_dataset
 
     if not args.out.endswith(".npz"):
         raise StvaeError(f"{args.out}: dataset files end in .npz")
     given = {n: getattr(args, n) for n in OPTION_FIELDS if getattr(args, n) is not None}
-    frames = args.frames or DATASETS[args.name].frames or DataConfig().frames
+    frames = args.frames or default_frames(args.name)
     data = generate(args.name, args.videos, frames, args.seed, args.split, **given)
     path = save_dataset(data, args.out)
     print(

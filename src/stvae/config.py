@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from stvae import __version__
-from stvae.data import DataConfig
+from stvae.data import CLIP_FRAMES, DataConfig, default_frames
 from stvae.data.bouncing_mnist import LEGACY_SPEED
 from stvae.errors import StvaeError
 from stvae.model import ModelConfig
@@ -279,13 +279,6 @@ def preset_config(preset: str, given: dict | None = None) -> TrainConfig:
         raise StvaeError(f"preset must be one of {', '.join(sorted(PRESETS))}; got {preset!r}")
     given = dict(given or {})
     config = PRESETS[preset].replace(**given)
-    spec = config.data.spec
-    default = DataConfig.__dataclass_fields__["frames"].default
-    if (
-        spec is not None
-        and spec.frames is not None
-        and "data.frames" not in given
-        and PRESETS[preset].data.frames == default
-    ):
-        config = config.replace(**{"data.frames": spec.frames})
+    if "data.frames" not in given and PRESETS[preset].data.frames == CLIP_FRAMES:
+        config = config.replace(**{"data.frames": default_frames(config.data.source)})
     return config

@@ -450,7 +450,7 @@ def evaluate_model(
     judge: bool = True,
     cache: dict | None = None,
     dynamics: str = "means",
-) -> EvalResult:
+) -> EvalResult:  # long: every probe's targets and then the judged scores, in one result
     """What :func:`evaluate_run` (whose ``dynamics`` this is) writes to ``eval.json``, for
     a model in hand (a run's :class:`TrainConfig` beside it). ``sets``: this config's
     :func:`probe_sets` made once by the caller (a learning curve scores many snapshots on
@@ -458,7 +458,8 @@ def evaluate_model(
     protocol); ``cache``: the posterior means of each video set, by ``id`` of its dict."""
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
-    probes, cache = (list(PROBES) if probe == "both" else [probe]), ({} if cache is None else cache)
+    probes = list(PROBES) if probe == "both" else [probe]
+    cache = {} if cache is None else cache
     score, pairs, named, source = _scoring_sets(config, data, sets, probes, seed)
     k = config.model.n_static
     spec = config.data.spec

@@ -176,12 +176,13 @@ def field_protocol(
     """Both directions of the field's protocol (module doc) on the test clips ``data``
     (sprites, the file format: ``videos``, ``attributes`` [V, 4], ``temporal_labels``
     [V, N]) for a model with ``prior_sample``; ``division``: (static, temporal) feature
-    indices; ``dynamics``: what the second direction decodes (:data:`DYNAMICS`, module
-    doc). Returns ``{"draws", "dynamics", "static_set", "temporal_set", "static_from_prior":
-    {"action_accuracy", "IS", "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute:
-    accuracy}, "change": :func:`redraw_change` of the first draw, "chance": {head:
-    share}, "fallback": {"reconstruction": {head: share}, "static_from_prior": {"action":
-    ...}, "dynamics_from_prior": {attribute: ...}}}``, every score of a draw as ``{"mean",
+    indices; ``dynamics``: what the second direction decodes
+    (:data:`stvae.result.DYNAMICS`, module doc). Returns ``{"draws", "dynamics",
+    "static_set", "temporal_set", "static_from_prior": {"action_accuracy", "IS",
+    "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute: accuracy}, "change":
+    :func:`redraw_change` of the first draw, "chance": {head: share}, "fallback":
+    {"reconstruction": {head: share}, "static_from_prior": {"action": ...},
+    "dynamics_from_prior": {attribute: ...}}}``, every score of a draw as ``{"mean",
     "sd"}`` over the draws."""
     check_dynamics(dynamics)
     mu, _ = encode_videos(model, data["videos"])  # [V, N, F]

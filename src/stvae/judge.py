@@ -145,10 +145,15 @@ def _judged_data(data: str) -> None:
         )
 
 
-@cache
 def _released(folder: str, split: str) -> dict[str, np.ndarray]:
-    """One split of a folder of the field's Sprites arrays, read once per process."""
-    return load_released(folder, split)
+    """Split ``split`` of a folder of the field's Sprites arrays (every held-out split
+    reads the test arrays), read once per process."""
+    return _released_arrays(folder, "train" if split == "train" else "test")
+
+
+@cache
+def _released_arrays(folder: str, which: str) -> dict[str, np.ndarray]:
+    return load_released(folder, which)
 
 
 def _released_clips(folder: str, split: str, idx: np.ndarray, start, frames: int) -> dict:
@@ -209,10 +214,8 @@ def _cached_as(seed: int, frames: int, steps: int, batch: int, data: str = "spri
 
 @cache
 def _trained_judge(seed: int, frames: int, steps: int, batch: int, data: str = "sprites") -> Judge:
-    folder, name = (
-        cache_dir("judge", __file__, sp.__file__),
-        _cached_as(seed, frames, steps, batch, data),
-    )
+    folder = cache_dir("judge", __file__, sp.__file__)
+    name = _cached_as(seed, frames, steps, batch, data)
     with one_maker(folder, name):  # processes asking at once: one trains, the rest read
         if folder is not None and (folder / name).exists():
             judge = Judge()
@@ -292,9 +295,7 @@ def judge_accuracy(
 ) -> dict[str, float]:
     """The judge's accuracy per head on real clips of ``frames`` frames of ``data``'s
     held-out characters (``test-score``; a folder's test arrays)."""
-    clips = _random_clips(
-        data, videos, frames, [seed, 8], "test-score" if data in DATASETS else "test"
-    )
+    clips = _random_clips(data, videos, frames, [seed, 8], "test-score")
     attrs, action = _verdicts(judge, to_tensor(clips["videos"]))
     out = {
         name: float((attrs[:, i] == clips["attributes"][:, i]).mean())

@@ -38,10 +38,20 @@ __all__ = [
     "check_speed",
     "held_out",
     "OPTION_FIELDS",
+    "CLIP_FRAMES",
+    "default_frames",
 ]
 
 # the registered datasets' names as they stand at import (DATASETS is the live registry)
 GENERATED = tuple(DATASETS)
+CLIP_FRAMES = 16  # frames per clip where neither the config nor the data names others
+
+
+def default_frames(source: str) -> int:
+    """The clip length of data ``source`` when nothing else names one: its spec's own
+    (``DatasetSpec.frames``; sprites-field: the field's 8), else :data:`CLIP_FRAMES`."""
+    spec = DATASETS.get(source)
+    return spec.frames if spec is not None and spec.frames is not None else CLIP_FRAMES
 
 
 def _source_help() -> str:
@@ -66,7 +76,7 @@ class _DataCommon:
         metadata={"flag": "data", "help": _source_help},
     )
     frames: int = field(  # N; the paper uses 16
-        default=16, metadata={"help": "frames per video clip"}
+        default=CLIP_FRAMES, metadata={"help": "frames per video clip"}
     )
     clip_stride: int | None = field(  # None: = frames
         default=None,

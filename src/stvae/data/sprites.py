@@ -107,8 +107,8 @@ def characters(split: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Design:
-    """How characters are drawn: the figure stretched by ``scale`` (x, y) about the
-    frame's centre (1, 1: as designed), on ``background`` (RGB), legs ``leg_width``
+    """How characters are drawn: the figure stretched by ``scale`` (x, y) about
+    :data:`FIGURE_CENTRE` (1, 1: as designed), on ``background`` (RGB), legs ``leg_width``
     pixels thick and the hair's cap of radius ``hair_radius`` (before stretching)."""
 
     scale: tuple[float, float] = (1.0, 1.0)
@@ -118,11 +118,11 @@ class Design:
 
 
 # The first design (16-frame clips in its grid; its reports' numbers are on it): a figure
-# of about 510 of the frame's 4,096 pixels on white.
+# of 512 of the frame's 4,096 pixels a pose on average, on white.
 EARLIER = Design()
-# The field's Sprites in size and background: a figure of about 900 pixels (top about
-# 250, trousers 170, hair 240; the original's: 800-1,000, 190-360, 100-180, 230-300), on
-# black; its benchmark clips are 8 frames (docs/data.md).
+# The field's Sprites in size and background: a figure of 946 pixels (top 252, trousers
+# 174, hair 243; the original's: 800-1,000, 190-360, 100-180, 230-300;
+# docs/results/sprites-designs.md), on black; its benchmark clips are 8 frames.
 FIELD = Design(scale=(1.7, 1.08), background=BLACK, leg_width=3.6, hair_radius=8.6)
 
 
