@@ -110,7 +110,7 @@ def test_a_damaged_folder_is_refused_in_one_line(tmp_path, capsys, damage, messa
         assert not (tmp_path / "run").exists()
 
 
-def write_drawn(folder: Path, sizes=(("train", 480), ("test", 96))) -> None:
+def write_drawn(folder: Path, sizes=(("train", 960), ("test", 96))) -> None:
     """The field's layout holding clips of the procedural ``sprites-field`` (float16, 8
     frames; its skin, hair, top and trousers in the attribute slots): arrays whose labels
     a judge can learn."""
@@ -133,9 +133,10 @@ def test_the_folders_judge_learns_its_train_arrays_and_reads_its_test_arrays(tmp
     write_drawn(folder)
     judge = train_judge(0, data=str(folder))
     acc = judge_accuracy(judge, data=str(folder))  # other characters than it trained on
-    # chance is about 0.2; skin tones are the closest classes, and 480 training clips
-    # (the real arrays hold 9,000) read them at 0.89, every other head at 0.99 or more
-    assert set(acc) == {*ATTRIBUTES, "action"} and min(acc.values()) >= 0.85, acc
+    # chance is about 0.2; skin tones are the closest classes: 480 training clips read
+    # them at 0.85-0.89 by the thread count, too near any bound; 960 at 0.988 on one
+    # thread, 0.996 on two (the real arrays hold 9,000), every other head at 1.0
+    assert set(acc) == {*ATTRIBUTES, "action"} and min(acc.values()) >= 0.95, acc
     clips = field_set(0, 8, str(folder))
     counts = np.bincount(clips["temporal_labels"][:, 0], minlength=9)
     assert len(set(counts)) == 1 and counts[0] >= 5  # every class as often as the rarest
