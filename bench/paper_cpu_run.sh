@@ -15,9 +15,13 @@
 # at the paper's schedule on Bouncing MNIST (issues 25, 43); sprites-dsvae or
 # sprites-hierarchical, the field's 100-epoch mark on sprites-field (issue 48: 256 + 32
 # features, 100 clips of 8 frames a step, 8,750 steps = 7 M frames, a snapshot every 875,
-# each scored with the judge). The Bouncing MNIST runs share the clone ~/long/stvae at
-# 56f7840; the sprites runs share ~/long/stvae-sprites, cloned at the work tree's HEAD on
-# their first start (its commit travels in long/<run>/COMMIT).
+# each scored with the judge); chairs-hierarchical, issue 49's question on chairs: 4 + 4
+# features, beta 4, the paper's batch for 10,500 steps with the paper's schedule shape
+# (lr x 0.1 every 3,500), a snapshot every 700, its report beside the cpu grid's beta-4
+# runs (docs/results/chairs-cpu.json). The Bouncing MNIST runs share the clone
+# ~/long/stvae at 56f7840; the sprites runs share ~/long/stvae-sprites and the chairs run
+# has ~/long/stvae-chairs, each cloned at the work tree's HEAD on its first start (its
+# commit travels in long/<run>/COMMIT).
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
@@ -109,8 +113,17 @@ run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's 
       TRAIN=(--preset paper --data sprites-field --model "$kind" --features 288
         --static-features 256 "${extra[@]}" --beta 1 --seed 0 --batch-videos 100
         --steps 8750 --lr-decay-every 4000 --snapshot-every 875 --checkpoint-every 100) ;;
+    chairs-hierarchical)
+      DIR="chairs-hierarchical-f8-beta4-seed0" CLONE="$ROOT/stvae-chairs" NOISE=0 PUB=
+      CURVE=(--beside docs/results/chairs-cpu.json)  # the grid's beta-4 runs beside it
+      PIN=$(git -C "$CLONE" rev-parse --short=7 HEAD 2>/dev/null \
+        || git -C "$REPO" rev-parse --short=7 HEAD)
+      REPORT="docs/results/chairs-hierarchical-long" FIGS="docs/figures/chairs-hierarchical-long"
+      TRAIN=(--preset paper --data chairs --model hierarchical --features 8 --beta 4 --seed 0
+        --steps 10500 --lr-decay-every 3500 --snapshot-every 700 --checkpoint-every 200) ;;
     *)
-      echo "unknown long run $1: hierarchical, slow, sprites-dsvae or sprites-hierarchical" >&2
+      echo "unknown long run $1: hierarchical, slow, sprites-dsvae, sprites-hierarchical" \
+        "or chairs-hierarchical" >&2
       exit 2 ;;
   esac
 }

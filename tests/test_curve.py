@@ -243,3 +243,89 @@ def test_a_judged_curve_has_the_fields_columns_in_its_points_plot_and_report(
     (run / CURVE_FILES["json"]).unlink()
     plain = curve_run(run, quiet=True)
     assert "judge" not in plain and "field_action" not in plain["points"][0]
+
+
+def test_the_report_sets_a_grids_runs_of_its_cell_beside_the_curve(scored, tmp_path, capsys):
+    """`stvae curve --report --beside GRID.json`: the grid's runs of the run's beta and
+    size join the report's tables with their own numbers (others are left out), the
+    temporal factor's static knowledge gets its table, and a point scored before a
+    headline key existed gets it from its evaluate result."""
+    run, _, _ = scored
+    curve_path = run / CURVE_FILES["json"]
+    kept = curve_path.read_text()
+    row = {
+        "name": "vae-f4-beta1-seed0",
+        "model": "vae",
+        "beta": 1.0,
+        "features": 4,
+        "frames_seen": 614400,
+        "d_score_rbf": 2.0944,
+        "d_score": 2.6283,
+        "static_accuracy_rbf": 0.9871,
+        "static_accuracy": 0.907,
+        "accuracies_rbf": {
+            "static_acc_from_temporal": 0.226,
+            "temporal_acc_from_static": 0.6456,
+            "temporal_acc_from_temporal": 0.6401,
+        },
+        "accuracies": {"static_acc_from_temporal": 0.1306},
+        "negative_elbo": 533.38,
+        "static_in_temporal": {"centred": 0.1055, "video_mean": 0.1406},
+    }
+    other = {**row, "name": "vae-f4-beta2-seed0", "beta": 2.0}
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps([row, other, {**row, "name": "vae-f8-beta1-seed0", "features": 8}]))
+    old = json.loads(kept)  # as a curve scored before the leak's keys were headline keys
+    for p in old["points"]:
+        for key in ("static_in_temporal_video_mean", "static_in_temporal_centred"):
+            p.pop(key)
+    curve_path.write_text(json.dumps(old))
+    try:
+        stem = tmp_path / "rep"
+        assert main(["curve", str(run), "--report", str(stem), "--beside", str(grid)]) == 0
+    finally:
+        curve_path.write_text(kept)
+    report = json.loads(stem.with_suffix(".json").read_text())
+    (mine,) = report["beside"]["runs"]
+    assert report["beside"]["report"] == "grid.json"
+    assert mine == {
+        "name": "vae-f4-beta1-seed0",
+        "model": "vae",
+        "frames": 614400,
+        "d_score_rbf": 2.0944,
+        "d_score": 2.6283,
+        "static_held_out_rbf": 0.9871,
+        "static_accuracy": 0.907,
+        "temporal_from_temporal_rbf": 0.6401,
+        "temporal_from_static_rbf": 0.6456,
+        "static_from_temporal_rbf": 0.226,
+        "elbo_negative_elbo": 533.38,
+        "static_from_temporal": 0.1306,
+        "static_in_temporal_video_mean": 0.1406,
+        "static_in_temporal_centred": 0.1055,
+    }
+    md = stem.with_suffix(".md").read_text()
+    cells = "2.094 | 2.628 | — | 0.987 | 0.907 | 0.640 | 0.646 | 0.226 | 533.4"
+    assert f"| vae-f4-beta1-seed0 | 0.61 | | {cells} |" in md
+    assert "vae-f4-beta2-seed0" not in md and "vae-f8-beta1-seed0" not in md
+    assert "| vae-f4-beta1-seed0 | 0.61 | 0.131 | 0.141 | 0.105 |" in md
+    for p in report["points"]:  # the leak's split, from the point's own evaluate result
+        point = next(q for q in json.loads(kept)["points"] if q["step"] == p["step"])
+        leak = point["eval"]["static_in_temporal"]
+        assert p["static_in_temporal_video_mean"] == leak["video_mean"]
+        assert p["static_from_temporal"] == point["static_from_temporal"]
+        assert (
+            f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['static_from_temporal']:.3f} | "
+            f"{leak['video_mean']:.3f} | {leak['centred']:.3f} |"
+        ) in md
+    # a file that is not a grid report is refused in one line, before any scoring
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x"}))
+    before = curve_path.stat().st_mtime_ns
+    assert main(["curve", str(run), "--report", str(tmp_path / "b"), "--beside", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a grid report" in err
+    assert main(["curve", str(run), "--beside", str(grid)]) == 2
+    assert "--beside goes with --report" in capsys.readouterr().err
+    assert curve_path.stat().st_mtime_ns == before and not (tmp_path / "b.md").exists()

@@ -74,18 +74,32 @@ def test_score_without_a_run_is_one_line_and_exit_2(tmp_path, command):
     ]
 
 
-@pytest.mark.parametrize("name", ["hierarchical", "slow", "sprites-dsvae", "sprites-hierarchical"])
+LONG_RUNS = ["hierarchical", "slow", "sprites-dsvae", "sprites-hierarchical", "chairs-hierarchical"]
+
+
+def _spec(tmp_path, name: str, array: str) -> list[str]:
+    """One array (TRAIN, CURVE) that `run_spec NAME` sets, item by item."""
+    spec = f"ROOT={tmp_path}; REPO={SCRIPT.parents[1]}; "
+    spec += f'eval "$(sed -n "/^run_spec() {{/,/^}}/p" {SCRIPT})"; run_spec {name}; '
+    spec += f'printf "%s\\n" "${{{array}[@]}}"'
+    return subprocess.run(
+        ["bash", "-c", spec], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")[:-1]
+
+
+@pytest.mark.parametrize("name", LONG_RUNS)
 def test_each_long_runs_first_command_trains(tmp_path, name):
     """The flags `run_spec` gives each long run's first start make a run that trains (one
     step of one video here, eager: the flags given last win), so a run never fails at
-    its start in the session that begins it."""
-    spec = f"ROOT={tmp_path}; REPO={SCRIPT.parents[1]}; "
-    spec += f'eval "$(sed -n "/^run_spec() {{/,/^}}/p" {SCRIPT})"; run_spec {name}; '
-    spec += 'printf "%s\\n" "${TRAIN[@]}"'
-    flags = subprocess.run(
-        ["bash", "-c", spec], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split("\n")[:-1]
+    its start in the session that begins it; a grid report its curve sets beside it is
+    in the repository."""
+    flags = _spec(tmp_path, name, "TRAIN")
     from stvae.cli import main
+    from stvae.curve import read_grid
+
+    curve = _spec(tmp_path, name, "CURVE")
+    if "--beside" in curve:
+        assert read_grid(SCRIPT.parents[1] / curve[curve.index("--beside") + 1])
 
     out = tmp_path / "run"
     tiny = ["--steps", "1", "--batch-videos", "1", "--no-compile", "--precision", "fp32"]
@@ -95,6 +109,12 @@ def test_each_long_runs_first_command_trains(tmp_path, name):
     if name.startswith("sprites"):
         assert config["data"]["source"] == "sprites-field" and config["data"]["frames"] == 8
         assert config["model"]["features"] == 288 and config["model"]["static_features"] == 256
+    if name.startswith("chairs"):
+        from stvae.config import TrainConfig
+
+        trained = TrainConfig.from_dict(config)
+        assert trained.data.source == "chairs" and trained.model.n_static == 4
+        assert (trained.model.beta, trained.lr_decay_every) == (4.0, 3500)
 
 
 def test_an_unknown_long_run_is_one_line_and_exit_2(tmp_path):
@@ -104,5 +124,6 @@ def test_an_unknown_long_run_is_one_line_and_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "unknown long run fast: hierarchical, slow, sprites-dsvae or sprites-hierarchical"
+        "unknown long run fast: hierarchical, slow, sprites-dsvae, sprites-hierarchical "
+        "or chairs-hierarchical"
     )

@@ -433,6 +433,12 @@ def _add_curve(sub) -> None:
     )
     p.add_argument("--commit", help="with --report: the commit the run was trained at")
     p.add_argument(
+        "--beside",
+        metavar="GRID_JSON",
+        help="with --report: a grid report of the same dataset (stvae reproduce's "
+        "<dataset>-<preset>.json) whose runs at this beta and size join the report's tables",
+    )
+    p.add_argument(
         "--judge",
         action="store_true",
         help="sprites: also the judged swaps and the field's protocol at each snapshot "
@@ -444,8 +450,13 @@ def _add_curve(sub) -> None:
 def _cmd_curve(args) -> None:
     from stvae.curve import CURVE_FILES, curve_run
 
-    if args.commit and not args.report:
-        raise StvaeError("--commit goes with --report")
+    for flag in ("commit", "beside"):
+        if getattr(args, flag) and not args.report:
+            raise StvaeError(f"--{flag} goes with --report")
+    if args.beside:  # refused before minutes of scoring, not after
+        from stvae.curve import read_grid
+
+        read_grid(args.beside)
     curve = curve_run(args.run, args.seed, args.probe, judge=args.judge)
     run = Path(args.run)
     print(
@@ -455,7 +466,7 @@ def _cmd_curve(args) -> None:
     if args.report:
         from stvae.curve import curve_report
 
-        curve_report(run, args.report, args.commit)
+        curve_report(run, args.report, args.commit, args.beside)
         print(f"report: {args.report}.md, .json and .png")
 
 

@@ -45,6 +45,9 @@ __all__ = [
     "CURVE_VERSION",
     "snapshots",
     "curve_run",
+    "curve_report",
+    "grid_rows",
+    "read_grid",
     "probe_spread",
     "training_image_gap",
 ]
@@ -112,6 +115,9 @@ def _headline(ev: EvalResult) -> dict:
             out[f"temporal_from_temporal{sfx}"] = d.temporal_acc_from_temporal
             out[f"temporal_from_static{sfx}"] = d.temporal_acc_from_static
             out[f"static_from_temporal{sfx}"] = d.static_acc_from_temporal
+        if first is not None and first.static_in_temporal:  # linear only
+            for part, value in first.static_in_temporal.items():
+                out[f"static_in_temporal_{part}"] = value
     for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
     out.update(_field_headline(ev))
@@ -359,6 +365,7 @@ PANELS = (
             ("static_held_out_rbf", "held-out images, RBF"),
             ("static_train", "training images, linear"),
             ("static_held_out", "held-out images, linear"),
+            ("static_from_temporal_rbf", "from the temporal factor instead, held-out, RBF"),
         ),
     ),
     (
@@ -468,8 +475,30 @@ REPORT_COLUMNS = (
     ("static_accuracy", "static from static, held-out (linear)"),
     ("temporal_from_temporal_rbf", "temporal from temporal (RBF)"),
     ("temporal_from_static_rbf", "temporal from static (RBF)"),
+    ("static_from_temporal_rbf", "static from temporal (RBF)"),
     ("elbo_negative_elbo", "-ELBO (nats/frame)"),
 )
+# Where the temporal factor's knowledge of the static label lives (linear probes,
+# :func:`stvae.probes.static_in_temporal`): a third table where the points have it.
+LEAK_COLUMNS = (
+    ("static_from_temporal", "static from temporal"),
+    ("static_in_temporal_video_mean", "from its per-video means"),
+    ("static_in_temporal_centred", "from it centred per video"),
+)
+# A grid report's row (stvae reproduce) -> the report's keys, for ``curve --beside``.
+GRID_KEYS = {
+    "d_score_rbf": ("d_score_rbf",),
+    "d_score": ("d_score",),
+    "static_held_out_rbf": ("static_accuracy_rbf",),
+    "static_accuracy": ("static_accuracy",),
+    "temporal_from_temporal_rbf": ("accuracies_rbf", "temporal_acc_from_temporal"),
+    "temporal_from_static_rbf": ("accuracies_rbf", "temporal_acc_from_static"),
+    "static_from_temporal_rbf": ("accuracies_rbf", "static_acc_from_temporal"),
+    "elbo_negative_elbo": ("negative_elbo",),
+    "static_from_temporal": ("accuracies", "static_acc_from_temporal"),
+    "static_in_temporal_video_mean": ("static_in_temporal", "video_mean"),
+    "static_in_temporal_centred": ("static_in_temporal", "centred"),
+}
 
 
 def _baseline_words(cfg: TrainConfig) -> str:
@@ -494,17 +523,58 @@ def _labels(cfg: TrainConfig) -> list[str]:
     ]
 
 
-def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = None) -> dict:
+def read_grid(path: str | Path) -> list[dict]:
+    """A grid report's rows (a JSON list of runs, each with its ``name``), else one line."""
+    rows = read_json(Path(path))
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "name" in r for r in rows):
+        raise StvaeError(f"{path}: not a grid report (a JSON list of runs, as reproduce writes)")
+    return rows
+
+
+def grid_rows(path: str | Path, config: TrainConfig) -> list[dict]:
+    """The runs of a grid report (``stvae reproduce``'s ``<dataset>-<preset>.json``) at
+    ``config``'s beta and number of features, each as ``name``, ``model``, ``frames`` (seen
+    in training) and the curve report's keys it has (:data:`GRID_KEYS`): what ``stvae
+    curve --beside`` sets beside a curve. The grid must be of the run's dataset; its rows
+    do not name one."""
+    out = []
+    for row in read_grid(path):
+        if row.get("beta") != config.model.beta or row.get("features") != config.model.features:
+            continue
+        found = {"name": row["name"], "model": row.get("model"), "frames": row.get("frames_seen")}
+        for key, where in GRID_KEYS.items():
+            value = row
+            for part in where:
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, (int, float)):
+                found[key] = value
+        out.append(found)
+    return out
+
+
+def _reported(point: dict) -> dict:
+    """A curve point as its report keeps it: without the whole evaluate result, and with
+    any headline key added to :func:`_headline` after the point was scored read from that
+    result (the point's own values stand)."""
+    filled = _headline(EvalResult.from_dict(point["eval"])) if "eval" in point else {}
+    return {**filled, **{k: v for k, v in point.items() if k != "eval"}}
+
+
+def curve_report(
+    run_dir: str | Path, stem: str | Path, commit: str | None = None, beside: str | None = None
+) -> dict:
     """Writes ``stem.json``, ``stem.md`` and ``stem.png``: a run's learning curve (its
     ``curve.json`` as :func:`curve_run` scored it, without the whole evaluate results),
     where the run stands (steps done, finished or not, hours in the loop), the CPU it was
-    scored on, the commit it was trained at (``commit``, as given) and the paper's numbers
-    for its cell. Returns the JSON written."""
+    scored on, the commit it was trained at (``commit``, as given), the paper's numbers
+    for its cell and, given a grid report ``beside``, that grid's runs of the same beta
+    and size (:func:`grid_rows`). Returns the JSON written."""
     import shutil
 
     run_dir, stem = Path(run_dir), Path(stem)
     config = TrainConfig.from_dict(read_json(run_dir / RUN_FILES["config"]))
     curve = read_json(run_dir / CURVE_FILES["json"])
+    rows = None if beside is None else grid_rows(beside, config)
     last = {}
     metrics = run_dir / RUN_FILES["metrics"]
     if metrics.exists():
@@ -520,8 +590,10 @@ def curve_report(run_dir: str | Path, stem: str | Path, commit: str | None = Non
         "finished": (run_dir / RUN_FILES["weights"]).exists(),
         "loop_hours": last.get("wall_s", 0.0) / 3600,
         "paper": _paper_numbers(config),
-        "points": [{k: v for k, v in p.items() if k != "eval"} for p in curve["points"]],
+        "points": [_reported(p) for p in curve["points"]],
     }
+    if rows is not None:
+        report["beside"] = {"report": Path(beside).name, "runs": rows}
     make_folder(stem.parent)
     write_json(stem.with_suffix(".json"), report)
     atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(_report_markdown(report, stem)))
@@ -565,11 +637,10 @@ def _report_markdown(report: dict, stem: Path) -> str:
         "|" + "---|" * (3 + len(REPORT_COLUMNS)),
     ]
     for p in report["points"]:
-        cells = [f"{p[k]:.3f}" if k in p else "—" for k, _ in REPORT_COLUMNS]
-        cells[-1] = f"{p['elbo_negative_elbo']:.1f}" if "elbo_negative_elbo" in p else "—"
-        lines.append(
-            f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['lr']:g} | " + " | ".join(cells) + " |"
-        )
+        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['lr']:g} | {_cells(p)} |")
+    grid = report.get("beside")
+    for row in grid["runs"] if grid else []:
+        lines.append(f"| {row['name']} | {_millions(row['frames'])} | | {_cells(row)} |")
     paper = report["paper"]
     if paper:
         cells = {
@@ -586,9 +657,56 @@ def _report_markdown(report: dict, stem: Path) -> str:
             f"Paper: eq 19 from Table 1, static accuracy from {paper.get('static_column', '—')} "
             "(the authors' code scored both with the RBF protocol).",
         ]
+    if grid:
+        lines += [
+            "",
+            f"Rows named by a run: the runs of `{grid['report']}` at this beta and size "
+            "(`stvae curve --beside`), each scored once, at the end of its own schedule "
+            "(frames seen beside it).",
+        ]
+    lines += _leak_table(report["points"], grid["runs"] if grid else [])
     lines += _field_table(report["points"])
     lines += ["", f"![learning curve]({stem.name}.png)", ""]
     return "\n".join(lines)
+
+
+def _millions(frames) -> str:
+    return "—" if frames is None else f"{frames / 1e6:.2f}"
+
+
+def _cells(values: dict, columns=REPORT_COLUMNS) -> str:
+    """One table row's cells: each column's value to 3 decimals, -ELBO to 1, else '—'."""
+
+    def cell(key: str) -> str:
+        if key not in values:
+            return "—"
+        return f"{values[key]:.1f}" if key.startswith("elbo") else f"{values[key]:.3f}"
+
+    return " | ".join(cell(k) for k, _ in columns)
+
+
+def _leak_table(points: list[dict], rows: list[dict]) -> list[str]:
+    """Where the temporal factor's knowledge of the static label lives, at each snapshot
+    (and in the grid's runs beside it): [] when no point has it."""
+    if not any(LEAK_COLUMNS[1][0] in p for p in points):
+        return []
+    lines = [
+        "",
+        "The static label read from the temporal factor by the linear probe of eq 19: from "
+        "the whole factor, from its per-video means alone (a constant offset in each "
+        "video) and from it with those means taken out (only what changes within a video; "
+        "`static_in_temporal` in eval.json). A baseline's temporal factor is the division "
+        "eq 19 chose.",
+        "",
+        "| step | frames (M) | " + " | ".join(label for _, label in LEAK_COLUMNS) + " |",
+        "|" + "---|" * (2 + len(LEAK_COLUMNS)),
+    ]
+    for p in points:
+        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {_cells(p, LEAK_COLUMNS)} |")
+    for row in rows:
+        frames = _millions(row["frames"])
+        lines.append(f"| {row['name']} | {frames} | {_cells(row, LEAK_COLUMNS)} |")
+    return lines
 
 
 def _field_table(points: list[dict]) -> list[str]:
