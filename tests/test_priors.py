@@ -161,6 +161,28 @@ def test_kl_is_zero_only_at_the_prior_for_one_frame():
     assert kl_static(mu, logvar, 0.01).abs().item() < 1e-12
 
 
+@pytest.mark.parametrize("n", [2, 16, 50])
+def test_a_per_video_offset_costs_the_same_in_either_factor(n):
+    """Why the hierarchical model can keep a video's identity in its temporal factor
+    (docs/design.md, "Where a per-video constant goes"): moving every frame's posterior
+    mean from the prior's mean 0 to a constant c raises the static KL by
+    N c^2 / (2 (sigma2 + N)) per feature (eq 7: the frames' mean has variance
+    1 + sigma2 / N) and the temporal KL by c^2 / 2 (eq 8: only the walk's start pays),
+    the same to within a factor sigma2 / N; checked against the explicit joint
+    covariances in float64."""
+    sigma2, c, features = 0.01, 0.7, 2
+    _, logvar = sample(1, n, features, seed=1)
+    zero = torch.zeros_like(logvar)
+    for fn, cov, per_feature in (
+        (kl_static, static_cov(n, sigma2), n * c**2 / (2 * (sigma2 + n))),
+        (kl_temporal, temporal_cov(n, sigma2), c**2 / 2),
+    ):
+        rise = fn(zero + c, logvar, sigma2) - fn(zero, logvar, sigma2)
+        oracle_rise = oracle(zero + c, logvar, cov) - oracle(zero, logvar, cov)
+        torch.testing.assert_close(rise, oracle_rise)
+        torch.testing.assert_close(rise, torch.full_like(rise, features * per_feature))
+
+
 class _CountElements(TorchDispatchMode):
     """Counts the elements every aten op writes: a deterministic proxy for time and memory."""
 
