@@ -1,0 +1,45 @@
+"""bench/offset_cost.py: what a model's prior blocks pay for their per-video means."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stvae.model import ModelConfig, make_model
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "offset_cost.py"
+
+
+@pytest.fixture(scope="module")
+def offset_cost():
+    spec = importlib.util.spec_from_file_location("offset_cost", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.offset_cost
+
+
+def test_a_constant_per_video_offset_is_priced_by_each_blocks_prior(offset_cost):
+    """Posterior means that move within each video plus a constant per video and feature:
+    taking the constants out leaves the centred KL, and the difference is what eq 7 and
+    eq 8 charge for them (docs/design.md): N c^2 / (2 (sigma2 + N)) a static feature, and
+    for a temporal feature c^2 / 2 plus the cross term with the walk's start."""
+    model = make_model(ModelConfig(kind="hierarchical", features=4, sigma2=0.01))
+    rng = np.random.default_rng(0)
+    v, n = 64, 16
+    moving = rng.normal(0, 0.1, (v, n, 4))
+    moving -= moving.mean(axis=1, keepdims=True)  # centred per video
+    offsets = rng.normal(0, 0.5, (v, 1, 4))
+    logvar = np.full((v, n, 4), -4.0)
+    found = offset_cost(model, (moving + offsets).astype(np.float32), logvar.astype(np.float32))
+    assert [b["prior"] for b in found] == ["static", "temporal"]
+    static, temporal = found
+    c2 = offsets[:, 0] ** 2  # [V, 4]
+    static_cost = (n * c2[:, :2] / (2 * (0.01 + n))).sum(1).mean()
+    assert static["kl"] - static["kl_centred"] == pytest.approx(static_cost, rel=1e-4)
+    # the walk's precision applied to a constant reaches only the start: c^2 / 2 + c x_1
+    start = moving[:, 0, 2:]
+    temporal_cost = (c2[:, 2:] / 2 + offsets[:, 0, 2:] * start).sum(1).mean()
+    assert temporal["kl"] - temporal["kl_centred"] == pytest.approx(temporal_cost, rel=1e-3)
+    for b in found:  # the offsets hold most of each feature's spread here
+        assert all(0.8 < f["video_mean_share"] <= 1.0 for f in b["features"])
