@@ -15,9 +15,9 @@ def static_cov(n: int, sigma2: float) -> torch.Tensor:
     return sigma2 * torch.eye(n, dtype=torch.float64) + torch.ones(n, n, dtype=torch.float64)
 
 
-def temporal_cov(n: int, sigma2: float) -> torch.Tensor:
+def temporal_cov(n: int, sigma2: float, start: float = 1.0) -> torch.Tensor:
     idx = torch.arange(n, dtype=torch.float64)
-    return 1.0 + sigma2 * torch.minimum(idx[:, None], idx[None, :])
+    return start + sigma2 * torch.minimum(idx[:, None], idx[None, :])
 
 
 def oracle(mu: torch.Tensor, logvar: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
@@ -52,11 +52,12 @@ def test_static_matches_joint_gaussian(n, sigma2):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 16, 50])
 @pytest.mark.parametrize("sigma2", [0.01, 0.1, 1.0, 3.0])
-def test_temporal_matches_joint_gaussian(n, sigma2):
+@pytest.mark.parametrize("start", [1.0, 0.01, 4.0])
+def test_temporal_matches_joint_gaussian(n, sigma2, start):
     mu, logvar = sample(3, n, 4, seed=100 + n)
     torch.testing.assert_close(
-        kl_temporal(mu, logvar, sigma2),
-        oracle(mu, logvar, temporal_cov(n, sigma2)),
+        kl_temporal(mu, logvar, sigma2, start),
+        oracle(mu, logvar, temporal_cov(n, sigma2, start)),
         rtol=1e-9,
         atol=1e-8,
     )
@@ -103,12 +104,13 @@ def test_a_models_prior_samples_have_its_priors_covariance(kind):
     from stvae.model import ModelConfig, make_model
 
     takes = {f.name for f in dataclasses.fields(KINDS[kind].options)}
-    config = ModelConfig(kind=kind, features=4, **({"sigma2": 0.3} if "sigma2" in takes else {}))
+    given = {"sigma2": 0.3, "walk_start": 0.5}  # each kind's own, away from its default
+    config = ModelConfig(kind=kind, features=4, **{k: v for k, v in given.items() if k in takes})
     model = make_model(config)
     h = model.prior_sample(100_000, 5, torch.Generator().manual_seed(2)).double()  # [V, 5, 4]
     want = {
         "static": static_cov(5, 0.3),
-        "temporal": temporal_cov(5, 0.3),
+        "temporal": temporal_cov(5, 0.3, 0.5 if "walk_start" in takes else 1.0),
         "standard": torch.eye(5, dtype=torch.float64),
     }
     for prior, block in model.blocks(config):
@@ -260,3 +262,19 @@ def test_prior_means_are_each_frames_conditional_mean_along_the_drawn_path(name)
         want = _conditional_means(cov, h, 0)
     torch.testing.assert_close(means, want)
     assert (means - h).abs().mean() > 0.05  # means, not the draw itself
+
+
+def test_a_tighter_walk_start_prices_a_per_video_offset_by_its_variance():
+    """The one departure from eq 8 that stvae offers (``walk_start``, default 1, the
+    paper's): with h_1^t ~ N(0, s) a constant c on every frame costs c^2 / (2 s) a
+    feature, so below 1 the static factor is the cheaper home for it."""
+    n, sigma2, c = 16, 0.01, 0.7
+    _, logvar = sample(1, n, 2, seed=3)
+    zero = torch.zeros_like(logvar)
+    for start in (1.0, 0.1, 0.01):
+        rise = kl_temporal(zero + c, logvar, sigma2, start) - kl_temporal(
+            zero, logvar, sigma2, start
+        )
+        torch.testing.assert_close(rise, torch.full_like(rise, 2 * c**2 / (2 * start)))
+    with pytest.raises(ValueError, match="start must be a positive finite number"):
+        kl_temporal(zero, logvar, sigma2, 0.0)

@@ -9,7 +9,8 @@ prior Gaussian with covariance
 
 * standard (VAE):   I
 * static   (eq 7):  sigma2 * I + 1 1^T          (h_0 ~ N(0, 1), h_i = h_0 + N(0, sigma2))
-* temporal (eq 8):  1 + sigma2 * min(i, j)       (0-indexed random walk from N(0, 1))
+* temporal (eq 8):  start + sigma2 * min(i, j)   (0-indexed random walk from N(0, start);
+                                                 eq 8 has start = 1)
 
 For a Gaussian prior N(0, S) and q = N(m, diag v) over R^N,
 KL = 1/2 [ tr(S^-1 diag v) + m^T S^-1 m - N + log det S - sum log v ].
@@ -45,9 +46,9 @@ def _check(mu: Tensor, logvar: Tensor) -> None:
         )
 
 
-def _check_sigma2(sigma2: float) -> None:
+def _check_sigma2(sigma2: float, name: str = "sigma2") -> None:
     if not (sigma2 > 0 and math.isfinite(sigma2)):
-        raise ValueError(f"sigma2 must be a positive finite number; got {sigma2}")
+        raise ValueError(f"{name} must be a positive finite number; got {sigma2}")
 
 
 def kl_standard(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -84,20 +85,22 @@ def kl_static(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
     return per_feature.sum(dim=1)
 
 
-def kl_temporal(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
+def kl_temporal(mu: Tensor, logvar: Tensor, sigma2: float, start: float = 1.0) -> Tensor:
     """KL to the Gaussian random-walk prior of eq 8 (closed form of eqs 14-15).
 
-    The prior factorises as N(h_1 | 0, 1) prod_i N(h_i | h_{i-1}, sigma2) (eq 9), so the
-    cross-entropy only needs first frames and frame differences, whose means are
-    mu_i - mu_{i-1} and variances v_i + v_{i-1} under q.
+    The prior factorises as N(h_1 | 0, start) prod_i N(h_i | h_{i-1}, sigma2) (eq 9, where
+    start = 1), so the cross-entropy only needs first frames and frame differences, whose
+    means are mu_i - mu_{i-1} and variances v_i + v_{i-1} under q.
 
-    mu, logvar: [B, N, F]; sigma2: the step variance sigma_t^2 -> [B].
+    mu, logvar: [B, N, F]; sigma2: the step variance sigma_t^2; start: the first frame's
+    variance (1 in eq 8; docs/design.md on what a smaller one does) -> [B].
     """
     _check(mu, logvar)
     _check_sigma2(sigma2)
+    _check_sigma2(start, "start")
     n = mu.shape[1]
     var = logvar.exp()
-    first = mu[:, 0].square() + var[:, 0]  # [B, F]
+    first = (mu[:, 0].square() + var[:, 0]) / start + math.log(start)  # [B, F]
     steps = (mu[:, 1:] - mu[:, :-1]).square() + var[:, 1:] + var[:, :-1]  # [B, N-1, F]
     cross = first + steps.sum(dim=1) / sigma2 + (n - 1) * math.log(sigma2)
     per_feature = 0.5 * (cross - n - logvar.sum(dim=1))  # [B, F]
@@ -173,18 +176,20 @@ class StaticPrior(BlockPrior):
 
 @dataclass(frozen=True)
 class WalkPrior(BlockPrior):
-    """Eq 8: a random walk from h_1 ~ N(0, 1) with steps N(0, sigma2)."""
+    """Eq 8: a random walk from h_1 ~ N(0, start) (eq 8: start = 1) with steps
+    N(0, sigma2)."""
 
     sigma2: float
+    start: float = 1.0
     name: ClassVar[str] = "temporal"
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return kl_temporal(mu, logvar, self.sigma2)
+        return kl_temporal(mu, logvar, self.sigma2, self.start)
 
     def draw(self, noise: Tensor) -> Tensor:
-        start, step = noise[:, :1], noise[:, 1:]
-        walk = torch.cat([torch.zeros_like(start), step[:, 1:]], 1).cumsum(1)
-        return start + self.sigma2**0.5 * walk
+        first, step = noise[:, :1], noise[:, 1:]
+        walk = torch.cat([torch.zeros_like(first), step[:, 1:]], 1).cumsum(1)
+        return self.start**0.5 * first + self.sigma2**0.5 * walk
 
     def means(self, noise: Tensor) -> Tensor:
         """E[h_1] = 0, E[h_t | h_<t] = h_{t-1}: the walk one step behind."""

@@ -42,6 +42,15 @@ def static_features_field():
 class WalkOptions:
     # sigma_s^2 = sigma_t^2, the paper's only value (section 4.2)
     sigma2: float = field(default=0.01, metadata={"help": "prior variance sigma_s^2 = sigma_t^2"})
+    # eq 8's N(0, I) start at 1; below it a constant per video costs more in the walk than
+    # in the static factor (docs/design.md, "Where a per-video constant goes")
+    walk_start: float = field(
+        default=1.0,
+        metadata={
+            "help": "variance of the random walk's first frame, p(h_1^t) = N(0, walk_start I); "
+            "1 is eq 8 (the paper's)"
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,10 @@ class SplitOptions(WalkOptions):
 
 
 def _check_sigma2(config) -> None:
-    if not (config.sigma2 > 0 and math.isfinite(config.sigma2)):
-        raise StvaeError(f"sigma2 must be a positive finite number; got {config.sigma2}")
+    for name in ("sigma2", "walk_start"):
+        value = getattr(config, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise StvaeError(f"{name} must be a positive finite number; got {value}")
 
 
 class VideoVAE(SequenceVAE):
@@ -97,7 +108,7 @@ class Hierarchical(VideoVAE):
         s = config.n_static
         return [
             (priors.StaticPrior(config.sigma2), slice(0, s)),
-            (priors.WalkPrior(config.sigma2), slice(s, config.features)),
+            (priors.WalkPrior(config.sigma2, config.walk_start), slice(s, config.features)),
         ]
 
 
@@ -111,7 +122,7 @@ class Slow(VideoVAE):
 
     @classmethod
     def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
-        return [(priors.WalkPrior(config.sigma2), slice(0, config.features))]
+        return [(priors.WalkPrior(config.sigma2, config.walk_start), slice(0, config.features))]
 
 
 class Vae(VideoVAE):
