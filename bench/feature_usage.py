@@ -13,32 +13,20 @@ protocol (if any), and a row per feature.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
-from stvae.data import generate
-from stvae.model import encode_videos
-from stvae.rundir import load_run
+from encoded import held_out_encodings
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--videos", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    for run in map(Path, args.runs):
-        model, config = load_run(run)
-        data = generate(config.data.source, args.videos, config.data.frames, args.seed, "test")
-        mu, logvar = encode_videos(model, data["videos"])  # [V, N, F] each
+    for run, _, config, videos, _, mu, logvar in held_out_encodings(__doc__.splitlines()[0]):
         kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).mean((0, 1))  # [F], nats a frame
         eval_path = run / "eval.json"
         field = json.loads(eval_path.read_text()).get("field", {}) if eval_path.exists() else {}
         static = set(field.get("static_set", []))
-        what = f"{config.model.kind}; {args.videos} held-out clips of {config.data.source}"
+        what = f"{config.model.kind}; {videos} held-out clips of {config.data.source}"
         print(f"{run.name} ({what})")
         print("feature  side      sd of mean  mean posterior sd  KL to N(0,1)")
         for i in range(mu.shape[-1]):

@@ -16,15 +16,10 @@ posterior sd).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from stvae.data import generate
-from stvae.model import encode_videos
-from stvae.rundir import load_run
+from encoded import held_out_encodings
 
 
 def offset_cost(model, mu: np.ndarray, logvar: np.ndarray) -> list[dict]:
@@ -62,18 +57,10 @@ def offset_cost(model, mu: np.ndarray, logvar: np.ndarray) -> list[dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--videos", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    for run in map(Path, args.runs):
-        model, config = load_run(run)
-        data = generate(config.data.source, args.videos, config.data.frames, args.seed, "test")
-        mu, logvar = encode_videos(model, data["videos"])
+    for run, model, config, videos, seed, mu, logvar in held_out_encodings(__doc__.splitlines()[0]):
         print(
-            f"\n{run.name}: {config.model.kind}, beta {config.model.beta:g}, {args.videos} "
-            f"held-out videos of {config.data.source} (seed {args.seed})\n"
+            f"\n{run.name}: {config.model.kind}, beta {config.model.beta:g}, {videos} "
+            f"held-out videos of {config.data.source} (seed {seed})\n"
         )
         print("| block | KL, nats a video | KL centred per video | per-video means' cost |")
         print("|---|---|---|---|")

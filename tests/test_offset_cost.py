@@ -13,9 +13,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "offset_cost.py"
 
 @pytest.fixture(scope="module")
 def offset_cost():
-    spec = importlib.util.spec_from_file_location("offset_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as patch:  # as `python bench/offset_cost.py` runs it
+        patch.syspath_prepend(str(SCRIPT.parent))
+        spec = importlib.util.spec_from_file_location("offset_cost", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module.offset_cost
 
 

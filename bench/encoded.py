@@ -1,0 +1,28 @@
+"""What bench/feature_usage.py and bench/offset_cost.py share: the command line
+``RUN [RUN ...] [--videos 256] [--seed 0]`` and each run's posterior on held-out clips."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+from stvae.data import generate
+from stvae.model import encode_videos
+from stvae.rundir import load_run
+
+
+def held_out_encodings(description: str) -> Iterator[tuple]:
+    """For each run named on the command line: (run directory, model, config, videos,
+    seed, mu, logvar), the posterior [V, N, F] of ``--videos`` held-out clips of the run's
+    data drawn from ``--seed`` (split ``test``)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--videos", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    for run in map(Path, args.runs):
+        model, config = load_run(run)
+        data = generate(config.data.source, args.videos, config.data.frames, args.seed, "test")
+        mu, logvar = encode_videos(model, data["videos"])  # [V, N, F] each
+        yield run, model, config, args.videos, args.seed, mu, logvar
