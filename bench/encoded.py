@@ -1,5 +1,6 @@
-"""What bench/feature_usage.py and bench/offset_cost.py share: the command line
-``RUN [RUN ...] [--videos 256] [--seed 0]`` and each run's posterior on held-out clips."""
+"""What bench/feature_usage.py, bench/offset_cost.py and bench/walk_start.py share: the
+command line ``RUN [RUN ...] [--videos 256] [--seed 0]`` and a run's posterior on
+held-out clips."""
 
 from __future__ import annotations
 
@@ -7,15 +8,24 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from stvae.data import generate
 from stvae.model import encode_videos
 from stvae.rundir import load_run
 
 
+def held_out_posterior(config, model, videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior (mu, logvar), each [V, N, F], of ``videos`` held-out clips of the
+    run's data drawn from ``seed`` (split ``test``)."""
+    data = generate(config.data.source, videos, config.data.frames, seed, "test")
+    return encode_videos(model, data["videos"])
+
+
 def held_out_encodings(description: str) -> Iterator[tuple]:
     """For each run named on the command line: (run directory, model, config, videos,
-    seed, mu, logvar), the posterior [V, N, F] of ``--videos`` held-out clips of the run's
-    data drawn from ``--seed`` (split ``test``)."""
+    seed, mu, logvar), the posterior of ``--videos`` held-out clips drawn from ``--seed``
+    (:func:`held_out_posterior`)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("runs", nargs="+")
     p.add_argument("--videos", type=int, default=256)
@@ -23,6 +33,5 @@ def held_out_encodings(description: str) -> Iterator[tuple]:
     args = p.parse_args()
     for run in map(Path, args.runs):
         model, config = load_run(run)
-        data = generate(config.data.source, args.videos, config.data.frames, args.seed, "test")
-        mu, logvar = encode_videos(model, data["videos"])  # [V, N, F] each
+        mu, logvar = held_out_posterior(config, model, args.videos, args.seed)
         yield run, model, config, args.videos, args.seed, mu, logvar
