@@ -641,22 +641,7 @@ def _report_markdown(report: dict, stem: Path) -> str:
     grid = report.get("beside")
     for row in grid["runs"] if grid else []:
         lines.append(f"| {row['name']} | {_millions(row['frames'])} | | {_cells(row)} |")
-    paper = report["paper"]
-    if paper:
-        cells = {
-            "d_score_rbf": paper.get("d_score"),
-            "static_held_out_rbf": paper.get("static_accuracy"),
-        }
-        row = [f"{cells[k]:.2f}" if cells.get(k) is not None else "" for k, _ in REPORT_COLUMNS]
-        from stvae.config import PRESETS
-
-        frames = PRESETS["paper"].steps * PRESETS["paper"].frames_per_batch / 1e6
-        lines.append(f"| paper | {frames:.2f} | | " + " | ".join(row) + " |")
-        lines += [
-            "",
-            f"Paper: eq 19 from Table 1, static accuracy from {paper.get('static_column', '—')} "
-            "(the authors' code scored both with the RBF protocol).",
-        ]
+    lines += _paper_lines(report["paper"])
     if grid:
         lines += [
             "",
@@ -668,6 +653,27 @@ def _report_markdown(report: dict, stem: Path) -> str:
     lines += _field_table(report["points"])
     lines += ["", f"![learning curve]({stem.name}.png)", ""]
     return "\n".join(lines)
+
+
+def _paper_lines(paper: dict) -> list[str]:
+    """The main table's row of the paper's numbers for the run's cell and the note under
+    the table that says where they come from ([] when the paper has none)."""
+    if not paper:
+        return []
+    from stvae.config import PRESETS
+
+    cells = {
+        "d_score_rbf": paper.get("d_score"),
+        "static_held_out_rbf": paper.get("static_accuracy"),
+    }
+    row = [f"{cells[k]:.2f}" if cells.get(k) is not None else "" for k, _ in REPORT_COLUMNS]
+    frames = PRESETS["paper"].steps * PRESETS["paper"].frames_per_batch / 1e6
+    return [
+        f"| paper | {frames:.2f} | | " + " | ".join(row) + " |",
+        "",
+        f"Paper: eq 19 from Table 1, static accuracy from {paper.get('static_column', '—')} "
+        "(the authors' code scored both with the RBF protocol).",
+    ]
 
 
 def _millions(frames) -> str:
