@@ -14,8 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "walk_start.py"
 @pytest.mark.slow
 def test_each_start_trains_the_chairs_cell_with_it_and_is_scored(tmp_path):
     """The smoke preset's run of the script: the run trains the grid's cell with the
-    given start, its row carries eval.json's numbers and the offsets' cost, and a second
-    call scores the finished run again without training it."""
+    given start, and its row carries eval.json's numbers and the offsets' cost."""
     cmd = [sys.executable, str(SCRIPT), "--starts", "0.5", "--preset", "smoke", "--frames", "6"]
     cmd += ["--out", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -33,7 +32,3 @@ def test_each_start_trains_the_chairs_cell_with_it_and_is_scored(tmp_path):
     )
     md = (tmp_path / "rep.md").read_text()
     assert "--starts 0.5 --preset smoke --frames 6" in md and "| 0.5 | " in md
-    weights = (run / "model.safetensors").stat().st_mtime_ns
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "training" not in again.stderr
-    assert (run / "model.safetensors").stat().st_mtime_ns == weights
