@@ -58,7 +58,7 @@ class SplitOptions(WalkOptions):
     static_features: int | None = static_features_field()  # None: half of `features`
 
 
-def _check_sigma2(config) -> None:
+def _check_walk_variances(config) -> None:
     for name in ("sigma2", "walk_start"):
         value = getattr(config, name)
         if not (value > 0 and math.isfinite(value)):
@@ -101,7 +101,7 @@ class Hierarchical(VideoVAE):
 
     @classmethod
     def check(cls, config) -> None:
-        _check_sigma2(config)
+        _check_walk_variances(config)
 
     @classmethod
     def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
@@ -118,7 +118,7 @@ class Slow(VideoVAE):
 
     @classmethod
     def check(cls, config) -> None:
-        _check_sigma2(config)
+        _check_walk_variances(config)
 
     @classmethod
     def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
