@@ -16,7 +16,6 @@ one core of the project's 2-core CPU in fp32.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,22 +24,24 @@ from encoded import held_out_posterior
 from offset_cost import offset_cost
 from stvae.checkpoint import write_json
 from stvae.config import preset_config
+from stvae.curve import eval_scores, grid_rows, table_cells
 from stvae.evaluate import evaluate_run
 from stvae.rundir import load_run
 from stvae.train import train
 
 GRID = Path(__file__).resolve().parents[1] / "docs" / "results" / "chairs-cpu.json"
 CELL = "hierarchical-f8-beta4-seed0"
+# The columns, under the curve report's keys (stvae.curve), and the offsets' cost.
 COLUMNS = (
     ("d_score_rbf", "eq 19, RBF"),
     ("d_score", "eq 19, linear"),
-    ("static_from_static_rbf", "chair from static (RBF)"),
+    ("static_held_out_rbf", "chair from static (RBF)"),
     ("static_from_temporal_rbf", "chair from temporal (RBF)"),
-    ("video_mean", "from its per-video means (linear)"),
-    ("centred", "from it centred per video (linear)"),
-    ("order_from_temporal_rbf", "order from temporal (RBF)"),
+    ("static_in_temporal_video_mean", "from its per-video means (linear)"),
+    ("static_in_temporal_centred", "from it centred per video (linear)"),
+    ("temporal_from_temporal_rbf", "order from temporal (RBF)"),
     ("offsets_cost", "temporal offsets' cost (nats a video)"),
-    ("negative_elbo", "-ELBO (nats/frame)"),
+    ("elbo_negative_elbo", "-ELBO (nats/frame)"),
 )
 
 
@@ -58,44 +59,27 @@ def cell_config(preset: str, start: float, frames: int | None = None):
 
 
 def scored_row(run: Path, start: float) -> dict:
-    """One s: eval.json's numbers and the temporal block's offsets' cost."""
+    """One s: eval.json's numbers (stvae.curve.eval_scores) and the temporal block's
+    offsets' cost."""
     ev = evaluate_run(run)
-    rbf, linear = ev.first("rbf"), ev.first("linear")
     model, config = load_run(run)
     mu, logvar = held_out_posterior(config, model, 256, 0)
     temporal = next(b for b in offset_cost(model, mu, logvar) if b["prior"] == "temporal")
     return {
         "walk_start": start,
         "run": str(run),
-        "d_score_rbf": ev.d_score("rbf"),
-        "d_score": ev.d_score("linear"),
-        "static_from_static_rbf": ev.static_accuracy("rbf"),
-        "static_from_temporal_rbf": rbf.disentanglement.static_acc_from_temporal,
-        "order_from_temporal_rbf": rbf.disentanglement.temporal_acc_from_temporal,
-        **linear.static_in_temporal,
+        **eval_scores(ev),
         "offsets_cost": temporal["kl"] - temporal["kl_centred"],
-        "negative_elbo": ev.elbo["negative_elbo"],
     }
 
 
-def grid_row() -> dict | None:
+def grid_row(preset: str) -> dict | None:
     """The grid's own run of the cell (s = 1), as its report has it (no offsets' cost:
     its weights are not kept; docs/results/chairs-offset-cost.md measured them)."""
-    rows = {r["name"]: r for r in json.loads(GRID.read_text())} if GRID.exists() else {}
-    r = rows.get(CELL)
-    if r is None:
+    if not GRID.exists():
         return None
-    return {
-        "walk_start": 1.0,
-        "run": f"{GRID.name}: {CELL}",
-        "d_score_rbf": r["d_score_rbf"],
-        "d_score": r["d_score"],
-        "static_from_static_rbf": r["static_accuracy_rbf"],
-        "static_from_temporal_rbf": r["accuracies_rbf"]["static_acc_from_temporal"],
-        "order_from_temporal_rbf": r["accuracies_rbf"]["temporal_acc_from_temporal"],
-        **r["static_in_temporal"],
-        "negative_elbo": r["negative_elbo"],
-    }
+    rows = [r for r in grid_rows(GRID, cell_config(preset, 1.0)) if r["name"] == CELL]
+    return {"walk_start": 1.0, "run": f"{GRID.name}: {CELL}", **rows[0]} if rows else None
 
 
 def markdown(rows: list[dict], args, commit: str) -> str:
@@ -119,15 +103,7 @@ def markdown(rows: list[dict], args, commit: str) -> str:
         "|" + "---|" * (1 + len(COLUMNS)),
     ]
     for row in rows:
-        cells = [
-            "—"
-            if key not in row
-            else f"{row[key]:.1f}"
-            if key == "negative_elbo"
-            else f"{row[key]:.3f}"
-            for key, _ in COLUMNS
-        ]
-        lines.append(f"| {row['walk_start']:g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['walk_start']:g} | {table_cells(row, COLUMNS)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +116,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, help="frames a clip (default: the preset's)")
     args = p.parse_args()
     commit = short_commit()
-    rows = [row for row in [grid_row()] if row is not None and args.preset == "cpu"]
+    rows = [row for row in [grid_row(args.preset)] if row is not None and args.preset == "cpu"]
     for start in args.starts:
         run = Path(args.out) / f"s{start:g}"
         if not (run / "model.safetensors").exists():

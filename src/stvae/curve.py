@@ -48,6 +48,10 @@ __all__ = [
     "curve_report",
     "grid_rows",
     "read_grid",
+    "eval_scores",
+    "table_cells",
+    "REPORT_COLUMNS",
+    "LEAK_COLUMNS",
     "probe_spread",
     "training_image_gap",
 ]
@@ -121,6 +125,17 @@ def _headline(ev: EvalResult) -> dict:
     for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
     out.update(_field_headline(ev))
+    return out
+
+
+def eval_scores(ev: EvalResult) -> dict:
+    """One evaluate result under the curve report's keys (:data:`REPORT_COLUMNS`,
+    :data:`LEAK_COLUMNS`): the curve's scalars, with the held-out static accuracy (RBF) also
+    under its report name ``static_held_out_rbf``; what a script that scores runs outside a
+    curve tabulates with :func:`table_cells`."""
+    out = _headline(ev)
+    if "static_accuracy_rbf" in out:
+        out["static_held_out_rbf"] = out["static_accuracy_rbf"]
     return out
 
 
@@ -637,10 +652,11 @@ def _report_markdown(report: dict, stem: Path) -> str:
         "|" + "---|" * (3 + len(REPORT_COLUMNS)),
     ]
     for p in report["points"]:
-        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['lr']:g} | {_cells(p)} |")
+        cells = table_cells(p)
+        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {p['lr']:g} | {cells} |")
     grid = report.get("beside")
     for row in grid["runs"] if grid else []:
-        lines.append(f"| {row['name']} | {_millions(row['frames'])} | | {_cells(row)} |")
+        lines.append(f"| {row['name']} | {_millions(row['frames'])} | | {table_cells(row)} |")
     lines += _paper_lines(report["paper"])
     if grid:
         lines += [
@@ -680,8 +696,9 @@ def _millions(frames) -> str:
     return "—" if frames is None else f"{frames / 1e6:.2f}"
 
 
-def _cells(values: dict, columns=REPORT_COLUMNS) -> str:
-    """One table row's cells: each column's value to 3 decimals, -ELBO to 1, else '—'."""
+def table_cells(values: dict, columns=REPORT_COLUMNS) -> str:
+    """One table row's cells for ``columns`` ((key, label) pairs): each value to 3
+    decimals, an ``elbo_`` key's to 1, a missing one '—'."""
 
     def cell(key: str) -> str:
         if key not in values:
@@ -708,10 +725,11 @@ def _leak_table(points: list[dict], rows: list[dict]) -> list[str]:
         "|" + "---|" * (2 + len(LEAK_COLUMNS)),
     ]
     for p in points:
-        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {_cells(p, LEAK_COLUMNS)} |")
+        cells = table_cells(p, LEAK_COLUMNS)
+        lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {cells} |")
     for row in rows:
         frames = _millions(row["frames"])
-        lines.append(f"| {row['name']} | {frames} | {_cells(row, LEAK_COLUMNS)} |")
+        lines.append(f"| {row['name']} | {frames} | {table_cells(row, LEAK_COLUMNS)} |")
     return lines
 
 
