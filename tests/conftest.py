@@ -1,6 +1,8 @@
 """Suite-wide settings."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +35,20 @@ def small_probe_sets(monkeypatch):
 
     monkeypatch.setattr(evaluate, "PROBE_VIDEOS", 64)
     monkeypatch.setattr(judge, "FIELD_CHARACTERS", 8)  # the field's set: 72 clips, not 729
+
+
+@pytest.fixture(scope="session")
+def bench_module():
+    """Loads a script of bench/ as ``python bench/NAME.py`` runs it (bench/ first on
+    sys.path while it imports, for its sibling modules): ``bench_module("offset_cost")``."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+
+    def load(name: str):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.syspath_prepend(str(bench))
+            spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,24 +1,14 @@
 """bench/offset_cost.py: what a model's prior blocks pay for their per-video means."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from stvae.model import ModelConfig, make_model
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "offset_cost.py"
-
 
 @pytest.fixture(scope="module")
-def offset_cost():
-    with pytest.MonkeyPatch.context() as patch:  # as `python bench/offset_cost.py` runs it
-        patch.syspath_prepend(str(SCRIPT.parent))
-        spec = importlib.util.spec_from_file_location("offset_cost", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.offset_cost
+def offset_cost(bench_module):
+    return bench_module("offset_cost").offset_cost
 
 
 def test_a_constant_per_video_offset_is_priced_by_each_blocks_prior(offset_cost):
