@@ -286,7 +286,12 @@ class Division:
 
     @classmethod
     def from_dict(cls, d: dict) -> Division:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(Division)})
+        return cls(**_division_fields(d))
+
+
+def _division_fields(d: dict) -> dict:
+    """A :class:`Division`'s fields from its :meth:`~Division.to_dict` (or an Eq19's)."""
+    return {f.name: d[f.name] for f in dataclasses.fields(Division)}
 
 
 @dataclass(frozen=True)
@@ -330,7 +335,7 @@ class Eq19(Division):
     def from_dict(cls, d: dict) -> Eq19:
         chosen = d.get("chosen_on_fit")
         return cls(
-            **Division.from_dict(d).to_dict(),
+            **_division_fields(d),
             probe=d.get("probe", "linear"),
             division=d["division"],
             temporal_task=d.get("temporal_task", "labels"),
