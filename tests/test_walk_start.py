@@ -20,7 +20,7 @@ def test_the_s1_row_is_the_grids_own_run_under_the_scripts_columns(walk_start):
     """The s = 1 row is the committed grid report's hierarchical beta-4 chairs run, its
     numbers under the columns the script's table prints, all but the offsets' cost filled."""
     grid = {r["name"]: r for r in json.loads(walk_start.GRID.read_text())}[walk_start.CELL]
-    row = walk_start.grid_row("cpu")
+    row = walk_start.grid_row()
     assert row["walk_start"] == 1.0 and row["d_score_rbf"] == grid["d_score_rbf"]
     assert row["static_held_out_rbf"] == grid["static_accuracy_rbf"]
     assert row["static_in_temporal_centred"] == grid["static_in_temporal"]["centred"]
@@ -28,6 +28,24 @@ def test_the_s1_row_is_the_grids_own_run_under_the_scripts_columns(walk_start):
     cells = [c.strip() for c in walk_start.table_cells(row, walk_start.COLUMNS).split("|")]
     assert cells[0] == f"{grid['d_score_rbf']:.3f}"
     assert [c for c in cells if c == "—"] == ["—"]  # the offsets' cost alone: no weights
+
+
+def test_a_finished_run_is_scored_again_not_retrained(walk_start, tmp_path, monkeypatch):
+    """A start whose run has its final weights is only scored; one without them trains
+    (resuming where its config exists); every row lands in the report as it is scored."""
+    done, half = tmp_path / "runs" / "s0.1", tmp_path / "runs" / "s0.01"
+    done.mkdir(parents=True), half.mkdir()
+    (done / "model.safetensors").write_bytes(b"")
+    (half / "config.json").write_text("{}")  # interrupted: it resumes
+    trained = []
+    monkeypatch.setattr(walk_start, "train", lambda cfg, run, resume: trained.append((run, resume)))
+    monkeypatch.setattr(walk_start, "scored_row", lambda run, s: {"walk_start": s, "d_score": s})
+    argv = ["walk_start.py", "--preset", "smoke", "--out", str(tmp_path / "runs")]
+    monkeypatch.setattr(sys, "argv", argv + ["--report", str(tmp_path / "rep")])
+    walk_start.main()
+    assert trained == [(half, True)]  # s = 0.1 had finished; s = 0.01 resumed
+    rows = json.loads((tmp_path / "rep.json").read_text())["rows"]
+    assert [r["walk_start"] for r in rows] == [0.1, 0.01]  # no grid row outside `cpu`
 
 
 @pytest.mark.slow
