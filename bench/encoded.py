@@ -15,11 +15,15 @@ from stvae.model import encode_videos
 from stvae.rundir import load_run
 
 
+def held_out_clips(config, videos: int, seed: int) -> dict:
+    """``videos`` held-out clips of the run's data drawn from ``seed`` (split ``test``):
+    stvae.data.generate's dict (``videos`` [V, N, 64, 64(, 3)] and the labels)."""
+    return generate(config.data.source, videos, config.data.frames, seed, "test")
+
+
 def held_out_posterior(config, model, videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The posterior (mu, logvar), each [V, N, F], of ``videos`` held-out clips of the
-    run's data drawn from ``seed`` (split ``test``)."""
-    data = generate(config.data.source, videos, config.data.frames, seed, "test")
-    return encode_videos(model, data["videos"])
+    """The posterior (mu, logvar), each [V, N, F], of :func:`held_out_clips`."""
+    return encode_videos(model, held_out_clips(config, videos, seed)["videos"])
 
 
 def held_out_encodings(description: str) -> Iterator[tuple]:

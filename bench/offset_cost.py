@@ -2,16 +2,21 @@
 (eqs 13-18, the model's own closed forms) on held-out clips, as encoded and with each
 video's mean over its frames taken out of every feature's posterior mean, and the
 difference, which is what the block's constant offsets cost (docs/design.md, "Where a
-per-video constant goes"). Beside it, per feature, the spread over videos of that
-per-video mean, its share of the feature's spread over all frames, and the posterior's
-own standard deviation (the unit in which the decoder can tell two offsets apart).
+per-video constant goes"). Against that cost, what the means buy: how much worse the
+clips are reconstructed (eq 5's term, the model's likelihood) from the posterior means
+when the block's per-video means are all set to their mean over videos, and when only
+their part that the static label names (the chair, the digit: the mean of the per-video
+means over the videos of each label) is taken out. Beside it, per
+feature, the spread over videos of that per-video mean, its share of the feature's
+spread over all frames, and the posterior's own standard deviation (the unit in which
+the decoder can tell two offsets apart).
 
     python bench/offset_cost.py RUN [RUN ...] [--videos 256] [--seed 0]
 
 Prints one block per run: a row per prior block (nats a video: KL as encoded, KL
-centred, offsets' cost) and a row per feature of the block (sd of the per-video means,
-sd over all frames, the share of variance the per-video means explain, the mean
-posterior sd).
+centred, offsets' cost, what they and their label's part buy) and a row per feature of
+the block (sd of the per-video means, sd over all frames, the share of variance the
+per-video means explain, the mean posterior sd).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from encoded import held_out_encodings
+from encoded import held_out_clips, held_out_encodings
+from stvae.layout import to_tensor
 
 
 def offset_cost(model, mu: np.ndarray, logvar: np.ndarray) -> list[dict]:
@@ -56,18 +62,71 @@ def offset_cost(model, mu: np.ndarray, logvar: np.ndarray) -> list[dict]:
     return out
 
 
+@torch.no_grad()
+def _reconstruction(model, videos: np.ndarray, h: np.ndarray, batch: int = 32) -> float:
+    """Eq 5's reconstruction term of ``videos`` [V, N, 64, 64(, 3)] decoded from ``h``
+    [V, N, F] (eval mode), nats a video."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total = 0.0
+    try:
+        for start in range(0, len(videos), batch):
+            x = to_tensor(videos[start : start + batch], device, model.config.in_channels)
+            logits = model.decode(torch.from_numpy(h[start : start + batch]).to(device))
+            total += model.reconstruction(logits, x).item()
+    finally:
+        model.train(was_training)
+    return total / len(videos)
+
+
+def offset_gain(
+    model, videos: np.ndarray, mu: np.ndarray, labels: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
+    """Per prior block of ``model`` (by name): what its per-video means buy, nats a video:
+    eq 5's reconstruction term of ``videos`` [V, N, 64, 64(, 3)] decoded from the
+    posterior means ``mu`` [V, N, F] with the block's per-video means moved, less the
+    same term from ``mu`` as encoded. ``all``: each per-video mean replaced by their mean
+    over the videos; with ``labels`` [V] (the static label) also ``label``: each moved by
+    its label's mean of them less that overall mean (what the label names, only)."""
+    mu = mu.astype(np.float32)
+    as_encoded = _reconstruction(model, videos, mu)
+    out = {}
+    for prior, block in model.blocks(model.config):
+        means = mu[..., block].mean(axis=1, keepdims=True)  # [V, 1, F_block]
+        moves = {"all": means.mean(axis=0, keepdims=True) - means}
+        if labels is not None:
+            named = np.stack([means[labels == y].mean(axis=0) for y in labels])
+            moves["label"] = means.mean(axis=0, keepdims=True) - named
+        out[prior.name] = {}
+        for name, move in moves.items():
+            h = mu.copy()
+            h[..., block] += move
+            out[prior.name][name] = _reconstruction(model, videos, h) - as_encoded
+    return out
+
+
 def main() -> None:
     for run, model, config, videos, seed, mu, logvar in held_out_encodings(__doc__.splitlines()[0]):
         print(
             f"\n{run.name}: {config.model.kind}, beta {config.model.beta:g}, {videos} "
             f"held-out videos of {config.data.source} (seed {seed})\n"
         )
-        print("| block | KL, nats a video | KL centred per video | per-video means' cost |")
-        print("|---|---|---|---|")
+        print(
+            "| block | KL, nats a video | KL centred per video | per-video means' cost | "
+            "reconstruction they buy | their static label's part buys |"
+        )
+        print("|---|---|---|---|---|---|")
         found = offset_cost(model, mu, logvar)
+        clips = held_out_clips(config, videos, seed)
+        gain = offset_gain(model, clips["videos"], mu, clips.get("static_labels"))
         for b in found:
-            cost = b["kl"] - b["kl_centred"]
-            print(f"| {b['prior']} | {b['kl']:.2f} | {b['kl_centred']:.2f} | {cost:.2f} |")
+            cost, bought = b["kl"] - b["kl_centred"], gain[b["prior"]]
+            label = f"{bought['label']:.1f}" if "label" in bought else "—"
+            print(
+                f"| {b['prior']} | {b['kl']:.2f} | {b['kl_centred']:.2f} | {cost:.2f} | "
+                f"{bought['all']:.1f} | {label} |"
+            )
         print(
             "\n| block | feature | sd of per-video means | sd over frames | share | posterior sd |"
         )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from stvae.model import ModelConfig, make_model
 
@@ -35,3 +36,32 @@ def test_a_constant_per_video_offset_is_priced_by_each_blocks_prior(offset_cost)
     assert temporal["kl"] - temporal["kl_centred"] == pytest.approx(temporal_cost, rel=1e-3)
     for b in found:  # the offsets hold most of each feature's spread here
         assert all(0.8 < f["video_mean_share"] <= 1.0 for f in b["features"])
+
+
+def test_what_the_offsets_buy_is_measured_by_moving_only_them(bench_module):
+    """The reconstruction the per-video means buy: zero when a block has no offsets to
+    move; with a label of its own for every video, the label's part is all of them; with
+    one label for all, it is nothing. Moving a block leaves the other block as encoded."""
+    gain = bench_module("offset_cost").offset_gain
+    torch.manual_seed(0)
+    model = make_model(ModelConfig(kind="hierarchical", features=4))
+    with torch.no_grad():  # batch-norm statistics of its own latents: a decoder that responds
+        for layer in model.decoder.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.momentum = None  # the plain mean over the passes
+        model.train().decode(torch.randn(256, 4))
+    rng = np.random.default_rng(1)
+    v, n = 6, 3
+    videos = rng.random((v, n, 64, 64)).astype(np.float32)
+    mu = rng.normal(0, 1, (v, n, 4)).astype(np.float32)
+    own = gain(model, videos, mu, np.arange(v))
+    for block in ("static", "temporal"):
+        assert own[block]["label"] == pytest.approx(own[block]["all"], rel=1e-5, abs=1e-3)
+        assert abs(own[block]["all"]) > 1.0  # random offsets do change the reconstruction
+    shared = gain(model, videos, mu, np.zeros(v, dtype=int))
+    assert all(abs(b["label"]) < 1e-3 for b in shared.values())
+    flat = mu.copy()
+    flat[..., 2:] -= flat[..., 2:].mean(axis=1, keepdims=True)  # no temporal offsets
+    found = gain(model, videos, flat)
+    assert abs(found["temporal"]["all"]) < 1e-3 and abs(found["static"]["all"]) > 1.0
+    assert set(found["temporal"]) == {"all"}  # no labels, no label's part
