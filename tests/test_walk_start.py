@@ -27,7 +27,7 @@ def test_the_s1_row_is_the_grids_own_run_under_the_scripts_columns(walk_start):
     assert row["elbo_negative_elbo"] == grid["negative_elbo"]
     cells = [c.strip() for c in walk_start.table_cells(row, walk_start.COLUMNS).split("|")]
     assert cells[0] == f"{grid['d_score_rbf']:.3f}"
-    assert [c for c in cells if c == "—"] == ["—"]  # the offsets' cost alone: no weights
+    assert [c for c in cells if c == "—"] == ["—"] * 2  # the offsets' columns: no weights
 
 
 def test_a_finished_run_is_scored_again_not_retrained(walk_start, tmp_path, monkeypatch):
@@ -65,7 +65,7 @@ def test_each_start_trains_the_chairs_cell_with_it_and_is_scored(tmp_path):
     assert row["walk_start"] == 0.5 and row["d_score_rbf"] == ev["d_score_rbf"]
     assert row["static_held_out_rbf"] == ev["static_accuracy_rbf"]
     assert row["static_in_temporal_video_mean"] == ev["static_in_temporal"]["video_mean"]
-    assert math.isfinite(row["offsets_cost"])
+    assert math.isfinite(row["offsets_cost"]) and math.isfinite(row["offsets_buy"])
     assert row["elbo_negative_elbo"] == ev["elbo"]["negative_elbo"]
     md = (tmp_path / "rep.md").read_text()
     assert "--starts 0.5 --preset smoke --frames 6" in md and "| 0.5 | " in md
