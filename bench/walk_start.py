@@ -99,10 +99,11 @@ def markdown(rows: list[dict], args, commit: str) -> str:
         "(4 + 4 features) trained with p(h_1^t) = N(0, s I) (`--walk-start s`; eq 8 has "
         "s = 1), scored by `stvae evaluate` (probe sets as the grid's) and "
         "bench/offset_cost.py (256 held-out videos, seed 0: what the temporal factor's "
-        "per-video offsets cost under eq 8, and how much worse the clips are reconstructed "
-        "without their part that names the chair)."
+        "per-video offsets cost under the run's walk prior, and how much worse the clips "
+        "are reconstructed without their part that names the chair)."
         + (
-            " The s = 1 row is the grid's own run, from docs/results/chairs-cpu.json."
+            " The s = 1 row is the grid's own run, from docs/results/chairs-cpu.json (its "
+            "offsets are measured in chairs-offset-cost.md)."
             if grid
             else ""
         ),
