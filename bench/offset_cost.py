@@ -6,10 +6,10 @@ per-video constant goes"). Against that cost, what the means buy: how much worse
 clips are reconstructed (eq 5's term, the model's likelihood) from the posterior means
 when the block's per-video means are all set to their mean over videos, and when only
 their part that the static label names (the chair, the digit: the mean of the per-video
-means over the videos of each label) is taken out. Beside it, per
-feature, the spread over videos of that per-video mean, its share of the feature's
-spread over all frames, and the posterior's own standard deviation (the unit in which
-the decoder can tell two offsets apart).
+means over the videos of each label) is taken out. Beside it, per feature, the spread
+over videos of that per-video mean, its share of the feature's spread over all frames,
+and the posterior's own standard deviation (the unit in which the decoder can tell two
+offsets apart).
 
     python bench/offset_cost.py RUN [RUN ...] [--videos 256] [--seed 0]
 

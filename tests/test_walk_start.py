@@ -18,7 +18,7 @@ def walk_start(bench_module):
 
 def test_the_s1_row_is_the_grids_own_run_under_the_scripts_columns(walk_start):
     """The s = 1 row is the committed grid report's hierarchical beta-4 chairs run, its
-    numbers under the columns the script's table prints, all but the offsets' cost filled."""
+    numbers under the columns the script's table prints, all but the offsets' two filled."""
     grid = {r["name"]: r for r in json.loads(walk_start.GRID.read_text())}[walk_start.CELL]
     row = walk_start.grid_row()
     assert row["walk_start"] == 1.0 and row["d_score_rbf"] == grid["d_score_rbf"]
