@@ -21,15 +21,18 @@ def held_out_clips(config, videos: int, seed: int) -> dict:
     return generate(config.data.source, videos, config.data.frames, seed, "test")
 
 
-def held_out_posterior(config, model, videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The posterior (mu, logvar), each [V, N, F], of :func:`held_out_clips`."""
-    return encode_videos(model, held_out_clips(config, videos, seed)["videos"])
+def held_out_posterior(
+    config, model, videos: int, seed: int
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """:func:`held_out_clips` and their posterior (mu, logvar), each [V, N, F]."""
+    clips = held_out_clips(config, videos, seed)
+    return (clips, *encode_videos(model, clips["videos"]))
 
 
 def held_out_encodings(description: str) -> Iterator[tuple]:
     """For each run named on the command line: (run directory, model, config, videos,
-    seed, mu, logvar), the posterior of ``--videos`` held-out clips drawn from ``--seed``
-    (:func:`held_out_posterior`)."""
+    seed, mu, logvar, clips), the posterior of ``--videos`` held-out clips drawn from
+    ``--seed`` and the clips (:func:`held_out_posterior`)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("runs", nargs="+")
     p.add_argument("--videos", type=int, default=256)
@@ -37,5 +40,5 @@ def held_out_encodings(description: str) -> Iterator[tuple]:
     args = p.parse_args()
     for run in map(Path, args.runs):
         model, config = load_run(run)
-        mu, logvar = held_out_posterior(config, model, args.videos, args.seed)
-        yield run, model, config, args.videos, args.seed, mu, logvar
+        clips, mu, logvar = held_out_posterior(config, model, args.videos, args.seed)
+        yield run, model, config, args.videos, args.seed, mu, logvar, clips

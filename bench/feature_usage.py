@@ -21,7 +21,7 @@ from encoded import held_out_encodings
 
 
 def main() -> None:
-    for run, _, config, videos, _, mu, logvar in held_out_encodings(__doc__.splitlines()[0]):
+    for run, _, config, videos, _, mu, logvar, _ in held_out_encodings(__doc__.splitlines()[0]):
         kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).mean((0, 1))  # [F], nats a frame
         eval_path = run / "eval.json"
         field = json.loads(eval_path.read_text()).get("field", {}) if eval_path.exists() else {}

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from encoded import held_out_clips, held_out_encodings
+from encoded import held_out_encodings
+from stvae.field import decoded_batches
 from stvae.layout import to_tensor
 
 
@@ -66,17 +67,11 @@ def offset_cost(model, mu: np.ndarray, logvar: np.ndarray) -> list[dict]:
 def _reconstruction(model, videos: np.ndarray, h: np.ndarray, batch: int = 32) -> float:
     """Eq 5's reconstruction term of ``videos`` [V, N, 64, 64(, 3)] decoded from ``h``
     [V, N, F] (eval mode), nats a video."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     total = 0.0
-    try:
-        for start in range(0, len(videos), batch):
-            x = to_tensor(videos[start : start + batch], device, model.config.in_channels)
-            logits = model.decode(torch.from_numpy(h[start : start + batch]).to(device))
-            total += model.reconstruction(logits, x).item()
-    finally:
-        model.train(was_training)
+    decoded = decoded_batches(model, h, batch, logits=True)
+    for start, logits in zip(range(0, len(h), batch), decoded, strict=True):
+        x = to_tensor(videos[start : start + batch], logits.device, model.config.in_channels)
+        total += model.reconstruction(logits, x).item()
     return total / len(videos)
 
 
@@ -92,12 +87,15 @@ def offset_gain(
     mu = mu.astype(np.float32)
     as_encoded = _reconstruction(model, videos, mu)
     out = {}
+    if labels is not None:
+        kinds, of_video = np.unique(labels, return_inverse=True)
     for prior, block in model.blocks(model.config):
         means = mu[..., block].mean(axis=1, keepdims=True)  # [V, 1, F_block]
-        moves = {"all": means.mean(axis=0, keepdims=True) - means}
+        overall = means.mean(axis=0, keepdims=True)
+        moves = {"all": overall - means}
         if labels is not None:
-            named = np.stack([means[labels == y].mean(axis=0) for y in labels])
-            moves["label"] = means.mean(axis=0, keepdims=True) - named
+            named = np.stack([means[of_video == k].mean(axis=0) for k in range(len(kinds))])
+            moves["label"] = overall - named[of_video]  # each video its label's mean
         out[prior.name] = {}
         for name, move in moves.items():
             h = mu.copy()
@@ -107,7 +105,9 @@ def offset_gain(
 
 
 def main() -> None:
-    for run, model, config, videos, seed, mu, logvar in held_out_encodings(__doc__.splitlines()[0]):
+    for run, model, config, videos, seed, mu, logvar, clips in held_out_encodings(
+        __doc__.splitlines()[0]
+    ):
         print(
             f"\n{run.name}: {config.model.kind}, beta {config.model.beta:g}, {videos} "
             f"held-out videos of {config.data.source} (seed {seed})\n"
@@ -118,7 +118,6 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|")
         found = offset_cost(model, mu, logvar)
-        clips = held_out_clips(config, videos, seed)
         gain = offset_gain(model, clips["videos"], mu, clips.get("static_labels"))
         for b in found:
             cost, bought = b["kl"] - b["kl_centred"], gain[b["prior"]]

@@ -20,13 +20,12 @@ import sys
 from pathlib import Path
 
 from commit import short_commit
-from encoded import held_out_clips
+from encoded import held_out_posterior
 from offset_cost import offset_cost, offset_gain
 from stvae.checkpoint import write_json
 from stvae.config import preset_config
 from stvae.curve import eval_scores, grid_rows, table_cells
 from stvae.evaluate import evaluate_run
-from stvae.model import encode_videos
 from stvae.rundir import load_run
 from stvae.train import train
 
@@ -65,8 +64,7 @@ def scored_row(run: Path, start: float) -> dict:
     offsets' cost and the reconstruction their chair part buys (bench/offset_cost.py)."""
     ev = evaluate_run(run)
     model, config = load_run(run)
-    clips = held_out_clips(config, 256, 0)
-    mu, logvar = encode_videos(model, clips["videos"])
+    clips, mu, logvar = held_out_posterior(config, model, 256, 0)
     temporal = next(b for b in offset_cost(model, mu, logvar) if b["prior"] == "temporal")
     bought = offset_gain(model, clips["videos"], mu, clips["static_labels"])["temporal"]
     return {

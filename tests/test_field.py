@@ -139,6 +139,8 @@ def test_decoded_batches_cover_every_video_in_eval_mode_and_restore_the_mode():
     model.eval()  # the second batch, decoded alone in eval mode
     with torch.no_grad():
         torch.testing.assert_close(got[1], torch.sigmoid(real(torch.from_numpy(h[2:4]))))
+    raw = list(decoded_batches(model, h, batch=2, logits=True))  # what the means are of
+    torch.testing.assert_close(torch.cat([torch.sigmoid(x) for x in raw]), torch.cat(got))
 
 
 def test_top_share_is_the_commonest_classs_share():

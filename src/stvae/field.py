@@ -95,17 +95,19 @@ def with_prior(mu: np.ndarray, prior: np.ndarray, idx: list[int]) -> np.ndarray:
 
 
 @torch.no_grad()
-def decoded_batches(model, h: np.ndarray, batch: int = 32):
+def decoded_batches(model, h: np.ndarray, batch: int = 32, logits: bool = False):
     """Codes h [V, ..., F] (any float dtype) decoded in batches of ``batch`` along the first
     axis, in eval mode, on the model's device: yields the frames' means [B, ..., C, H, W]
-    (sigmoid of the decoder's logits, float32 on the CPU)."""
+    (sigmoid of the decoder's logits; with ``logits`` the logits themselves), float32 on
+    the CPU."""
     was = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
         for start in range(0, len(h), batch):
             codes = torch.from_numpy(np.ascontiguousarray(h[start : start + batch], np.float32))
-            yield torch.sigmoid(model.decode(codes.to(device)).float()).cpu()
+            out = model.decode(codes.to(device)).float()
+            yield (out if logits else torch.sigmoid(out)).cpu()
     finally:
         model.train(was)
 
