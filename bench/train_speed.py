@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import io
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -191,11 +192,12 @@ def profile(args) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
-def end_to_end(args, **changes) -> tuple[float, float]:
+def end_to_end(args, **changes) -> tuple[float, float, float]:
     """Frames/s of ``stvae.train.train`` itself: data generated on the fly, the cpu preset's
     flags (plus ``changes``); the wall time between the record after 5 warm-up steps (which
     also absorb any compilation) and the last record, so every per-step cost counts.
-    Returns (frames/s, seconds the first 5 steps took)."""
+    Returns (frames/s, seconds the first 5 steps took, the share of the process's CPU
+    time spent in the kernel: page faults, mostly, without ``keep_freed_memory``)."""
     steps = args.steps + 5
     cfg = PRESETS["cpu"].replace(
         steps=steps,
@@ -207,14 +209,17 @@ def end_to_end(args, **changes) -> tuple[float, float]:
         **changes,
     )
     with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_SELF)
         with contextlib.redirect_stdout(io.StringIO()):
             train(cfg, Path(tmp) / "run")
+        after = resource.getrusage(resource.RUSAGE_SELF)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").open()]
     first, last = rows[0], rows[-1]
     rate = (
         cfg.frames_per_batch * (last["step"] - first["step"]) / (last["wall_s"] - first["wall_s"])
     )
-    return rate, first["wall_s"]
+    system = after.ru_stime - before.ru_stime
+    return rate, first["wall_s"], system / (system + after.ru_utime - before.ru_utime)
 
 
 def several_at_once(args, runs: int) -> tuple[float, list[float]]:
@@ -403,10 +408,13 @@ class Bench:
             variants.append((f"stvae train{flag} --data-on host", host))
             variants.append(("  ... --data-workers 0", {**host, "data_workers": 0}))
         variants.append((f"stvae train{flag} --no-compile", eager))
+        if self.dev.type == "cpu":  # glibc's default: freed memory goes back (stvae.hostmem)
+            returned = {**(eager if args.no_compile else same), "keep_freed_memory": False}
+            variants.append((f"stvae train{flag} --no-keep-freed-memory", returned))
         for name, changes in variants:
             self.peak.measure(default_precision)
             try:
-                rate, warmup_s = end_to_end(args, **changes)
+                rate, warmup_s, system = end_to_end(args, **changes)
             except Exception as e:  # noqa: BLE001 - a failed variant is a result too
                 print(f"{name:32s} failed: {type(e).__name__}: {str(e).splitlines()[0][:60]}")
                 continue
@@ -418,7 +426,7 @@ class Bench:
             print(
                 f"{name:32s} {rate:9.0f} {gflops:8.0f} "
                 f"{gflops / self.peak[default_precision]:6.2f} {vs_naive}"
-                f"   (first 5 steps: {warmup_s:.0f} s{vs_bare})"
+                f"   (first 5 steps: {warmup_s:.0f} s{vs_bare}; system time {system:.2f})"
             )
 
     def parallel(self) -> None:

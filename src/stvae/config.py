@@ -93,6 +93,12 @@ class TrainConfig:
         "with generated data, else one thread)",
         parse="int",
     )
+    keep_freed_memory: bool = _how(
+        True,
+        "on a CPU, glibc keeps the memory a step frees for the next step instead of "
+        "returning it to the system (fewer page faults, more resident memory; "
+        "stvae.hostmem)",
+    )
     # host and device draw other videos from a seed: config.json records the choice and a
     # resumed run or a continued grid keeps it
     data_on: str = _flag(

@@ -47,6 +47,7 @@ from stvae.data import open_source
 from stvae.data.on_device import DeviceFeed
 from stvae.data.registry import DATASETS
 from stvae.errors import StvaeError
+from stvae.hostmem import kept_freed_memory
 from stvae.model import make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import HostFeed, Prefetch
@@ -249,7 +250,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     created = _claim(out, resume, lock) if ranks.main else False
     try:
         try:
-            return _train(config, out, resume, device, source, ranks, t_call)
+            with kept_freed_memory(config.keep_freed_memory and device.type == "cpu"):
+                return _train(config, out, resume, device, source, ranks, t_call)
         except RuntimeError as e:
             _raise_if_peer_lost(e, ranks, out)
             raise
