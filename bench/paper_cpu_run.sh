@@ -219,6 +219,12 @@ if [ -f "$RUN/config.json" ]; then
 else
   set -- train "${TRAIN[@]}" --out "$RUN" --no-check
 fi
+# What `--keep-freed-memory` (stvae.hostmem) does, for clones from before it: glibc keeps
+# freed memory for the next step (at the paper preset's batch, page faults were a large
+# share of a step: docs/results/performance.md). A user's own malloc setting is kept.
+if [[ "${GLIBC_TUNABLES:-}" != *glibc.malloc.* ]]; then
+  export GLIBC_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
+fi
 nohup setsid nice -n 19 .venv/bin/stvae "$@" >> "$ROOT/$NAME.log" 2>&1 < /dev/null &
 echo "training $RUN in process $! (log: $ROOT/$NAME.log)"
 sleep 5  # the keeper stops when it finds no trainer
