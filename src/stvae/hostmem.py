@@ -28,6 +28,7 @@ import ctypes.util
 import os
 import platform
 from collections.abc import Iterator
+from functools import cache
 
 __all__ = ["kept_freed_memory", "can_keep_freed_memory"]
 
@@ -37,8 +38,10 @@ _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: the largest trim threshold it can say
 
 
+@cache
 def _glibc():
-    """glibc's ``libc`` as a ctypes library, or None where the C library is another."""
+    """glibc's ``libc`` as a ctypes library, or None where the C library is another
+    (``platform.libc_ver`` reads the Python binary: once a process)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     name = ctypes.util.find_library("c")
