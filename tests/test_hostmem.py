@@ -84,3 +84,51 @@ def test_train_keeps_it_only_on_a_cpu_and_when_asked(monkeypatch, tmp_path):
         config = TrainConfig().replace(device="cpu", keep_freed_memory=keep, **base)
         train_module.train(config, tmp_path / f"run-{keep}")
     assert seen == [True, False]
+
+
+class _Libc:
+    """Records the calls glibc would get."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+
+
+def test_nested_blocks_change_glibcs_limits_once_and_restore_them_at_the_last(monkeypatch):
+    import stvae.hostmem as hostmem
+
+    libc = _Libc()
+    monkeypatch.setattr(hostmem, "_glibc", lambda: libc)
+    with kept_freed_memory() as outer:
+        set_at_first = list(libc.calls)
+        with kept_freed_memory() as inner:
+            pass
+        after_inner = list(libc.calls)
+    assert outer and inner
+    never_map = ("mallopt", hostmem._M_MMAP_MAX, 0)
+    assert set_at_first == [never_map, ("mallopt", hostmem._M_TRIM_THRESHOLD, 2**31 - 1)]
+    assert after_inner == set_at_first  # the inner block's end leaves the outer's setting
+    restored = libc.calls[len(set_at_first) :]
+    assert ("mallopt", hostmem._M_MMAP_MAX, 65536) in restored and restored[-1][0] == "malloc_trim"
+    with kept_freed_memory():  # and a later block sets them again
+        assert libc.calls[-2:] == set_at_first
+
+
+def test_the_judge_trains_with_freed_memory_kept(monkeypatch):
+    import stvae.judge as judge_module
+
+    seen = []
+    real = judge_module.kept_freed_memory
+
+    def record(*args):
+        seen.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(judge_module, "kept_freed_memory", record)
+    judge_module._train(5, 4, 2, 2)
+    assert seen == [()]

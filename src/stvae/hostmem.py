@@ -14,8 +14,9 @@ trimming. The price is resident memory: the heap keeps its peak, and the holes f
 blocks leave in it are reused only where they fit.
 
 ``stvae train`` does this on a CPU (``TrainConfig.keep_freed_memory``, on by default;
-``--no-keep-freed-memory`` turns it off). It is a setting of the whole process, made
-for the duration of :func:`stvae.train.train` and undone after it. Where the user has
+``--no-keep-freed-memory`` turns it off), and so does the sprites judge's training
+(:mod:`stvae.judge`, always on a CPU). It is a setting of the whole process, made for
+the duration of the training and undone after it. Where the user has
 chosen glibc's malloc settings (``GLIBC_TUNABLES`` names one), or the C library is not
 glibc, nothing is changed.
 """
@@ -27,6 +28,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import threading
 from collections.abc import Iterator
 from functools import cache
 
@@ -36,6 +38,8 @@ __all__ = ["kept_freed_memory", "can_keep_freed_memory"]
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: the largest trim threshold it can say
+_held = 0  # blocks of kept_freed_memory open now (nested, or in several threads)
+_lock = threading.Lock()
 
 
 @cache
@@ -57,19 +61,27 @@ def can_keep_freed_memory() -> bool:
 @contextlib.contextmanager
 def kept_freed_memory(enabled: bool = True) -> Iterator[bool]:
     """Within the block, glibc keeps freed memory for reuse (see the module's text);
-    yields whether it does. On leaving, glibc's default limits come back and the free
-    memory at the heap's top is returned (``malloc_trim``); the threshold for ``mmap``
-    stays where it was, no longer adjusted as blocks are freed (glibc stops adjusting it
-    once a limit is set by hand)."""
+    yields whether it does. Blocks nest (a judge trained inside a run's evaluation,
+    say): glibc's limits change when the first opens and come back when the last
+    closes, with the free memory at the heap's top returned (``malloc_trim``); the
+    threshold for ``mmap`` stays where it was, no longer adjusted as blocks are freed
+    (glibc stops adjusting it once a limit is set by hand)."""
+    global _held
     libc = _glibc() if enabled and can_keep_freed_memory() else None
     if libc is None:
         yield False
         return
-    libc.mallopt(_M_MMAP_MAX, 0)
-    libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM)
+    with _lock:
+        if _held == 0:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM)
+        _held += 1
     try:
         yield True
     finally:
-        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-        libc.malloc_trim(0)
+        with _lock:
+            _held -= 1
+            if _held == 0:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
