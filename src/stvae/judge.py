@@ -44,6 +44,7 @@ from stvae.data import DATASETS, generate, to_tensor
 from stvae.data import sprites as sp
 from stvae.data.released import is_released, load_released
 from stvae.errors import StvaeError
+from stvae.hostmem import kept_freed_memory
 from stvae.model import encode_videos
 
 __all__ = [
@@ -237,8 +238,9 @@ def _train(seed: int, frames: int, steps: int, batch: int, data: str = "sprites"
     opt = torch.optim.Adam(judge.parameters(), lr=3e-3)
     decay = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 4], 0.1)
     # the next batch is drawn while this one trains; drawing two ahead measured no faster
-    # (150 steps, AMD EPYC, 2 cores: 15.3-18.9 s against 18.2-19.1 s, noise)
-    with ThreadPoolExecutor(1) as ahead:
+    # (150 steps, AMD EPYC, 2 cores: 15.3-18.9 s against 18.2-19.1 s, noise). It trains on
+    # the CPU, where returning each step's freed memory costs page faults (stvae.hostmem)
+    with kept_freed_memory(), ThreadPoolExecutor(1) as ahead:
         drawn = ahead.submit(_clips, seed, frames, batch, 0, data)
         for step in range(steps):
             clips = drawn.result()
