@@ -132,3 +132,34 @@ def test_the_judge_trains_with_freed_memory_kept(monkeypatch):
     monkeypatch.setattr(judge_module, "kept_freed_memory", record)
     judge_module._train(5, 4, 2, 2)
     assert seen == [()]
+
+
+def test_scoring_a_model_keeps_freed_memory_while_it_runs(monkeypatch, tmp_path):
+    import stvae.hostmem as hostmem
+    from stvae import curve, evaluate
+    from stvae.train import train
+
+    config = TrainConfig().replace(
+        device="cpu",
+        compile=False,
+        steps=1,
+        batch_videos=2,
+        **{"data.frames": 4, "model.features": 2},
+    )
+    train(config, tmp_path / "run")
+    libc = _Libc()
+    monkeypatch.setattr(hostmem, "_glibc", lambda: libc)
+    inside = []
+    real = evaluate.encode_videos
+
+    def encode(*args, **kwargs):
+        inside.append(hostmem._held)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "encode_videos", encode)
+    evaluate.evaluate_run(tmp_path / "run", videos=16, probe="linear")
+    assert inside and all(held >= 1 for held in inside)  # every encoding inside a block
+    assert hostmem._held == 0 and libc.calls[-1][0] == "malloc_trim"  # and all closed
+    kept = hostmem.keeps_freed_memory(len).__code__
+    for fn in (evaluate.encode_run, evaluate.evaluate_model, curve.curve_run, curve.probe_spread):
+        assert fn.__code__ is kept, fn.__name__

@@ -36,6 +36,7 @@ from stvae.evaluate import (
     probe_sets,
     static_accuracy,
 )
+from stvae.hostmem import keeps_freed_memory
 from stvae.model import make_model
 from stvae.result import EvalResult
 from stvae.rundir import SNAPSHOTS
@@ -208,6 +209,7 @@ def _snapshot_model(config: TrainConfig, path: Path):
     return model.eval()
 
 
+@keeps_freed_memory
 def curve_run(
     run_dir: str | Path,
     seed: int = 0,
@@ -260,6 +262,7 @@ def curve_run(
     return curve
 
 
+@keeps_freed_memory
 def probe_spread(
     run_dir: str | Path,
     steps: list[int],

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
 from stvae.errors import StvaeError
+from stvae.hostmem import keeps_freed_memory
 from stvae.kinds import KINDS
 from stvae.layout import LUMA
 from stvae.model import encode_videos
@@ -226,6 +227,7 @@ def _as_data(data, config) -> dict[str, np.ndarray]:
     return data
 
 
+@keeps_freed_memory
 def encode_run(run_dir, data) -> dict[str, np.ndarray]:
     """Features of every frame of ``data`` (a dataset dict, or a path that
     :func:`stvae.data.load_dataset` reads) under a run's model: ``mu``, ``logvar``
@@ -341,6 +343,7 @@ def _static_scores(
     )
 
 
+@keeps_freed_memory
 def evaluate_run(
     run_dir,
     data=None,
@@ -440,6 +443,7 @@ def _judged(model, config, score: dict, result: EvalResult, seed: int, dynamics:
         result.field["not_applicable"] = unused
 
 
+@keeps_freed_memory
 def evaluate_model(
     model,
     config,

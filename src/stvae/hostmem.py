@@ -14,9 +14,11 @@ trimming. The price is resident memory: the heap keeps its peak, and the holes f
 blocks leave in it are reused only where they fit.
 
 ``stvae train`` does this on a CPU (``TrainConfig.keep_freed_memory``, on by default;
-``--no-keep-freed-memory`` turns it off), and so does the sprites judge's training
-(:mod:`stvae.judge`, always on a CPU). It is a setting of the whole process, made for
-the duration of the training and undone after it. Where the user has
+``--no-keep-freed-memory`` turns it off), and so do the sprites judge's training
+(:mod:`stvae.judge`, always on a CPU) and scoring a model (``evaluate_run``,
+``evaluate_model``, ``encode_run``, ``curve_run``, ``probe_spread``:
+:func:`keeps_freed_memory`). It is a setting of the whole process, made for the
+duration of the call and undone after it. Where the user has
 chosen glibc's malloc settings (``GLIBC_TUNABLES`` names one), or the C library is not
 glibc, nothing is changed.
 """
@@ -26,18 +28,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import ParamSpec, TypeVar
 
-__all__ = ["kept_freed_memory", "can_keep_freed_memory"]
+__all__ = ["kept_freed_memory", "keeps_freed_memory", "can_keep_freed_memory"]
 
 # mallopt's parameters and glibc's defaults for them (malloc.h, glibc's malloc.c)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: the largest trim threshold it can say
+_P, _R = ParamSpec("_P"), TypeVar("_R")
 _held = 0  # blocks of kept_freed_memory open now (nested, or in several threads)
 _lock = threading.Lock()
 
@@ -85,3 +90,15 @@ def kept_freed_memory(enabled: bool = True) -> Iterator[bool]:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
                 libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
                 libc.malloc_trim(0)
+
+
+def keeps_freed_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn``, each call of it run within :func:`kept_freed_memory` (scoring a model:
+    its encodings, fits and ELBO terms allocate and free alike batch after batch)."""
+
+    @functools.wraps(fn)
+    def kept(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with kept_freed_memory():
+            return fn(*args, **kwargs)
+
+    return kept
