@@ -36,7 +36,9 @@ if [ "$DRY" = 1 ]; then
     TESTS_S=${TESTS_S:-60} BENCH_S=${BENCH_S:-150} TRAIN_S=${TRAIN_S:-150} EVAL_S=${EVAL_S:-60}
     TESTS=${TESTS:-tests/test_on_device.py::test_products_and_hash_are_exact_32_bit_arithmetic}
     BENCH_ARGS="--steps 12 --batch-videos 2 --frames 4 --peak-n 128 --precision fp32 --no-compile"
-    BENCH_ARGS="$BENCH_ARGS --step-configs naive --sections step,e2e,parallel"
+    # the parallel runs' steps last ~0.1 s here: 60 of them outlast the gap between two
+    # processes' starts on a loaded machine (12 did not, once, under the test suite)
+    BENCH_ARGS="$BENCH_ARGS --step-configs naive --sections step,e2e,parallel --parallel-steps 60"
     ONLY=${ONLY:-hierarchical-f4-beta4-seed0 slow-f4-beta4-seed0}
 else
     DEVICE=cuda PRESET=paper PARALLEL=${PARALLEL:-3} EVAL_VIDEOS=${EVAL_VIDEOS:-256}

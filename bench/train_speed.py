@@ -1,7 +1,8 @@
 """Training and encoding throughput of the paper's network, as ratios taken in one process.
 
     python bench/train_speed.py [--device cpu|cuda] [--batch-videos N] [--frames 16] [--steps 12]
-                                [--precision auto|fp32|bf16] [--parallel N] [--profile]
+                                [--precision auto|fp32|bf16] [--parallel N [--parallel-steps M]]
+                                [--profile]
 
 Prints, all measured in this one run so that machine noise cancels in the ratios:
 
@@ -224,13 +225,13 @@ def end_to_end(args, **changes) -> tuple[float, float, float]:
 
 def several_at_once(args, runs: int) -> tuple[float, list[float]]:
     """Frames/s of ``runs`` ``stvae train`` processes started together on the device (cpu
-    preset flags, ``--steps`` + 5 steps, seeds 0..runs-1), counted over the window in which
+    preset flags, ``--parallel-steps`` + 5 steps, seeds 0..runs-1), counted over the window in which
     all of them were training (from the last one's first record, after its 5 warm-up
     steps and any compiling, to the first one's last record; each run's steps in the
     window interpolated from its records' times). Each run's output goes to
     ``--logs``/parallel-<runs>-run<i>.log where that is given. Returns (all of them together,
     each)."""
-    steps = args.steps + 5
+    steps = args.parallel_steps + 5
     flags = (
         f"--preset cpu --steps {steps} --batch-videos {args.batch_videos} --frames {args.frames}"
         f" --log-every 5 --checkpoint-every 100000 --device {args.device.type}"
@@ -276,7 +277,7 @@ def several_at_once(args, runs: int) -> tuple[float, list[float]]:
     begin = max(t[0] for t, _ in records)
     end = min(t[-1] for t, _ in records)
     if end <= begin:
-        raise RuntimeError("the runs did not train at the same time; give more --steps")
+        raise RuntimeError("the runs did not train at the same time; give more --parallel-steps")
     frames = args.batch_videos * args.frames
     each = [
         frames * float(np.diff(np.interp([begin, end], t, s))[0]) / (end - begin)
@@ -329,6 +330,12 @@ def parse_args():
         help="also time this many stvae train processes at once against one alone "
         "(default: 3 on a GPU, none on a CPU)",
     )
+    p.add_argument(
+        "--parallel-steps",
+        type=int,
+        help="steps of each --parallel run (default: --steps); more where tiny steps end "
+        "before a process started a little later begins",
+    )
     args = p.parse_args()
     args.sections = args.sections.split(",")
     unknown = [x for x in args.sections if x not in SECTIONS]
@@ -342,6 +349,8 @@ def parse_args():
         args.parallel = 3 if dev.type == "cuda" else 0
     if args.batch_videos is None:
         args.batch_videos = 64 if dev.type == "cuda" else 16
+    if args.parallel_steps is None:
+        args.parallel_steps = args.steps
     return args
 
 
