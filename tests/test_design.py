@@ -82,6 +82,18 @@ def test_evaluation_figures_and_curves_never_load_the_trainer():
     assert out.stdout.strip() == "False"
 
 
+def test_the_cli_and_training_start_without_scikit_learn():
+    """scikit-learn (with scipy and pandas) costs seconds of every process that imports it:
+    only fitting a probe imports it, not ``stvae --help`` or ``stvae train --no-check``."""
+    code = (
+        "import sys, stvae.cli, stvae.train, stvae.evaluate, stvae.reproduce; "
+        "stvae.cli.build_parser(); print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sklearn', 'scipy', 'pandas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 REASON = re.compile(r"# long:(.*)$", re.M)
 
 

@@ -35,10 +35,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
 
 from stvae.errors import StvaeError
 
@@ -78,7 +74,14 @@ def _frames(a: np.ndarray, videos: np.ndarray) -> np.ndarray:
     return sel.reshape(sel.shape[0] * sel.shape[1], *sel.shape[2:])
 
 
+# scikit-learn (with scipy and pandas: seconds) is imported by the fits, not by this module,
+# so that commands and processes that fit no probe (`stvae train --no-check`, `--help`)
+# start without it
+
+
 def _fit_score(clf, x_fit, y_fit, x_score, y_score) -> float:
+    from sklearn.exceptions import ConvergenceWarning
+
     if len(np.unique(y_fit)) < 2:
         return float(np.mean(y_score == y_fit[0]))
     with warnings.catch_warnings():
@@ -91,6 +94,10 @@ def linear_accuracy(
     x_fit: np.ndarray, y_fit: np.ndarray, x_score: np.ndarray, y_score: np.ndarray, seed: int = 0
 ) -> float:
     """Score accuracy of an L2 linear SVM fitted on (x_fit, y_fit): [M, D], [M] -> float."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
     clf = make_pipeline(StandardScaler(), LinearSVC(C=1.0, max_iter=5000, random_state=seed))
     return _fit_score(clf, x_fit, y_fit, x_score, y_score)
 
@@ -100,6 +107,8 @@ def rbf_accuracy(
 ) -> float:
     """Score accuracy of ``SVC()`` with scikit-learn's defaults (RBF kernel, C = 1, gamma
     'scale'), the authors' probe: [M, D], [M] -> float. Deterministic; ``seed`` is unused."""
+    from sklearn.svm import SVC
+
     return _fit_score(SVC(), x_fit, y_fit, x_score, y_score)
 
 
