@@ -1,5 +1,6 @@
 """The command line: every subcommand answers --help, bad input is one line and exit 2."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from stvae.checkpoint import read_json
@@ -195,6 +197,72 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(out), "--beta", "2", "--frames", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("cannot change model.beta (run: 1.0, given: 2.0)"), err
+
+
+def test_a_run_on_relative_paths_is_read_from_any_folder(tmp_path, monkeypatch, capsys):
+    """config.json records --data and --mnist-dir absolute: the run's evaluate, figures
+    and --resume read them from another working folder; a recorded folder that is gone
+    still lets the run load (encode --data), and reading it says that it is missing."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    (here / "clips").mkdir(parents=True)
+    elsewhere.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # a folder of videos, each a folder of frame images
+        (here / "clips" / f"v{i}").mkdir()
+        for t in range(8):
+            frame = (rng.random((64, 64)) * 255).astype(np.uint8)
+            Image.fromarray(frame).save(here / "clips" / f"v{i}" / f"{t:03d}.png")
+    monkeypatch.chdir(here)
+    argv = ["train", "--data", "clips", "--steps", "2", "--batch-videos", "2", "--frames", "4"]
+    assert main([*argv, "--no-compile", "--no-check", "--out", "run"]) == 0
+    data = read_json(here / "run" / "config.json")["data"]
+    assert data["source"] == str(here / "clips")
+    monkeypatch.chdir(elsewhere)
+    run_dir = str(here / "run")
+    assert main(["evaluate", run_dir]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", "--out", run_dir, "--steps", "3", "--no-check"]) == 0
+    assert "3 steps" in capsys.readouterr().out
+    (here / "clips").rename(here / "moved")
+    npz = here / "clips.npz"
+    np.savez(npz, videos=rng.random((2, 4, 64, 64), dtype=np.float32))
+    assert main(["encode", run_dir, "--data", str(npz), "--out", "f.npz"]) == 0
+    assert (elsewhere / "f.npz").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", run_dir]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{here / 'clips'}: no such file")
+    # the digits' folder too (checked here without IDX files: only what is recorded)
+    from stvae.data import DataConfig
+
+    assert DataConfig(mnist_dir="mnist").mnist_dir == str(elsewhere / "mnist")
+
+
+def test_a_relative_data_path_recorded_before_is_refused_naming_the_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--steps",
+                "1",
+                "--batch-videos",
+                "2",
+                "--frames",
+                "4",
+                "--no-compile",
+                "--no-check",
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
+    config = read_json(run_dir / "config.json")
+    config["data"]["source"] = "clips-of-another-folder"  # as 0.5 recorded `--data clips`
+    (run_dir / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"stvae evaluate: error: {run_dir / 'config.json'}: --data must be")
 
 
 def test_a_budgeted_command_retried_with_resume_is_not_refused(tmp_path, capsys):

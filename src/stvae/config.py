@@ -195,6 +195,8 @@ class TrainConfig:
                 f"{where}: written by stvae {d.get('version')}, "
                 f"cannot be read by {__version__} ({e})"
             ) from None
+        except StvaeError as e:  # a value the file holds (a relative --data of 0.5 and before)
+            raise StvaeError(f"{where}: {e}") from None
 
     def get(self, name: str):
         """The value of a field by dotted name (``model.beta``, ``steps``)."""

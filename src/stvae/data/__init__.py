@@ -9,6 +9,7 @@ resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,25 @@ def _source_help() -> str:
     )
 
 
+def _data_path(source: str) -> str:
+    """A file or folder source as ``config.json`` records it: absolute, so that a run's
+    ``evaluate``, ``figures`` and ``--resume`` find its data from any working folder.
+
+    A relative name must be a .npz/.npy path or a folder that is here (otherwise it is
+    refused: most often a misspelt dataset name). An absolute path that is not here is
+    taken (a run's data moved away: the run still loads, ``encode --data`` still works,
+    and whatever reads the data says that it is missing)."""
+    path = Path(source).expanduser()
+    if path.suffix.lower() in (".npz", ".npy") or path.is_dir():
+        return os.path.abspath(path)
+    if path.is_absolute() and not path.exists():
+        return os.path.normpath(path)
+    raise StvaeError(
+        f"--data must be {' or '.join(DATASETS)}, a .npz/.npy file or a folder of "
+        f"videos; got {source!r}"
+    )
+
+
 @dataclass(frozen=True)
 class _DataCommon:
     """Where a run's videos come from. Field metadata gives each ``stvae train`` flag
@@ -88,12 +108,8 @@ class _DataCommon:
             raise StvaeError(f"frames must be at least 1; got {self.frames}")
         if self.clip_stride is not None and self.clip_stride < 1:
             raise StvaeError(f"clip-stride must be at least 1; got {self.clip_stride}")
-        path = Path(self.source)
-        if not (self.generated or path.suffix.lower() in (".npz", ".npy") or path.is_dir()):
-            raise StvaeError(
-                f"--data must be {' or '.join(DATASETS)}, a .npz/.npy file or a folder of "
-                f"videos; got {self.source!r}"
-            )
+        if not self.generated:
+            object.__setattr__(self, "source", _data_path(self.source))
         own = self.settings()
         for name, f in OPTION_FIELDS.items():
             value = getattr(self, name)

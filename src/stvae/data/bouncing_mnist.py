@@ -24,6 +24,7 @@ is a pure function of the seed it is given.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,6 +83,10 @@ class Options:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "speed", check_speed(self.speed))  # JSON gives a list
+        if self.mnist_dir is not None:  # recorded absolute: the run reads it from anywhere
+            object.__setattr__(
+                self, "mnist_dir", os.path.abspath(os.path.expanduser(self.mnist_dir))
+            )
 
 
 # What ``temporal_labels`` mean; recorded in dataset files and eval.json so that labels
