@@ -39,7 +39,9 @@
 # Bouncing MNIST, minutes with the sprites runs' judge; on one thread while the run
 # trains), the run's REPORT (`run_spec`: docs/results/bouncing-mnist-paper-cpu[-slow],
 # docs/results/sprites-field-<kind>-long) is written by
-#   stvae curve ~/long/runs/<DIR> [--judge] --report REPORT --commit <COMMIT>
+#   stvae curve ~/long/runs/<DIR> [CURVE flags] --report REPORT --commit <COMMIT>
+# (CURVE: the sprites runs' --judge; the slow run's --against the hierarchical run's curve,
+# sprites-hierarchical's against sprites-dsvae's; the chairs run's --beside its grid)
 # How far a Bouncing MNIST point moves with the probe sets alone (weights fixed):
 #   python bench/probe_noise.py ~/long/runs/<DIR> --steps <STEP> ...
 # When it has ended (the last snapshot holds the final weights), `finish` scores it once
@@ -97,7 +99,9 @@ run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's 
     hierarchical|slow)
       DIR="$1-f4-beta4-seed0" CLONE="$ROOT/stvae" PIN=56f7840 NOISE=1 CURVE=()
       REPORT=docs/results/bouncing-mnist-paper-cpu
-      if [ "$1" != hierarchical ]; then REPORT="$REPORT-$1"; fi
+      if [ "$1" != hierarchical ]; then  # beside the hierarchical run's curve
+        CURVE=(--against "$REPORT.json") REPORT="$REPORT-$1"
+      fi
       FIGS="docs/figures/bouncing-mnist-paper-cpu-$1-beta4"
       PUB="pretrained/bouncing-mnist-$1-beta4"
       TRAIN=(--preset paper --model "$1" --features 4 --beta 4 --seed 0
@@ -106,7 +110,10 @@ run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's 
       local kind=${1#sprites-} extra=()
       if [ "$kind" = dsvae ]; then extra=(--posterior factorized); fi
       DIR="sprites-field-$kind-s256-t32-seed0" CLONE="$ROOT/stvae-sprites" NOISE=0 PUB=
-      CURVE=(--judge)  # the clone's commit, or the work tree's before it exists:
+      CURVE=(--judge)  # the second beside the first's curve, once it has one
+      if [ "$kind" = hierarchical ] && [ -f "$REPO/docs/results/sprites-field-dsvae-long.json" ]; then
+        CURVE+=(--against docs/results/sprites-field-dsvae-long.json)
+      fi  # the clone's commit, or the work tree's before it exists:
       PIN=$(git -C "$CLONE" rev-parse --short=7 HEAD 2>/dev/null \
         || git -C "$REPO" rev-parse --short=7 HEAD)
       REPORT="docs/results/sprites-field-$kind-long" FIGS="docs/figures/sprites-field-$kind-long"

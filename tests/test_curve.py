@@ -329,3 +329,65 @@ def test_the_report_sets_a_grids_runs_of_its_cell_beside_the_curve(scored, tmp_p
     assert main(["curve", str(run), "--beside", str(grid)]) == 2
     assert "--beside goes with --report" in capsys.readouterr().err
     assert curve_path.stat().st_mtime_ns == before and not (tmp_path / "b.md").exists()
+
+
+def test_the_report_sets_another_runs_curve_beside_it_at_the_same_frames(
+    scored, tmp_path, capsys, monkeypatch
+):
+    """`stvae curve --report --against CURVE.json`: another run's curve report on the same
+    data joins the report as a table of both runs at the frames both were scored at, named
+    by model kind, and as STEM-against.png; anything else is refused in one line before
+    any scoring."""
+    from stvae.curve import curve_report
+
+    run, _, _ = scored
+    mine = curve_report(run, tmp_path / "mine")
+    other = json.loads((tmp_path / "mine.json").read_text())
+    other["config"]["model"]["kind"] = "slow"
+    other["run"] = "slow-run"
+    for p in other["points"]:
+        p["d_score_rbf"] += 1.0
+        p.pop("static_from_temporal_rbf")  # a column one run lacks is left out
+    other["points"] = other["points"][1:]  # one point fewer: only the frames both have
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(other))
+    stem = tmp_path / "rep"
+    assert main(["curve", str(run), "--report", str(stem), "--against", str(path)]) == 0
+    report = json.loads(stem.with_suffix(".json").read_text())
+    assert report["against"]["run"] == "slow-run" and report["against"]["model"] == "slow"
+    assert report["points"] == mine["points"]
+    md = stem.with_suffix(".md").read_text()
+    assert "## Beside slow-run (slow, 4 features, beta 1)" in md
+    assert "| eq 19, RBF: hierarchical | eq 19, RBF: slow | static, held-out (RBF): " in md
+    assert "static from temporal (RBF): slow" not in md
+    rows = [
+        ln
+        for ln in md.split("## Beside")[1].splitlines()
+        if ln.startswith("| ") and ln[2].isdigit()
+    ]
+    assert len(rows) == len(mine["points"]) - 1
+    for row, p in zip(rows, mine["points"][1:], strict=True):
+        a, b = p["d_score_rbf"], p["d_score_rbf"] + 1.0
+        held = p["static_held_out_rbf"]
+        start = f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | {a:.3f} | {b:.3f} | "
+        assert row.startswith(start + f"{held:.3f} | {held:.3f} |"), row
+    assert stem.with_name("rep-against.png").stat().st_size > 10_000
+    # refused in one line, before any scoring: not a curve report, a run on other data,
+    # and --against without --report
+    curve_path = run / CURVE_FILES["json"]
+    before = curve_path.stat().st_mtime_ns
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps([{"name": "x"}]))
+    chairs = tmp_path / "chairs.json"
+    other["config"]["data"] = {"source": "chairs", "frames": 4}
+    chairs.write_text(json.dumps(other))
+    capsys.readouterr()
+    monkeypatch.setattr(curve_module, "curve_run", lambda *a, **k: pytest.fail("scored first"))
+    for bad, message in ((grid, "not a curve report"), (chairs, "a run on chairs, not on")):
+        argv = ["curve", str(run), "--report", str(tmp_path / "b"), "--against", str(bad)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert main(["curve", str(run), "--against", str(path)]) == 2
+    assert "--against goes with --report" in capsys.readouterr().err
+    assert curve_path.stat().st_mtime_ns == before and not (tmp_path / "b.md").exists()

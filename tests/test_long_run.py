@@ -91,8 +91,8 @@ def _spec(tmp_path, name: str, array: str) -> list[str]:
 def test_each_long_runs_first_command_trains(tmp_path, name):
     """The flags `run_spec` gives each long run's first start make a run that trains (one
     step of one video here, eager: the flags given last win), so a run never fails at
-    its start in the session that begins it; a grid report its curve sets beside it is
-    in the repository."""
+    its start in the session that begins it; a grid report or another run's curve its
+    curve sets beside it is in the repository, on the run's data."""
     flags = _spec(tmp_path, name, "TRAIN")
     from stvae.cli import main
     from stvae.curve import read_grid
@@ -106,6 +106,12 @@ def test_each_long_runs_first_command_trains(tmp_path, name):
     assert main(["train", *flags, *tiny, "--no-check", "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["steps"] == 1 and (out / "model.safetensors").is_file()
+    if "--against" in curve:  # the slow run's: the hierarchical run's curve, on its data
+        from stvae.config import TrainConfig
+        from stvae.curve import against_curve
+
+        path = SCRIPT.parents[1] / curve[curve.index("--against") + 1]
+        assert against_curve(path, TrainConfig.from_dict(config))["points"]
     if name.startswith("sprites"):
         assert config["data"]["source"] == "sprites-field" and config["data"]["frames"] == 8
         assert config["model"]["features"] == 288 and config["model"]["static_features"] == 256

@@ -439,6 +439,13 @@ def _add_curve(sub) -> None:
         "<dataset>-<preset>.json) whose runs at this beta and size join the report's tables",
     )
     p.add_argument(
+        "--against",
+        metavar="CURVE_JSON",
+        help="with --report: another run's curve report on the same data (the STEM.json "
+        "of its stvae curve --report), set beside this one at the frames both were scored "
+        "at: a table and STEM-against.png",
+    )
+    p.add_argument(
         "--judge",
         action="store_true",
         help="sprites: also the judged swaps and the field's protocol at each snapshot "
@@ -450,13 +457,17 @@ def _add_curve(sub) -> None:
 def _cmd_curve(args) -> None:
     from stvae.curve import CURVE_FILES, curve_run
 
-    for flag in ("commit", "beside"):
+    for flag in ("commit", "beside", "against"):
         if getattr(args, flag) and not args.report:
             raise StvaeError(f"--{flag} goes with --report")
     if args.beside:  # refused before minutes of scoring, not after
         from stvae.curve import read_grid
 
         read_grid(args.beside)
+    if args.against:
+        from stvae.curve import against_curve, run_config
+
+        against_curve(args.against, run_config(Path(args.run), args.probe))
     curve = curve_run(args.run, args.seed, args.probe, judge=args.judge)
     run = Path(args.run)
     print(
@@ -466,8 +477,9 @@ def _cmd_curve(args) -> None:
     if args.report:
         from stvae.curve import curve_report
 
-        curve_report(run, args.report, args.commit, args.beside)
-        print(f"report: {args.report}.md, .json and .png")
+        curve_report(run, args.report, args.commit, args.beside, args.against)
+        both = f" and {args.report}-against.png" if args.against else ""
+        print(f"report: {args.report}.md, .json and .png{both}")
 
 
 def _add_figures(sub) -> None:

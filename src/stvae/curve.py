@@ -49,6 +49,11 @@ __all__ = [
     "curve_report",
     "grid_rows",
     "read_grid",
+    "read_curve_report",
+    "against_curve",
+    "plot_against",
+    "AGAINST_COLUMNS",
+    "run_config",
     "eval_scores",
     "table_cells",
     "REPORT_COLUMNS",
@@ -192,7 +197,7 @@ def _existing(path: Path, want: dict) -> dict:
     return have
 
 
-def _run_config(run_dir: Path, probe: str) -> TrainConfig:
+def run_config(run_dir: Path, probe: str) -> TrainConfig:
     """The run's config, once ``probe`` and the run directory are checked."""
     if probe not in PROBE_CHOICES:
         raise StvaeError(f"probe must be one of {', '.join(PROBE_CHOICES)}; got {probe!r}")
@@ -227,7 +232,7 @@ def curve_run(
     on data with a judge (sprites), also judged swaps and the field's protocol at each
     snapshot (:func:`_field_headline`; minutes a snapshot on a CPU)."""
     run_dir = Path(run_dir)
-    config = _run_config(run_dir, probe)
+    config = run_config(run_dir, probe)
     found = snapshots(run_dir)
     if not found:
         raise StvaeError(
@@ -280,7 +285,7 @@ def probe_spread(
     that of the scoring set where it differs. A model with a static factor gains Table
     2's Acc 4 (:func:`all_feature_accuracy`). Returns {step: [headline dict per seed]}."""
     run_dir = Path(run_dir)
-    config = _run_config(run_dir, probe)
+    config = run_config(run_dir, probe)
     if seeds < 1:
         raise StvaeError(f"seeds must be at least 1; got {seeds}")
     found = dict(snapshots(run_dir))
@@ -570,6 +575,51 @@ def grid_rows(path: str | Path, config: TrainConfig) -> list[dict]:
     return out
 
 
+# What ``curve --against`` compares with another run's curve, where both runs' points have it.
+AGAINST_COLUMNS = (
+    ("d_score_rbf", "eq 19, RBF"),
+    ("static_held_out_rbf", "static, held-out (RBF)"),
+    ("static_from_temporal_rbf", "static from temporal (RBF)"),
+    ("temporal_from_temporal_rbf", "temporal from temporal (RBF)"),
+    ("field_action", "action, static from the prior (judged)"),
+    ("field_attributes", "attributes, dynamics from the prior (judged)"),
+)
+
+
+def read_curve_report(path: str | Path) -> dict:
+    """A curve report's JSON (``stvae curve --report STEM`` writes ``STEM.json``), else one
+    line."""
+    report = read_json(Path(path))
+    if not (
+        isinstance(report, dict)
+        and isinstance(report.get("points"), list)
+        and isinstance(report.get("config"), dict)
+    ):
+        raise StvaeError(f"{path}: not a curve report (the STEM.json of stvae curve --report)")
+    return report
+
+
+def against_curve(path: str | Path, config: TrainConfig) -> dict:
+    """Another run's curve report as ``stvae curve --against`` sets it beside this run's
+    (``config``): its run, model kind, size and beta, and each of its points' frames seen,
+    step and :data:`AGAINST_COLUMNS` values. The two runs must be on the same data."""
+    other = read_curve_report(path)
+    theirs = TrainConfig.from_dict(other["config"], f"{path}: config")
+    if theirs.data.source != config.data.source:
+        raise StvaeError(
+            f"{path}: a curve of a run on {theirs.data.source}, not on {config.data.source}"
+        )
+    keys = ("frames", "step", *(k for k, _ in AGAINST_COLUMNS))
+    return {
+        "report": Path(path).name,
+        "run": other.get("run"),
+        "model": theirs.model.kind,
+        "features": theirs.model.features,
+        "beta": theirs.model.beta,
+        "points": [{k: p[k] for k in keys if k in p} for p in other["points"]],
+    }
+
+
 def _reported(point: dict) -> dict:
     """A curve point as its report keeps it: without the whole evaluate result, and with
     any headline key added to :func:`_headline` after the point was scored read from that
@@ -579,20 +629,27 @@ def _reported(point: dict) -> dict:
 
 
 def curve_report(
-    run_dir: str | Path, stem: str | Path, commit: str | None = None, beside: str | None = None
+    run_dir: str | Path,
+    stem: str | Path,
+    commit: str | None = None,
+    beside: str | None = None,
+    against: str | None = None,
 ) -> dict:
     """Writes ``stem.json``, ``stem.md`` and ``stem.png``: a run's learning curve (its
     ``curve.json`` as :func:`curve_run` scored it, without the whole evaluate results),
     where the run stands (steps done, finished or not, hours in the loop), the CPU it was
     scored on, the commit it was trained at (``commit``, as given), the paper's numbers
     for its cell and, given a grid report ``beside``, that grid's runs of the same beta
-    and size (:func:`grid_rows`). Returns the JSON written."""
+    and size (:func:`grid_rows`). Given another run's curve report ``against``
+    (:func:`against_curve`), a table of both runs at the frames both were scored at and
+    ``stem-against.png``, both curves in one plot. Returns the JSON written."""
     import shutil
 
     run_dir, stem = Path(run_dir), Path(stem)
     config = TrainConfig.from_dict(read_json(run_dir / RUN_FILES["config"]))
     curve = read_json(run_dir / CURVE_FILES["json"])
     rows = None if beside is None else grid_rows(beside, config)
+    other = None if against is None else against_curve(against, config)
     last = {}
     metrics = run_dir / RUN_FILES["metrics"]
     if metrics.exists():
@@ -612,12 +669,16 @@ def curve_report(
     }
     if rows is not None:
         report["beside"] = {"report": Path(beside).name, "runs": rows}
+    if other is not None:
+        report["against"] = other
     make_folder(stem.parent)
     write_json(stem.with_suffix(".json"), report)
     atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(_report_markdown(report, stem)))
     png = run_dir / CURVE_FILES["png"]
     if png.exists():
         atomic_write(stem.with_suffix(".png"), lambda p: shutil.copyfile(png, p))
+    if other is not None:
+        plot_against(report, stem.with_name(f"{stem.name}-against.png"))
     return report
 
 
@@ -671,7 +732,82 @@ def _report_markdown(report: dict, stem: Path) -> str:
     lines += _leak_table(report["points"], grid["runs"] if grid else [])
     lines += _field_table(report["points"])
     lines += ["", f"![learning curve]({stem.name}.png)", ""]
+    lines += _against_lines(report, stem)
     return "\n".join(lines)
+
+
+def _against_names(report: dict) -> tuple[str, str]:
+    """How the table and plot of ``curve --against`` name the two runs: by model kind,
+    or by run where both are of one kind."""
+    mine, other = report["config"]["model"]["kind"], report["against"]["model"]
+    return (mine, other) if mine != other else (report["run"], report["against"]["run"])
+
+
+def _against_pairs(report: dict) -> tuple[list[tuple[dict, dict]], list[tuple[str, str]]]:
+    """The two runs' points at the frames both were scored at, and the columns of
+    :data:`AGAINST_COLUMNS` that both runs' points have."""
+    theirs = {p["frames"]: p for p in report["against"]["points"] if "frames" in p}
+    pairs = [(p, theirs[p["frames"]]) for p in report["points"] if p["frames"] in theirs]
+    columns = [
+        (k, label) for k, label in AGAINST_COLUMNS if any(k in a and k in b for a, b in pairs)
+    ]
+    return pairs, columns
+
+
+def _against_lines(report: dict, stem: Path) -> list[str]:
+    """The markdown of ``curve --against``: both runs at the frames both were scored at."""
+    other = report.get("against")
+    if not other:
+        return []
+    mine, theirs = _against_names(report)
+    pairs, columns = _against_pairs(report)
+    lines = [
+        f"## Beside {other['run']} ({other['model']}, {other['features']} features, beta "
+        f"{other['beta']:g})",
+        "",
+        f"From its curve report `{other['report']}` (`stvae curve --against`), at the frames "
+        "both runs were scored at. A model without a static factor reads the static label "
+        "from all its features.",
+        "",
+    ]
+    if not pairs:
+        return [*lines, "The two runs have no point at the same frames seen.", ""]
+    head = [f"{label}: {name}" for _, label in columns for name in (mine, theirs)]
+    lines += ["| step | frames (M) | " + " | ".join(head) + " |", "|" + "---|" * (2 + len(head))]
+    for a, b in pairs:
+        cells = [table_cells(p, [(k, "")]) for k, _ in columns for p in (a, b)]
+        lines.append(f"| {a['step']:,} | {a['frames'] / 1e6:.2f} | " + " | ".join(cells) + " |")
+    return [*lines, "", f"![both curves]({stem.name}-against.png)", ""]
+
+
+def plot_against(report: dict, path: Path) -> None:
+    """``stem-against.png``: one panel per column both runs have (:data:`AGAINST_COLUMNS`),
+    each run's points against millions of frames seen."""
+    from matplotlib.figure import Figure
+
+    names = _against_names(report)
+    columns = [
+        (k, label)
+        for k, label in AGAINST_COLUMNS
+        if any(k in p for p in report["points"])
+        and any(k in p for p in report["against"]["points"])
+    ]
+    fig = Figure(figsize=(3.4 * max(1, len(columns)), 3.0))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(columns))))
+    for ax, (key, label) in zip(axes, columns, strict=False):
+        for name, points in zip(
+            names, (report["points"], report["against"]["points"]), strict=True
+        ):
+            have = [(p["frames"] / 1e6, p[key]) for p in points if key in p and "frames" in p]
+            if have:
+                xs, ys = zip(*have, strict=True)
+                ax.plot(xs, ys, "-o", ms=3, lw=1, label=name)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("frames seen (millions)", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{names[0]} beside {names[1]}", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
 
 
 def _paper_lines(paper: dict) -> list[str]:
