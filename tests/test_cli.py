@@ -238,24 +238,8 @@ def test_a_run_on_relative_paths_is_read_from_any_folder(tmp_path, monkeypatch, 
 
 def test_a_relative_data_path_recorded_before_is_refused_naming_the_file(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--steps",
-                "1",
-                "--batch-videos",
-                "2",
-                "--frames",
-                "4",
-                "--no-compile",
-                "--no-check",
-                "--out",
-                str(run_dir),
-            ]
-        )
-        == 0
-    )
+    argv = ["train", "--steps", "1", "--batch-videos", "2", "--frames", "4", "--no-compile"]
+    assert main([*argv, "--no-check", "--out", str(run_dir)]) == 0
     config = read_json(run_dir / "config.json")
     config["data"]["source"] = "clips-of-another-folder"  # as 0.5 recorded `--data clips`
     (run_dir / "config.json").write_text(json.dumps(config))

@@ -72,10 +72,9 @@ def _data_path(source: str) -> str:
     taken (a run's data moved away: the run still loads, ``encode --data`` still works,
     and whatever reads the data says that it is missing)."""
     path = Path(source).expanduser()
-    if path.suffix.lower() in (".npz", ".npy") or path.is_dir():
+    here = path.suffix.lower() in (".npz", ".npy") or path.is_dir()
+    if here or (path.is_absolute() and not path.exists()):
         return os.path.abspath(path)
-    if path.is_absolute() and not path.exists():
-        return os.path.normpath(path)
     raise StvaeError(
         f"--data must be {' or '.join(DATASETS)}, a .npz/.npy file or a folder of "
         f"videos; got {source!r}"
