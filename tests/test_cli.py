@@ -197,6 +197,16 @@ def test_train_command_and_resume(tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(out), "--beta", "2", "--frames", "4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("cannot change model.beta (run: 1.0, given: 2.0)"), err
+    # --preset on resume: the run's own preset retried is accepted; another that would
+    # train another model is refused, naming what differs, and the run is left as it was
+    assert main([*argv[:2], "5", *argv[3:], "--resume", "--preset", "cpu", "--no-check"]) == 0
+    assert "resumed at step 5" in capsys.readouterr().out
+    kept = (out / "metrics.jsonl").read_bytes()
+    assert main(["train", "--resume", "--out", str(out), "--preset", "paper"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "preset 'paper' differs from it in " in err, err
+    assert "lr_decay_every (run: 800, preset: 10000)" in err and "steps" not in err, err
+    assert (out / "metrics.jsonl").read_bytes() == kept
 
 
 def test_a_run_on_relative_paths_is_read_from_any_folder(tmp_path, monkeypatch, capsys):

@@ -12,12 +12,16 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stvae import __version__
 from stvae.errors import StvaeError
 from stvae.result import PROBE_NAMES
+
+if TYPE_CHECKING:
+    from stvae.config import TrainConfig
 
 PROG = "stvae"
 
@@ -127,8 +131,8 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="cpu",
-        help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default)",
+        help="paper: section 4.2's schedule; cpu: minutes on a laptop CPU (default); with "
+        "--resume it must agree with the run's config",
     )
     for name, f in train_fields().items():  # one flag per field, from its metadata
         _field_flag(p, name, f)
@@ -140,6 +144,29 @@ def _add_train(sub) -> None:
         help="skip the linear-probe check of the factors after training",
     )
     p.set_defaults(func=_cmd_train)
+
+
+def _check_resumed_preset(run: TrainConfig, preset: TrainConfig, name: str, given: dict) -> None:
+    """``--resume --preset NAME``: the killed command retried is accepted; a preset that
+    would train another model than the run's is refused in one line, naming what differs.
+    The fields ``--resume`` may change (steps, how the run trains) are the run's unless a
+    flag gives them, and what the preset leaves to the run to resolve (None: the data's
+    channels; "auto") matches what the run resolved."""
+    from stvae.config import RESUMABLE, train_fields
+
+    differ = [
+        f"{field} (run: {run.get(field)!r}, preset: {preset.get(field)!r})"
+        for field in train_fields()
+        if field not in RESUMABLE
+        and field not in given  # a flag's value: resume_config has checked it
+        and preset.get(field) not in (None, "auto")  # resolved when the run began
+        and run.get(field) != preset.get(field)
+    ]
+    if differ:
+        raise StvaeError(
+            f"--resume keeps the run's config; preset {name!r} differs from it in "
+            f"{', '.join(differ)} (leave --preset out to continue the run as it is)"
+        )
 
 
 def _cmd_train(args) -> int | None:
@@ -158,8 +185,11 @@ def _cmd_train(args) -> int | None:
         config, changed = resume_config(args.out, given)
         if changed:
             raise StvaeError(f"--resume keeps the run's config; cannot change {', '.join(changed)}")
+        if args.preset is not None:
+            preset = preset_config(args.preset, given)
+            _check_resumed_preset(config, preset, args.preset, given)
     else:
-        config = preset_config(args.preset, given)
+        config = preset_config(args.preset or "cpu", given)
     out = args.out or f"runs/{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train(config, out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
