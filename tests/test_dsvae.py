@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from stvae.data import DataConfig, generate
+from stvae.data import generate
 from stvae.evaluate import encode_run, evaluate_run
 from stvae.kinds.dsvae import DSVAE, RNN_HIDDEN
 from stvae.model import ModelConfig, make_model
 from stvae.nets import HIDDEN, Encoder
-from stvae.train import TrainConfig, load_run, train
+from stvae.train import PRESETS, load_run, train
 
 B, N = 3, 6
 
@@ -137,16 +137,7 @@ def test_the_full_dynamic_posterior_reads_the_sample_of_f(posterior):
     torch.testing.assert_close(zero, mu)
 
 
-TINY = TrainConfig(
-    model=ModelConfig(kind="dsvae", features=4, posterior="full"),
-    data=DataConfig(frames=4),
-    steps=6,
-    batch_videos=2,
-    checkpoint_every=2,
-    log_every=1,
-    lr_decay_every=3,
-    lr=3e-3,
-)
+TINY = PRESETS["smoke"].replace(**{"model.kind": "dsvae", "model.posterior": "full"}, lr=3e-3)
 
 
 def _losses(run):

@@ -7,20 +7,12 @@ import torch
 from stvae import StvaeError
 from stvae import train as train_module
 from stvae.checkpoint import read_json
-from stvae.data import DataConfig, bouncing_mnist, chairs, registry
+from stvae.data import bouncing_mnist, chairs, registry
 from stvae.data.digits import load_digits
 from stvae.data.on_device import DeviceBouncingMNIST, DeviceChairs, _mix, _mul32, uniforms
-from stvae.model import ModelConfig
-from stvae.train import RUN_FILES, TrainConfig, load_run, resolve_data_on, train
+from stvae.train import PRESETS, RUN_FILES, TrainConfig, load_run, resolve_data_on, train
 
-ON_DEVICE = TrainConfig(
-    model=ModelConfig(features=4),
-    data=DataConfig(frames=4),
-    steps=6,
-    batch_videos=2,
-    checkpoint_every=2,
-    log_every=1,
-    lr_decay_every=3,
+ON_DEVICE = PRESETS["smoke"].replace(
     data_on="device",
     device="cpu",  # on a GPU machine too: bit-exact resume is the CPU's promise (docs/models.md)
 )

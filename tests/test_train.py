@@ -25,15 +25,7 @@ from stvae.model import ModelConfig, VideoVAE, make_model
 from stvae.runlog import MetricsLog
 from stvae.train import PRESETS, RUN_FILES, TrainConfig, build_model, load_run, train
 
-TINY = TrainConfig(
-    model=ModelConfig(features=4),
-    data=DataConfig(frames=4),
-    steps=6,
-    batch_videos=2,
-    checkpoint_every=2,
-    log_every=1,
-    lr_decay_every=3,
-)
+TINY = PRESETS["smoke"]  # 6 steps of 2 videos x 4 frames, eager fp32: every path once
 
 
 CLI_TRAIN = [sys.executable, "-m", "stvae.cli", "train"]
