@@ -69,6 +69,11 @@ def run(argv):
         (["dataset", "bouncing-mnist", "--videos", "0", "--out", "x.npz"], "must be at least 1"),
         (["train", "--steps", "1", "--out", "/proc/stvae-x"], "/proc/stvae-x: could not be"),
         (["train", "--steps", "1", "--out", "x.npz/run"], "x.npz/run: could not be created"),
+        (["train", "--seed", "-1", "--out", "run"], "seed must be a whole number, 0 or more"),
+        (["dataset", "sprites", "--seed", "-1", "--out", "x.npz"], "must be at least 0, got -1"),
+        (["evaluate", "run", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["curve", "run", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["figures", "run", "--seed", "-1", "--out", "figs"], "must be at least 0, got -1"),
     ],
 )
 def test_bad_input_is_one_line(argv, match, capsys, tmp_path, monkeypatch):
@@ -117,6 +122,33 @@ def test_a_config_json_that_is_not_an_object_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"stvae evaluate: error: {tmp_path}/config.json: not a TrainConfig "
                        "(a JSON object expected)"]  # fmt: skip
+
+
+def test_a_seed_below_0_is_refused_by_every_library_call_that_takes_one(tmp_path):
+    """numpy's generators take no negative seed: each entry point says so in our words
+    before it reads or writes anything (figures: no output folder)."""
+    from stvae import StvaeError
+    from stvae.config import TrainConfig
+    from stvae.curve import curve_run
+    from stvae.data import generate
+    from stvae.evaluate import evaluate_run
+    from stvae.figures import make_figures
+
+    run_dir = next((Path(__file__).resolve().parents[1] / "pretrained").iterdir())
+    calls = [
+        lambda: TrainConfig(seed=-1),
+        lambda: generate("sprites", 2, 4, -1),
+        lambda: generate("sprites", 2, 4, [3, -1]),
+        lambda: generate("sprites", 2, 4, 1.5),
+        lambda: evaluate_run(run_dir, seed=-1, out=tmp_path / "eval.json"),
+        lambda: curve_run(tmp_path, seed=-2),
+        lambda: make_figures(run_dir, out=tmp_path / "figs", seed=-1),
+    ]
+    for call in calls:
+        with pytest.raises(StvaeError, match=r"seed must be a whole number, 0 or more; got "):
+            call()
+    assert list(tmp_path.iterdir()) == []
+    assert generate("sprites", 2, 4, [3, 0])["videos"].shape[:2] == (2, 4)
 
 
 def test_scoring_too_few_videos_says_so_in_one_line(tmp_path, capsys):

@@ -260,7 +260,7 @@ def _add_dataset(sub) -> None:
         type=_positive_int,
         help="frames per video (default: the dataset's clip length, 16 where it names none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the generator")
     p.add_argument(
         "--split",
         choices=SPLITS,
@@ -302,7 +302,9 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="a .npz/.npy file or video folder instead (labels optional)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probe split and held-out set")
+    p.add_argument(
+        "--seed", type=_count, default=0, help="seed of the probe split and held-out set"
+    )
     p.add_argument(
         "--probe",
         choices=PROBE_CHOICES,
@@ -452,7 +454,7 @@ def _add_curve(sub) -> None:
         "write curve.json, curve.png and TensorBoard scalars into the run directory.",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probe sets (as evaluate)")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the probe sets (as evaluate)")
     p.add_argument(
         "--probe", choices=PROBE_CHOICES, default="both", help="which probes (as evaluate)"
     )
@@ -522,7 +524,7 @@ def _add_figures(sub) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="videos to draw from (default: the run's held-out data)")
     p.add_argument("--out", help="output folder (default: RUN/figures)")
-    p.add_argument("--seed", type=int, default=0, help="which videos are picked")
+    p.add_argument("--seed", type=_count, default=0, help="which videos are picked")
     p.set_defaults(func=_cmd_figures)
 
 

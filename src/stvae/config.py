@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from stvae import __version__
 from stvae.data import CLIP_FRAMES, DataConfig, default_frames
 from stvae.data.bouncing_mnist import LEGACY_SPEED
-from stvae.errors import StvaeError
+from stvae.errors import StvaeError, check_seed
 from stvae.model import ModelConfig
 
 __all__ = [
@@ -145,6 +145,7 @@ class TrainConfig:
             raise StvaeError(f"snapshot-every must be 0 (off) or more; got {self.snapshot_every}")
         if self.beta_warmup < 0:
             raise StvaeError(f"beta-warmup must be 0 or more; got {self.beta_warmup}")
+        check_seed(self.seed)
         if self.device not in DEVICES:
             raise StvaeError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if self.cuda_graphs and not self.compile:

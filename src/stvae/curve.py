@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from stvae.checkpoint import atomic_write, load_weights, make_folder, read_json, write_json
 from stvae.config import RUN_FILES, TrainConfig
 from stvae.data import generate, released, sprites
-from stvae.errors import StvaeError
+from stvae.errors import StvaeError, check_seed
 from stvae.evaluate import (
     EVAL_VERSION,
     PROBE_CHOICES,
@@ -231,6 +231,7 @@ def curve_run(
     with training images only) and the whole evaluate result under ``eval``. ``judge``:
     on data with a judge (sprites), also judged swaps and the field's protocol at each
     snapshot (:func:`_field_headline`; minutes a snapshot on a CPU)."""
+    check_seed(seed)
     run_dir = Path(run_dir)
     config = run_config(run_dir, probe)
     found = snapshots(run_dir)

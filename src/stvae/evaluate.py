@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from stvae.checkpoint import write_json
 from stvae.data import DataConfig, generate, held_out, load_dataset, to_tensor
-from stvae.errors import StvaeError
+from stvae.errors import StvaeError, check_seed
 from stvae.hostmem import keeps_freed_memory
 from stvae.kinds import KINDS
 from stvae.layout import LUMA
@@ -377,6 +377,7 @@ def evaluate_run(
     ``field``: the field's protocol (:mod:`stvae.field`; ``dynamics``: what its second
     direction decodes, the prior's means or its draws).
     """
+    check_seed(seed)
     check_dynamics(dynamics)
     model, config = load_run(run_dir)
     out = Path(run_dir) / "eval.json" if out is None else Path(out)

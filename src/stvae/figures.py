@@ -20,7 +20,7 @@ from PIL import Image
 
 from stvae.checkpoint import make_folder
 from stvae.data import held_out, load_dataset, to_tensor
-from stvae.errors import StvaeError
+from stvae.errors import StvaeError, check_seed
 from stvae.evaluate import disentanglement, static_targets
 from stvae.field import decoded_batches, with_prior
 from stvae.model import encode_videos
@@ -175,6 +175,7 @@ def make_figures(
 ) -> dict[str, str]:
     """Writes every figure of a run into ``out`` (default: ``<run>/figures``) with an
     ``index.html``; returns {file name: one-line explanation}."""
+    check_seed(seed)
     run_dir = Path(run_dir)
     model, config = load_run(run_dir)
     if data is None:

@@ -19,7 +19,7 @@ from stvae.data.bouncing_mnist import check_speed
 from stvae.data.files import load_dataset, save_dataset
 from stvae.data.registry import DATASETS
 from stvae.data.spec import SPLITS, DatasetSpec
-from stvae.errors import StvaeError
+from stvae.errors import StvaeError, check_seed
 from stvae.layout import channels_of, to_tensor
 
 __all__ = [
@@ -245,6 +245,7 @@ def generate(
     ``options``: the dataset's own settings (Bouncing MNIST: ``mnist_dir``, ``speed``)."""
     if videos < 1 or frames < 1:
         raise StvaeError(f"videos and frames must be at least 1; got {videos} and {frames}")
+    check_seed(seed)
     source = GeneratedSource(frames, split, name, options)
     return source.sample(videos, np.random.default_rng(seed))
 
