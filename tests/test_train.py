@@ -123,6 +123,13 @@ def test_existing_run_is_not_overwritten(tmp_path):
         train(TINY, run)
     with pytest.raises(StvaeError, match="nothing to resume"):
         train(TINY, tmp_path / "other", resume=True)
+    # resuming with fewer steps than the checkpoint holds would leave config.json naming
+    # fewer steps than its weights took: refused, every file of the run as it was
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(StvaeError, match="reached step 6; --steps 4 would shorten it"):
+        train(TINY.replace(steps=4), run, resume=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    assert train(TINY, run, resume=True)["step"] == 6  # its own steps: nothing to do
 
 
 def test_bad_data_leaves_no_run_directory(tmp_path):

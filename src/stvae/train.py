@@ -337,6 +337,11 @@ def _train(config, out, resume, device, source, ranks, t_call) -> dict:
     step = 0
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
+    if step > config.steps:  # before config.json is written: the run stays as it was
+        raise StvaeError(
+            f"{out}: the run has reached step {step}; --steps {config.steps} would shorten it "
+            f"(a resumed run keeps every step it took: give --steps {step} or more)"
+        )
     earlier = _write_start(config, out, resume, step, ranks)
     clock = budget.Budget(config, step, earlier, resume, t_call)
     config = clock.provisional(config)
