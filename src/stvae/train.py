@@ -337,11 +337,7 @@ def _train(config, out, resume, device, source, ranks, t_call) -> dict:
     step = 0
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
-    if step > config.steps:  # before config.json is written: the run stays as it was
-        raise StvaeError(
-            f"{out}: the run has reached step {step}; --steps {config.steps} would shorten it "
-            f"(a resumed run keeps every step it took: give --steps {step} or more)"
-        )
+    _refuse_shortening(out, step, config.steps)
     earlier = _write_start(config, out, resume, step, ranks)
     clock = budget.Budget(config, step, earlier, resume, t_call)
     config = clock.provisional(config)
@@ -391,6 +387,16 @@ def _train(config, out, resume, device, source, ranks, t_call) -> dict:
         "final": loop.row,
         "budget": None if clock.choice is None else dataclasses.asdict(clock.choice),
     }
+
+
+def _refuse_shortening(out: Path, step: int, steps: int) -> None:
+    """A resume asked for fewer ``steps`` than its checkpoint's ``step`` is refused before
+    config.json is written (every rank: they all read the checkpoint), the run as it was."""
+    if step > steps:
+        raise StvaeError(
+            f"{out}: the run has reached step {step}; --steps {steps} would shorten it "
+            f"(a resumed run keeps every step it took: give --steps {step} or more)"
+        )
 
 
 def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, ranks) -> float:
