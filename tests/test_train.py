@@ -123,6 +123,11 @@ def test_existing_run_is_not_overwritten(tmp_path):
         train(TINY, run)
     with pytest.raises(StvaeError, match="nothing to resume"):
         train(TINY, tmp_path / "other", resume=True)
+    (tmp_path / "a-file").write_text("kept")
+    for resume in (False, True):
+        with pytest.raises(StvaeError, match="a-file: is a file, not a run directory"):
+            train(TINY, tmp_path / "a-file", resume=resume)
+    assert (tmp_path / "a-file").read_text() == "kept"
     # resuming with fewer steps than the checkpoint holds would leave config.json naming
     # fewer steps than its weights took: refused, every file of the run as it was
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}

@@ -158,6 +158,8 @@ def _holds_nothing(out: Path) -> bool:
 
 
 def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise StvaeError(f"{out}: is a file, not a run directory; give another --out")
     cfg = out / RUN_FILES["config"]
     if resume:
         if not cfg.is_file():
