@@ -74,6 +74,7 @@ def run(argv):
         (["evaluate", "run", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
         (["curve", "run", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
         (["figures", "run", "--seed", "-1", "--out", "figs"], "must be at least 0, got -1"),
+        (["train", "--frames", "1", "--out", "run"], "frames must be at least 2 for the hier"),
     ],
 )
 def test_bad_input_is_one_line(argv, match, capsys, tmp_path, monkeypatch):

@@ -91,6 +91,25 @@ def test_every_kind_trains_a_few_steps_and_loads_as_itself(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_trains_on_its_fewest_frames_and_refuses_fewer(kind, tmp_path):
+    """``min_frames``: clips that short train; shorter ones are refused in one line before
+    the run directory exists (a prior that ties frames together learns nothing of time
+    from one frame). The VAE's frames are independent, so one a clip is its fewest."""
+    fewest = KINDS[kind].min_frames
+    assert fewest >= 1
+
+    def cfg(frames):
+        data = DataConfig(frames=frames)
+        return TrainConfig(model=config(kind), data=data, steps=1, batch_videos=2)
+
+    assert train(cfg(fewest), tmp_path / "fewest")["step"] == 1
+    if fewest > 1:
+        with pytest.raises(StvaeError, match=f"frames must be at least {fewest} for the {kind}"):
+            train(cfg(fewest - 1), tmp_path / "fewer")
+        assert not (tmp_path / "fewer").exists()
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_every_kind_samples_its_prior(kind):
     """The field's protocol decodes prior samples: [V, N, F], finite, a function of the
     generator alone; a static factor of its own is one value per video when its prior

@@ -18,8 +18,10 @@ computes its latents' KL terms its own way.
 The base turns them into the loss: decode h, the reconstruction term, the KL terms per
 frame, beta. Class attributes say the rest: ``summary`` (the CLI's help), ``split``
 (whether the first features are a static factor of its own: :attr:`ModelConfig.n_static`),
-``options`` (a dataclass of its own hyperparameters, which join ``ModelConfig``) and
-``check`` (its own validation of a config). How to add a kind: docs/design.md.
+``options`` (a dataclass of its own hyperparameters, which join ``ModelConfig``),
+``min_frames`` (the fewest frames a training clip may have: 2 where the prior ties frames
+together, since one frame leaves nothing to tell time from content) and ``check`` (its own
+validation of a config). How to add a kind: docs/design.md.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class SequenceVAE(nn.Module):
     summary: ClassVar[str] = ""
     split: ClassVar[bool] = False
     options: ClassVar[type] = NoOptions
+    min_frames: ClassVar[int] = 2
 
     def __init__(self, config):
         super().__init__()

@@ -48,7 +48,7 @@ from stvae.data.on_device import DeviceFeed
 from stvae.data.registry import DATASETS
 from stvae.errors import StvaeError
 from stvae.hostmem import kept_freed_memory
-from stvae.model import make_model
+from stvae.model import kind_of, make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import HostFeed, Prefetch
 from stvae.rundir import SNAPSHOTS, load_run, resolve_device, snapshot_path
@@ -170,6 +170,17 @@ def _check_out(out: Path, resume: bool) -> None:
         raise StvaeError(f"{out}: already exists and is not empty; use --resume or another --out")
 
 
+def _check_frames(config: TrainConfig) -> None:
+    """A kind whose prior ties frames together (``min_frames`` 2: the random walk of eq 8,
+    dsvae's dynamics) learns nothing of time from clips of one frame."""
+    kind = kind_of(config.model.kind)
+    if config.data.frames < kind.min_frames:
+        raise StvaeError(
+            f"frames must be at least {kind.min_frames} for the {config.model.kind} model "
+            f"(its prior ties each frame to the others); got {config.data.frames}"
+        )
+
+
 def resume_config(
     out: str | Path, given: dict, may_change: frozenset[str] = RESUMABLE
 ) -> tuple[TrainConfig, list[str]]:
@@ -236,6 +247,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     t_call = time.perf_counter()  # a time budget counts from here
     out = Path(out)
     _check_out(out, resume)
+    _check_frames(config)
     device = resolve_device(config.device)
     ranks = distributed.setup(device)
     if config.batch_videos % ranks.world:

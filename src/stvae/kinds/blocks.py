@@ -128,6 +128,7 @@ class Slow(VideoVAE):
 class Vae(VideoVAE):
     summary = "baseline: N(0, I) on every feature of every frame"
     options = NoOptions
+    min_frames = 1  # its frames are independent: one a clip trains the same model
 
     @classmethod
     def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
