@@ -15,7 +15,8 @@ and why.
 
 Regenerate (only when a change is meant to change what runs learn, and say so in
 CHANGELOG.md): ``STVAE_WRITE_PINS=1 pytest tests/test_pinned.py``; on a machine of its
-own it adds that machine's trained-weights pins and leaves the others.
+own it adds that machine's trained-weights pins and leaves the others'. To pin a new
+machine and nothing else (the fingerprint kept as it is): ``STVAE_WRITE_PINS=machine``.
 """
 
 import hashlib
@@ -119,7 +120,8 @@ def trained(tmp_path_factory) -> dict[str, dict]:
     if os.environ.get("STVAE_WRITE_PINS"):
         pins = json.loads(PINS.read_text()) if PINS.exists() else {}
         for name, fp in got.items():
-            pins.setdefault("runs", {})[name] = {k: v for k, v in fp.items() if k != "sha256"}
+            if os.environ["STVAE_WRITE_PINS"] != "machine":
+                pins.setdefault("runs", {})[name] = {k: v for k, v in fp.items() if k != "sha256"}
             pins.setdefault("sha256", {}).setdefault(machine(), {})[name] = fp["sha256"]
         PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     return got
