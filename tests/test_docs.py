@@ -135,18 +135,24 @@ def test_the_long_runs_curve_in_the_docs_is_its_reports():
     assert rows == want
 
 
-FINAL_HEADER = "| scored | eq 19, RBF (Table 1) |"
+FINAL_HEADERS = {  # docs/results.md's table of each paper-schedule run's final weights
+    "hierarchical": "| scored | eq 19, RBF (Table 1) |",
+    "slow": "| scored, slow model | eq 19, RBF (Table 1) |",
+}
 
 
-def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread():
-    """docs/results.md's table of issue 25's final weights beside the paper: `stvae
-    evaluate`'s numbers (docs/results/bouncing-mnist-paper-cpu-eval.json, which are also the
-    curve's last point), the five probe sets' mean ± sd at the last step on 1,024 scoring
-    videos (the scoring report) and on 256 (the noise report), and the paper's Table 1 and
-    Table 2 Acc 2 numbers as the curve's report records them."""
-    results = ROOT / "docs" / "results"
-    report = json.loads((results / "bouncing-mnist-paper-cpu.json").read_text())
-    ev = json.loads((results / "bouncing-mnist-paper-cpu-eval.json").read_text())
+@pytest.mark.parametrize("kind", sorted(FINAL_HEADERS))
+def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread(kind):
+    """docs/results.md's table of a paper-schedule run's final weights beside the paper
+    (issues 25, 43): `stvae evaluate`'s numbers (docs/results/<report>-eval.json, which
+    are also the curve's last point), the five probe sets' mean ± sd at the last step on
+    1,024 scoring videos (the scoring report) and on 256 (the noise report), and the
+    paper's Table 1 and Table 2 numbers as the curve's report records them (Acc 2 for the
+    hierarchical model's static factor, Acc 4 for the slow model's four features)."""
+    from test_pretrained import _report, scoring_spreads
+
+    report = json.loads(_report(kind, ".json").read_text())
+    ev = json.loads(_report(kind, "-eval.json").read_text())
     last = report["points"][-1]
     assert report["finished"] and last["step"] == report["steps"]
     assert (last["d_score_rbf"], last["static_held_out_rbf"]) == (
@@ -157,10 +163,8 @@ def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread():
     measured = [ev["d_score_rbf"], ev["d_score"], ev["static_accuracy_rbf"]]
     measured += [ev["static_accuracy"], rbf["temporal_acc_from_temporal"]]
     measured += [rbf["temporal_acc_from_static"], rbf["static_acc_from_temporal"]]
-    from test_pretrained import scoring_spreads
-
-    spread = scoring_spreads()
-    rows = _results_table(FINAL_HEADER)
+    spread = scoring_spreads(kind)
+    rows = _results_table(FINAL_HEADERS[kind])
     paper = report["paper"]
     want = [  # the spread leads, on 1,024 scoring videos; one probe set is a detail
         [f"five probe sets of {v:,} scoring videos, mean ± sd", *spread[v][:3], "", *spread[v][3:]]
@@ -169,3 +173,23 @@ def test_the_long_runs_final_scores_in_the_docs_are_its_evaluate_and_spread():
     want.append(["probe set 0 (`stvae evaluate`)", *(f"{v:.3f}" for v in measured)])
     want.append(["paper, beta 4", f"{paper['d_score']:.2f}", "", f"{paper['static_accuracy']:.2f}"])
     assert rows == [*want[:3], want[3] + [""] * 4]
+
+
+def test_the_readmes_paper_schedule_row_is_the_scoring_reports():
+    """The README's Table 1 beta-4 row at the paper's schedule (issue 43): each model's
+    eq 19 under both probes and its digit accuracy are the mean ± sd over five probe sets
+    of 1,024 scoring videos in its committed scoring report, beside the paper's numbers as
+    its curve's report records them."""
+    from test_pretrained import MODELS, _report, scoring_spreads
+
+    header = "| model, paper's schedule, beta 4 |"
+    (body,) = quoted_tables((ROOT / "README.md").read_text(), header).values()
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in body)}
+    assert sorted(rows) == sorted(MODELS)
+    for kind, row in rows.items():
+        eq19, linear, digit = scoring_spreads(kind)[1024][:3]
+        paper = json.loads(_report(kind, ".json").read_text())["paper"]
+        column = {"Table 2 Acc 2": "static factor, Acc 2", "Table 2 Acc 4": "all 4 features, Acc 4"}
+        digit_cell = f"{digit} ({column[paper['static_column']]})"
+        want = [kind, eq19, f"{paper['d_score']:.2f}", linear, digit_cell]
+        assert row == [*want, f"{paper['static_accuracy']:.2f}"], kind
