@@ -177,6 +177,13 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
     assert "| paper | 30.72 | | 6.71 |" in md and "abc1234" in md
     hours = f"{report['loop_hours']:.2f} h in the training loop"
     assert f"The run is finished, {hours} (" in md  # not "so far" once it has ended
+    # which machine trained which steps, from the run's segments.jsonl
+    segments = report["segments"]
+    assert segments[0]["start_step"] == 0
+    for r in segments:  # the fixture's run may have been resumed: one line a process
+        assert r["precision"] in ("fp32", "bf16")
+        assert f"from step {r['start_step']:,} on {r['machine']} ({r['precision']}, " in md
+    assert "Trained from step 0 on " in md
     going = _report_markdown({**report, "finished": False, "steps_done": 1}, Path("x"))
     assert f"in progress: step 1 of {report['steps']:,}, {hours} so far (" in going
     assert "static from static, held-out (RBF)" in md and "no static factor" not in md

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import stvae
 from stvae import StvaeError, distributed
 from stvae import checkpoint as checkpoint_module
 from stvae import train as train_module
@@ -22,8 +23,16 @@ from stvae.checkpoint import RunLock, load_checkpoint, previous, read_json
 from stvae.cli import main
 from stvae.data import DataConfig
 from stvae.model import ModelConfig, VideoVAE, make_model
-from stvae.runlog import MetricsLog
-from stvae.train import PRESETS, RUN_FILES, TrainConfig, build_model, load_run, train
+from stvae.runlog import MetricsLog, write_segment
+from stvae.train import (
+    PRESETS,
+    RUN_FILES,
+    TrainConfig,
+    build_model,
+    load_run,
+    resolve_precision,
+    train,
+)
 
 TINY = PRESETS["smoke"]  # 6 steps of 2 videos x 4 frames, eager fp32: every path once
 
@@ -105,6 +114,31 @@ def test_resume_continues_exactly(tmp_path):
     mb, _ = load_run(parted)
     for (ka, va), (kb, vb) in zip(ma.state_dict().items(), mb.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb), ka
+    # segments.jsonl: one record per process, from the step each began at, with what ran it
+    segments = [json.loads(ln) for ln in (parted / RUN_FILES["segments"]).read_text().splitlines()]
+    assert [r["start_step"] for r in segments] == [0, 4]
+    cpu = torch.device("cpu")
+    for r in segments:
+        assert r["device"] == "cpu" and r["precision"] == resolve_precision(TINY.precision, cpu)
+        assert r["machine"] and r["threads"] == torch.get_num_threads() and r["processes"] == 1
+        assert r["torch"] == torch.__version__ and r["stvae"] == stvae.__version__
+
+
+def test_the_segments_log_drops_processes_whose_steps_a_resume_lost(tmp_path):
+    """A process that started past the checkpoint a resume begins from trained steps that
+    are gone: its record is dropped as its metrics are, and so is a line cut short."""
+    path = tmp_path / "segments.jsonl"
+    for start in (0, 100, 300):
+        write_segment(path, {"start_step": start, "machine": f"m{start}"})
+    with open(path, "a") as f:
+        f.write('{"start_step": 40')  # killed mid-write
+    kept = write_segment(path, {"start_step": 200, "machine": "again"})
+    assert [(r["start_step"], r["machine"]) for r in kept] == [
+        (0, "m0"),
+        (100, "m100"),
+        (200, "again"),
+    ]
+    assert [json.loads(ln) for ln in path.read_text().splitlines()] == kept
 
 
 def test_resume_drops_records_after_the_checkpoint(tmp_path):

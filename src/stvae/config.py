@@ -36,6 +36,7 @@ RUN_FILES = {
     "metrics": "metrics.jsonl",
     "checkpoint": "checkpoint.safetensors",
     "weights": "model.safetensors",
+    "segments": "segments.jsonl",
 }
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")

@@ -40,6 +40,7 @@ from stvae.hostmem import keeps_freed_memory
 from stvae.model import make_model
 from stvae.result import EvalResult
 from stvae.rundir import SNAPSHOTS
+from stvae.runlog import cpu_name
 
 __all__ = [
     "CURVE_FILES",
@@ -460,18 +461,6 @@ def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
     atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
 
 
-def _cpu() -> str:
-    """The CPU's model name and its fastest bf16 path, from /proc/cpuinfo where Linux has it."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "")
-    flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
-    isa = "AMX bf16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else ""
-    return f"{name or 'unknown CPU'}" + (f", {isa}" if isa else "")
-
-
 def _paper_numbers(config: TrainConfig) -> dict:
     """The paper's eq 19 score (Table 1) and static accuracy (Table 2 or 3) of this run's
     cell, where the paper has one."""
@@ -659,13 +648,14 @@ def curve_report(
     report = {
         "run": run_dir.name,
         "trained_at_commit": commit,
-        "cpu": _cpu(),
+        "cpu": cpu_name(),
         "config": config.to_dict(),
         "steps": config.steps,
         "steps_done": last.get("step", 0),
         "finished": (run_dir / RUN_FILES["weights"]).exists(),
         "loop_hours": last.get("wall_s", 0.0) / 3600,
         "paper": _paper_numbers(config),
+        "segments": _segments(run_dir),
         "points": [_reported(p) for p in curve["points"]],
     }
     if rows is not None:
@@ -681,6 +671,26 @@ def curve_report(
     if other is not None:
         plot_against(report, stem.with_name(f"{stem.name}-against.png"))
     return report
+
+
+def _segments(run_dir: Path) -> list[dict]:
+    """segments.jsonl's records (what trained which steps; none for runs from before it)."""
+    path = run_dir / RUN_FILES["segments"]
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _trained_on(segments: list[dict]) -> str:
+    """' Trained from step 0 on X (bf16, 2 threads), from step 7,848 on Y (...).' or ''."""
+    if not segments:
+        return ""
+    parts = [
+        f"from step {r['start_step']:,} on {r['machine']} ({r['precision']}, "
+        f"{r['threads']} thread{'s' * (r['threads'] != 1)})"
+        for r in segments
+    ]
+    return " Trained " + ", ".join(parts) + " (segments.jsonl)."
 
 
 def _report_markdown(report: dict, stem: Path) -> str:
@@ -707,7 +717,8 @@ def _report_markdown(report: dict, stem: Path) -> str:
         f"{cfg.lr_decay_every:,} steps, precision {cfg.precision}. The run is {state}, "
         f"{report['loop_hours']:.2f} h in the training loop"
         + ("" if report["finished"] else " so far")
-        + " (on a machine shared with other work; not a speed measurement).",
+        + " (on a machine shared with other work; not a speed measurement)."
+        + _trained_on(report.get("segments", [])),
         "",
         "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
         "probe sets); *training images* fits and scores the static probe on videos of the "

@@ -11,7 +11,7 @@ from stvae.budget import UNTIL_CHOSEN
 from stvae.checkpoint import atomic_write
 from stvae.errors import StvaeError
 
-__all__ = ["MetricsLog", "truncate_metrics"]
+__all__ = ["MetricsLog", "cpu_name", "write_segment", "truncate_metrics"]
 
 
 class MetricsLog:
@@ -115,3 +115,37 @@ def truncate_metrics(path: Path, step: int) -> dict | None:
             break  # a line cut short by a kill: everything after it is dropped too
     atomic_write(path, lambda p: p.write_text("".join(keep)))
     return last
+
+
+def cpu_name() -> str:
+    """The CPU's model name and its fastest bf16 path, from /proc/cpuinfo where Linux has it."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "")
+    flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+    isa = "AMX bf16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else ""
+    return f"{name or 'unknown CPU'}" + (f", {isa}" if isa else "")
+
+
+def write_segment(path: Path, record: dict) -> list[dict]:
+    """Appends one training process's record (``start_step``, the machine, the precision
+    it resolved to, ...) to the run's segments log, first dropping the records of
+    processes that started at or past ``start_step`` (their steps were lost to a resume
+    from an earlier checkpoint, as :func:`truncate_metrics` drops their metrics). A line
+    that does not parse ends what is kept. Returns the log as written."""
+    kept: list[dict] = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                earlier = json.loads(line)
+                if earlier["start_step"] >= record["start_step"]:
+                    break
+            except (ValueError, KeyError, TypeError):
+                break
+            kept.append(earlier)
+    kept.append(record)
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write(path, lambda p: p.write_text(text))
+    return kept

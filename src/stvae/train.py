@@ -4,6 +4,9 @@ A run directory holds
 
 * ``config.json``: the :class:`TrainConfig` (with class name and package version);
 * ``metrics.jsonl``: one JSON object per logged step (loss terms, lr, beta, frames/s);
+* ``segments.jsonl``: one JSON object per training process (its first step, the machine,
+  the precision it resolved to, threads, torch and stvae versions): which hardware
+  trained which steps of a run resumed across machines;
 * ``checkpoint.safetensors``: the full training state, rewritten atomically;
 * ``model.safetensors``: the final weights (config in its metadata);
 * ``snapshots/step-NNNNNN.safetensors``: the weights every ``snapshot_every`` steps and at
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from stvae import budget, distributed
+from stvae import __version__, budget, distributed
 from stvae.checkpoint import (
     RunLock,
     clear_temporaries,
@@ -52,7 +55,7 @@ from stvae.model import kind_of, make_model
 from stvae.nets import to_channels_last
 from stvae.prefetch import HostFeed, Prefetch
 from stvae.rundir import SNAPSHOTS, load_run, resolve_device, snapshot_path
-from stvae.runlog import MetricsLog, truncate_metrics
+from stvae.runlog import MetricsLog, cpu_name, truncate_metrics, write_segment
 
 __all__ = [
     "TrainConfig",
@@ -352,7 +355,7 @@ def _train(config, out, resume, device, source, ranks, t_call) -> dict:
     if resume and (ckpt.exists() or previous(ckpt).exists()):
         step = load_checkpoint(ckpt, model, optimizer)
     _refuse_shortening(out, step, config.steps)
-    earlier = _write_start(config, out, resume, step, ranks)
+    earlier = _write_start(config, out, resume, step, ranks, device)
     clock = budget.Budget(config, step, earlier, resume, t_call)
     config = clock.provisional(config)
     loop = _Loop(config, model, optimizer, source, step, device, ranks, out)
@@ -413,16 +416,36 @@ def _refuse_shortening(out: Path, step: int, steps: int) -> None:
         )
 
 
-def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, ranks) -> float:
-    """Writes config.json (on resume: with its new --steps) and cuts the metrics log back
-    to the checkpoint's step; returns the loop seconds spent before (0 for a new run)."""
+def _write_start(config: TrainConfig, out: Path, resume: bool, step: int, ranks, device) -> float:
+    """Writes config.json (on resume: with its new --steps), adds this process's record to
+    segments.jsonl (the machine and precision that train from ``step`` on) and cuts the
+    metrics log back to the checkpoint's step; returns the loop seconds spent before (0
+    for a new run)."""
     if not ranks.main:
         return 0.0
     write_json(out / RUN_FILES["config"], config.to_dict())
+    write_segment(out / RUN_FILES["segments"], _segment(config, step, ranks, device))
     if not resume:
         return 0.0
     last = truncate_metrics(out / RUN_FILES["metrics"], step)
     return last.get("wall_s", 0.0) if last else 0.0
+
+
+def _segment(config: TrainConfig, step: int, ranks, device: torch.device) -> dict:
+    """What trains a run from ``step`` on: one record of segments.jsonl (a run resumed on
+    other machines has one per process, so its steps can be told apart by hardware)."""
+    cuda = device.type == "cuda"
+    return {
+        "start_step": step,
+        "time": time.time(),
+        "machine": torch.cuda.get_device_name(device) if cuda else cpu_name(),
+        "device": str(device),
+        "precision": resolve_precision(config.precision, device),
+        "threads": torch.get_num_threads(),
+        "processes": ranks.world,
+        "torch": torch.__version__,
+        "stvae": __version__,
+    }
 
 
 class _Loop:
