@@ -721,8 +721,10 @@ def _report_markdown(report: dict, stem: Path) -> str:
         + _trained_on(report.get("segments", [])),
         "",
         "Each row scores one weight snapshot as `stvae evaluate` scores final weights (same "
-        "probe sets); *training images* fits and scores the static probe on videos of the "
-        "training digits, *held-out* scores it on held-out digits." + _baseline_words(cfg),
+        "probe sets); *training images* fits and scores the static probe on videos made "
+        "from the images the model trained on (the training digits, characters or chairs), "
+        "*held-out* scores it on held-out ones; a dash is a column that this data's "
+        "evaluation does not score." + _baseline_words(cfg),
         "",
         "| step | frames (M) | lr | " + " | ".join(_labels(cfg)) + " |",
         "|" + "---|" * (3 + len(REPORT_COLUMNS)),
