@@ -1,6 +1,7 @@
 """Learning curves over weight snapshots (stvae curve, issue 25)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,11 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
         assert r["precision"] in ("fp32", "bf16")
         assert f"from step {r['start_step']:,} on {r['machine']} ({r['precision']}, " in md
     assert "Trained from step 0 on " in md
+    # a line that does not parse ends what the report names, rather than failing it
+    copy = shutil.copytree(run, tmp_path / "copy")  # the fixture's run left as it is
+    with open(copy / "segments.jsonl", "a") as f:
+        f.write('{"start_step": 9\n{"start_step"')
+    assert curve_report(copy, tmp_path / "again")["segments"] == segments
     going = _report_markdown({**report, "finished": False, "steps_done": 1}, Path("x"))
     assert f"in progress: step 1 of {report['steps']:,}, {hours} so far (" in going
     assert "static from static, held-out (RBF)" in md and "no static factor" not in md

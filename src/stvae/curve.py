@@ -673,12 +673,23 @@ def curve_report(
     return report
 
 
+_SEGMENT_KEYS = {"start_step", "machine", "precision", "threads"}  # what a report names
+
+
 def _segments(run_dir: Path) -> list[dict]:
-    """segments.jsonl's records (what trained which steps; none for runs from before it)."""
+    """segments.jsonl's records (what trained which steps; none for runs from before it),
+    up to a line that does not parse (the report is not the place to refuse a run)."""
     path = run_dir / RUN_FILES["segments"]
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break
+        if not (isinstance(record, dict) and _SEGMENT_KEYS <= record.keys()):
+            break
+        records.append(record)
+    return records
 
 
 def _trained_on(segments: list[dict]) -> str:
