@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from stvae.hostmem import keeps_freed_memory
 from stvae.model import make_model
 from stvae.result import EvalResult
 from stvae.rundir import SNAPSHOTS
-from stvae.runlog import cpu_name
+from stvae.runlog import cpu_name, read_segments
 
 __all__ = [
     "CURVE_FILES",
@@ -678,18 +679,10 @@ _SEGMENT_KEYS = {"start_step", "machine", "precision", "threads"}  # what a repo
 
 def _segments(run_dir: Path) -> list[dict]:
     """segments.jsonl's records (what trained which steps; none for runs from before it),
-    up to a line that does not parse (the report is not the place to refuse a run)."""
-    path = run_dir / RUN_FILES["segments"]
-    records = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            break
-        if not (isinstance(record, dict) and _SEGMENT_KEYS <= record.keys()):
-            break
-        records.append(record)
-    return records
+    up to one that does not parse or lacks what the report names (the report is not the
+    place to refuse a run)."""
+    records = read_segments(run_dir / RUN_FILES["segments"])
+    return list(takewhile(lambda r: _SEGMENT_KEYS <= r.keys(), records))
 
 
 def _trained_on(segments: list[dict]) -> str:

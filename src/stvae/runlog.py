@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from itertools import takewhile
 from pathlib import Path
 
 from stvae.budget import UNTIL_CHOSEN
 from stvae.checkpoint import atomic_write
 from stvae.errors import StvaeError
 
-__all__ = ["MetricsLog", "cpu_name", "write_segment", "truncate_metrics"]
+__all__ = ["MetricsLog", "cpu_name", "read_segments", "truncate_metrics", "write_segment"]
 
 
 class MetricsLog:
@@ -129,23 +130,30 @@ def cpu_name() -> str:
     return f"{name or 'unknown CPU'}" + (f", {isa}" if isa else "")
 
 
+def read_segments(path: Path) -> list[dict]:
+    """The run's segments log (:func:`write_segment`), in order, up to a line that does not
+    parse as a record with a ``start_step`` (a line cut short ends what is read); [] when
+    the run has none (runs from before it)."""
+    records: list[dict] = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break
+        if not (isinstance(record, dict) and "start_step" in record):
+            break
+        records.append(record)
+    return records
+
+
 def write_segment(path: Path, record: dict) -> list[dict]:
     """Appends one training process's record (``start_step``, the machine, the precision
     it resolved to, ...) to the run's segments log, first dropping the records of
     processes that started at or past ``start_step`` (their steps were lost to a resume
-    from an earlier checkpoint, as :func:`truncate_metrics` drops their metrics). A line
-    that does not parse ends what is kept. Returns the log as written."""
-    kept: list[dict] = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                earlier = json.loads(line)
-                if earlier["start_step"] >= record["start_step"]:
-                    break
-            except (ValueError, KeyError, TypeError):
-                break
-            kept.append(earlier)
-    kept.append(record)
+    from an earlier checkpoint, as :func:`truncate_metrics` drops their metrics) and
+    whatever follows a line that does not parse. Returns the log as written."""
+    earlier = read_segments(path)
+    kept = [*takewhile(lambda r: r["start_step"] < record["start_step"], earlier), record]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     atomic_write(path, lambda p: p.write_text(text))
     return kept
