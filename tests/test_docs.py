@@ -100,6 +100,22 @@ def test_every_relative_link_leads_to_a_file(page):
     assert not missing, f"{page.name}: links to nothing: {missing}"
 
 
+@pytest.mark.parametrize(
+    "page", [*PAGES, *sorted((ROOT / "docs" / "results").glob("*.md"))], ids=lambda p: p.name
+)
+def test_every_table_ends_before_the_text_after_it(page):
+    """A line of text right after a table's last row renders as one more row of it (as
+    the README's "Speed:" line once did); a table ends at a blank line, a heading or a
+    fence."""
+    lines = page.read_text().splitlines()
+    glued = [
+        f"line {i + 2}: {after[:40]!r}"
+        for i, (row, after) in enumerate(zip(lines, lines[1:], strict=False))
+        if row.startswith("|") and after.strip() and not after.startswith(("|", "#", "```"))
+    ]
+    assert not glued, f"{page.name}: text glued to a table: {glued}"
+
+
 def _results_table(header: str) -> list[list[str]]:
     """The cells of the one table of docs/results.md whose header starts ``header``."""
     (body,) = quoted_tables((ROOT / "docs" / "results.md").read_text(), header).values()
