@@ -9,11 +9,12 @@ import pytest
 from stvae import curve as curve_module
 from stvae import evaluate as evaluate_module
 from stvae.cli import main
-from stvae.curve import CURVE_FILES, curve_run, snapshots
+from stvae.curve import CURVE_FILES, _headline, curve_report, curve_run, snapshots
 from stvae.data import DataConfig
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
 from stvae.model import ModelConfig
+from stvae.result import EvalResult
 from stvae.train import TrainConfig, snapshot_path, train
 
 TINY = TrainConfig(
@@ -248,9 +249,27 @@ def test_a_judged_curve_has_the_fields_columns_in_its_points_plot_and_report(
     heads = [point[f"field_{a}"] for a in ("skin", "hair", "top", "trousers")]
     assert point["field_attributes"] == pytest.approx(sum(heads) / 4)
     assert point["recon_action"] == point["eval"]["swaps"]["reconstruction_action"]
+    assert point["swap_action_leak"] == point["eval"]["swaps"]["leak_action"]
+    # the action read from the static code: the model's division, the same for each attribute
+    heads = point["eval"]["attributes"].values()
+    found = {a["disentanglement_rbf"]["temporal_acc_from_static"] for a in heads}
+    assert [point["temporal_from_static_rbf"]] == list(found)
+    assert point["static_held_out_rbf"] == point["static_accuracy_rbf"]  # the attributes' mean
     assert "the field's protocol (judged)" in titles
     md = (tmp_path / "rep.md").read_text()
     assert "| step | frames (M) | action | IS | skin | hair | top | trousers |" in md
+    assert "| swaps: action of the dynamics' clip | swaps: action of the static code's clip |" in md
+    # a point scored before these columns existed has them in the report, from its eval
+    old = {k: v for k, v in point.items() if k not in ("swap_action", "temporal_from_static_rbf")}
+    (run / CURVE_FILES["json"]).write_text(json.dumps({**curve, "points": [old]}))
+    report = curve_report(run, tmp_path / "rep2")
+    assert report["points"][0]["swap_action"] == point["eval"]["swaps"]["action"]
+    assert report["points"][0]["temporal_from_static_rbf"] == point["temporal_from_static_rbf"]
+    # a baseline's division is chosen per attribute: no one temporal score to report
+    for a in old["eval"]["attributes"].values():
+        a["disentanglement_rbf"]["division"] = a["disentanglement"]["division"] = "best of 254"
+    assert "temporal_from_static_rbf" not in _headline(EvalResult.from_dict(old["eval"]))
+    (run / CURVE_FILES["json"]).write_text(json.dumps(curve))
     # without --judge a judged curve is kept as it is; scored afresh, it has none of it
     assert curve_run(run, quiet=True) == curve
     (run / CURVE_FILES["json"]).unlink()

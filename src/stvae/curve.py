@@ -121,15 +121,20 @@ def _headline(ev: EvalResult) -> dict:
         ):
             if value is not None:
                 out[key] = value
-        first = ev.first(p) if ev.attributes is None else None
+        first = ev.first(p)
         d = first.disentanglement if first is not None else None
-        if d:
+        if d and (ev.attributes is None or d.division == "model"):
+            # with attributes (sprites), the temporal task under the model's own division
+            # is the same for each; a baseline's division differs by attribute
             out[f"temporal_from_temporal{sfx}"] = d.temporal_acc_from_temporal
             out[f"temporal_from_static{sfx}"] = d.temporal_acc_from_static
+        if d and ev.attributes is None:
             out[f"static_from_temporal{sfx}"] = d.static_acc_from_temporal
-        if first is not None and first.static_in_temporal:  # linear only
+        if first is not None and ev.attributes is None and first.static_in_temporal:
             for part, value in first.static_in_temporal.items():
                 out[f"static_in_temporal_{part}"] = value
+    if "static_accuracy_rbf" in out:  # under its report name too (training_image_gap's)
+        out["static_held_out_rbf"] = out["static_accuracy_rbf"]
     for key, value in ev.elbo.items():
         out[f"elbo_{key}"] = value
     out.update(_field_headline(ev))
@@ -138,13 +143,10 @@ def _headline(ev: EvalResult) -> dict:
 
 def eval_scores(ev: EvalResult) -> dict:
     """One evaluate result under the curve report's keys (:data:`REPORT_COLUMNS`,
-    :data:`LEAK_COLUMNS`): the curve's scalars, with the held-out static accuracy (RBF) also
-    under its report name ``static_held_out_rbf``; what a script that scores runs outside a
-    curve tabulates with :func:`table_cells`."""
-    out = _headline(ev)
-    if "static_accuracy_rbf" in out:
-        out["static_held_out_rbf"] = out["static_accuracy_rbf"]
-    return out
+    :data:`LEAK_COLUMNS`), the held-out static accuracy (RBF) also under its report name
+    ``static_held_out_rbf``: what a script that scores runs outside a curve tabulates
+    with :func:`table_cells`."""
+    return _headline(ev)
 
 
 def _field_headline(ev: EvalResult) -> dict:
@@ -164,6 +166,8 @@ def _field_headline(ev: EvalResult) -> dict:
         names = [k[len("reconstruction_") :] for k in ev.swaps if k.startswith("reconstruction_")]
         attrs = [ev.swaps[f"reconstruction_{n}"] for n in names if n != "action"]
         out["recon_action"] = ev.swaps["reconstruction_action"]
+        out["swap_action"] = ev.swaps["action"]  # the temporal source's action
+        out["swap_action_leak"] = ev.swaps["leak_action"]  # the static source's
         out["recon_attributes"] = float(np.mean(attrs))
     return out
 
@@ -420,6 +424,7 @@ FIELD_PANEL = (
         ("field_attributes", "attributes (mean), dynamics from the prior"),
         ("recon_action", "action, reconstructions"),
         ("recon_attributes", "attributes (mean), reconstructions"),
+        ("swap_action_leak", "action of the static code's clip, swaps"),
     ),
 )
 
@@ -430,7 +435,7 @@ def plot_curve(curve: dict, path: Path, config: TrainConfig) -> None:
     lines."""
     from matplotlib.figure import Figure
 
-    points = curve["points"]
+    points = [_reported(p) for p in curve["points"]]  # scalars added since, from each eval
     frames = np.array([p["frames"] for p in points]) / 1e6
     panels = PANELS + ((FIELD_PANEL,) if any("field_action" in p for p in points) else ())
     fig = Figure(figsize=(13 * len(panels) / len(PANELS), 3.2))
@@ -902,14 +907,19 @@ def _field_table(points: list[dict]) -> list[str]:
         if {h[len("field_") :] for h in heads} == set(order):
             heads = [f"field_{name}" for name in order]
     keys = ["field_action", "field_IS", *heads, "recon_action", "recon_attributes"]
+    keys += ["swap_action", "swap_action_leak"]
     labels = ["action", "IS", *(h[len("field_") :] for h in heads)]
     labels += ["reconstructions: action", "reconstructions: attributes"]
+    labels += ["swaps: action of the dynamics' clip", "swaps: action of the static code's clip"]
     lines = [
         "",
         "The field's protocol at each snapshot (`stvae curve --judge`; `stvae.field`): the "
         "action judged with the static code drawn from the prior (accuracy, IS), each "
-        "attribute judged with the dynamics drawn from the prior, and the judge on the "
-        "plain reconstructions; eval.json of each point has the chance and fallback shares.",
+        "attribute judged with the dynamics drawn from the prior, the judge on the "
+        "plain reconstructions, and on swaps (one clip's static code decoded with another's "
+        "dynamics): how often it names the action of the clip the dynamics came from, and "
+        "how often that of the clip the static code came from (the action held in the "
+        "static code); eval.json of each point has the chance and fallback shares.",
         "",
         "| step | frames (M) | " + " | ".join(labels) + " |",
         "|" + "---|" * (2 + len(keys)),
