@@ -19,9 +19,9 @@
 # features, beta 4, the paper's batch for 10,500 steps with the paper's schedule shape
 # (lr x 0.1 every 3,500), a snapshot every 700, its report beside the cpu grid's beta-4
 # runs (docs/results/chairs-cpu.json). The Bouncing MNIST runs share the clone
-# ~/long/stvae at 56f7840; the sprites runs share ~/long/stvae-sprites and the chairs run
-# has ~/long/stvae-chairs, each cloned at the work tree's HEAD on its first start (its
-# commit travels in long/<run>/COMMIT).
+# ~/long/stvae at 56f7840; the sprites runs have ~/long/stvae-sprites (dsvae, at 0c25497)
+# and ~/long/stvae-sprites-hierarchical, the chairs run ~/long/stvae-chairs, each cloned
+# at the work tree's HEAD on its first start (its commit travels in long/<run>/COMMIT).
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
@@ -110,6 +110,10 @@ run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's 
       local kind=${1#sprites-} extra=()
       if [ "$kind" = dsvae ]; then extra=(--posterior factorized); fi
       DIR="sprites-field-$kind-s256-t32-seed0" CLONE="$ROOT/stvae-sprites" NOISE=0 PUB=
+      # the second run has a clone of its own, at the work tree's HEAD when it starts: its
+      # training code is the first's (0c25497) plus segments.jsonl, which records the
+      # machine and precision of each stretch of steps (the first run predates it)
+      if [ "$kind" = hierarchical ]; then CLONE="$ROOT/stvae-sprites-hierarchical"; fi
       CURVE=(--judge)  # the second beside the first's curve, once it has one
       if [ "$kind" = hierarchical ] && [ -f "$REPO/docs/results/sprites-field-dsvae-long.json" ]; then
         CURVE+=(--against docs/results/sprites-field-dsvae-long.json)

@@ -123,6 +123,15 @@ def test_each_long_runs_first_command_trains(tmp_path, name):
         assert (trained.model.beta, trained.lr_decay_every) == (4.0, 3500)
 
 
+def test_the_second_sprites_run_has_a_clone_of_its_own(tmp_path):
+    """The dsvae run trains in a clone from before segments.jsonl; the hierarchical run
+    gets its own clone (at the work tree's HEAD when it starts), never the first's."""
+    clones = {name: _spec(tmp_path, name, "CLONE") for name in LONG_RUNS}
+    assert clones["sprites-dsvae"] == [f"{tmp_path}/stvae-sprites"]
+    assert clones["sprites-hierarchical"] == [f"{tmp_path}/stvae-sprites-hierarchical"]
+    assert clones["hierarchical"] == clones["slow"]  # both at 56f7840
+
+
 def test_an_unknown_long_run_is_one_line_and_exit_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "LONG_ROOT": str(tmp_path)}
     done = subprocess.run(
