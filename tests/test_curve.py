@@ -265,6 +265,19 @@ def test_a_judged_curve_has_the_fields_columns_in_its_points_plot_and_report(
     report = curve_report(run, tmp_path / "rep2")
     assert report["points"][0]["swap_action"] == point["eval"]["swaps"]["action"]
     assert report["points"][0]["temporal_from_static_rbf"] == point["temporal_from_static_rbf"]
+    # the whole field's table of the last point: both directions, chance, fallback, judge
+    assert report["field"]["step"] == point["step"] and "static_set" not in report["field"]
+    acc, fb = field["static_from_prior"]["action_accuracy"], field["fallback"]["reconstruction"]
+    table = (tmp_path / "rep2.md").read_text().split("| clips judged |")[1].split("\n\n")[0]
+    rows = table.splitlines()
+    assert len(rows) == 2 + 1 + 4 + 5  # header rule, action, attributes, reconstructions
+    assert rows[2].startswith(
+        f"| static code from the prior | action | {acc['mean']:.3f} ± {acc['sd']:.3f} "
+        f"| {field['chance']['action']:.3f} |"
+    )
+    recon = field["reconstruction"]["skin"]
+    assert f"| reconstructions | skin | {recon:.3f} | {field['chance']['skin']:.3f} " in rows[-4]
+    assert f"| {fb['skin']:.3f}" in rows[-4]
     # a baseline's division is chosen per attribute: no one temporal score to report
     for a in old["eval"]["attributes"].values():
         a["disentanglement_rbf"]["division"] = a["disentanglement"]["division"] = "best of 254"

@@ -82,9 +82,12 @@ def test_an_oracle_keeps_what_it_keeps_and_takes_the_prior_draws_rest(monkeypatc
     for name in sp.ATTRIBUTES:  # the appearance is kept under new dynamics
         assert second[name]["mean"] > 0.95, second
     assert found["draws"] == 3 and found["static_set"] == [0]
+    # the judge on the plain reconstructions: the oracle's keep every head
+    assert all(found["reconstruction"][h] > 0.95 for h in ("action", *sp.ATTRIBUTES))
     # a decoder that ignores the static code keeps no appearance: attributes near chance
     frozen = field_protocol(Oracle(frozen=True), data, ([0], [1, 2]), judge, draws=2)
     assert np.mean([frozen["dynamics_from_prior"][a]["mean"] for a in sp.ATTRIBUTES]) < 0.5
+    assert np.mean([frozen["reconstruction"][a] for a in sp.ATTRIBUTES]) < 0.5  # nor reconstructs
     # and redrawing its static code changes nothing it draws: the protocol does not apply
     change = frozen["change"]
     assert change["static"] == 0 and change["temporal"] > 0 and change["all"] > 0

@@ -39,7 +39,7 @@ from stvae.evaluate import (
 )
 from stvae.hostmem import keeps_freed_memory
 from stvae.model import make_model
-from stvae.result import EvalResult
+from stvae.result import FALLBACK, EvalResult
 from stvae.rundir import SNAPSHOTS
 from stvae.runlog import cpu_name, read_segments
 
@@ -664,6 +664,9 @@ def curve_report(
         "segments": _segments(run_dir),
         "points": [_reported(p) for p in curve["points"]],
     }
+    final = _final_field(curve["points"])
+    if final:
+        report["field"] = final
     if rows is not None:
         report["beside"] = {"report": Path(beside).name, "runs": rows}
     if other is not None:
@@ -754,6 +757,7 @@ def _report_markdown(report: dict, stem: Path) -> str:
         ]
     lines += _leak_table(report["points"], grid["runs"] if grid else [])
     lines += _field_table(report["points"])
+    lines += _final_field_lines(report.get("field"))
     lines += ["", f"![learning curve]({stem.name}.png)", ""]
     lines += _against_lines(report, stem)
     return "\n".join(lines)
@@ -895,6 +899,15 @@ def _leak_table(points: list[dict], rows: list[dict]) -> list[str]:
     return lines
 
 
+def _data_order(names: list[str]) -> list[str]:
+    """Attribute ``names`` in their data's own order (JSON sorts them), after the others
+    (the action)."""
+    for order in (sprites.ATTRIBUTES, released.ATTRIBUTES):
+        if set(order) <= set(names):
+            return [*(n for n in names if n not in order), *order]
+    return names
+
+
 def _field_table(points: list[dict]) -> list[str]:
     """The report's table of a judged curve (``curve --judge``): the field's protocol at
     each snapshot (each head's accuracy, the mean of its prior draws) and the judge on the
@@ -902,10 +915,8 @@ def _field_table(points: list[dict]) -> list[str]:
     judged = [p for p in points if "field_action" in p]
     if not judged:
         return []
-    heads = [k for k in judged[-1] if k.startswith("field_") and k not in FIELD_SUMMARY]
-    for order in (sprites.ATTRIBUTES, released.ATTRIBUTES):  # the data's own order (JSON sorts)
-        if {h[len("field_") :] for h in heads} == set(order):
-            heads = [f"field_{name}" for name in order]
+    names = [k[len("field_") :] for k in judged[-1] if k.startswith("field_")]
+    heads = [f"field_{n}" for n in _data_order(names) if f"field_{n}" not in FIELD_SUMMARY]
     keys = ["field_action", "field_IS", *heads, "recon_action", "recon_attributes"]
     keys += ["swap_action", "swap_action_leak"]
     labels = ["action", "IS", *(h[len("field_") :] for h in heads)]
@@ -927,4 +938,75 @@ def _field_table(points: list[dict]) -> list[str]:
     for p in judged:
         cells = [f"{p[k]:.3f}" if k in p else "—" for k in keys]
         lines.append(f"| {p['step']:,} | {p['frames'] / 1e6:.2f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _final_field(points: list[dict]) -> dict | None:
+    """The whole field protocol (:func:`stvae.field.field_protocol`, without its feature
+    sets) of the last judged point, with its step and frames; None for a curve without."""
+    judged = [p for p in points if (p.get("eval") or {}).get("field")]
+    if not judged:
+        return None
+    last = judged[-1]
+    field = {k: v for k, v in last["eval"]["field"].items() if not k.endswith("_set")}
+    return {"step": last["step"], "frames": last["frames"], **field}
+
+
+def _final_field_lines(final: dict | None) -> list[str]:
+    """The field's table of the last judged point: both directions, each head's accuracy
+    (mean ± sd over the prior draws), chance (the scored set's commonest class), the
+    judge's fallback (the share of clips given its commonest verdict; over
+    :data:`stvae.result.FALLBACK` the head has fallen back) and the judge on real clips;
+    [] without."""
+    if not final or "fallback" not in final:
+        return []
+
+    def cell(d: dict) -> str:
+        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+
+    def fell(mean: float, text: str) -> str:
+        return text + (" (fell back)" if mean > FALLBACK else "")
+
+    fb, chance, judge = final["fallback"], final["chance"], final["judge_accuracy"]
+    first, second = final["static_from_prior"], final["dynamics_from_prior"]
+    kept = final.get("reconstruction", {})  # evaluations before it: none
+    rows = [
+        (
+            "static code from the prior",
+            "action",
+            first["action_accuracy"],
+            fb["static_from_prior"]["action"],
+        )
+    ]
+    rows += [
+        ("dynamics from the prior", n, second[n], fb["dynamics_from_prior"][n])
+        for n in _data_order(list(second))
+    ]
+    rows = [(d, n, cell(a), fell(f["mean"], cell(f))) for d, n, a, f in rows]
+    recon = fb["reconstruction"]
+    rows += [
+        ("reconstructions", n, f"{kept[n]:.3f}" if n in kept else "—", fell(v, f"{v:.3f}"))
+        for n, v in ((n, recon[n]) for n in _data_order(list(recon)))
+    ]
+    decoded = {"means": "the prior's conditional means", "draws": "the prior's draws"}
+    lines = [
+        "",
+        f"The field's table at step {final['step']:,} ({final['frames'] / 1e6:.2f} M frames; "
+        "the last point, at a finished run's end the final weights), on "
+        f"{final['clips']} held-out clips, each action equally often (`stvae.judge.field_set`), "
+        f"{final['draws']} prior draws a direction (mean ± sd), "
+        f"the dynamics decoded as {decoded[final['dynamics']]}. With the static code drawn "
+        f"from the prior: IS {cell(first['IS'])} (at most 9), H(y|x) {cell(first['H(y|x)'])}, "
+        f"H(y) {cell(first['H(y)'])} (at most ln 9 = 2.197). *Fallback*: the share of clips "
+        f"the judge gives its commonest verdict (over {FALLBACK:g}: fell back, the accuracy "
+        "is that class's share); *chance*: the scored clips' commonest class.",
+        "",
+        "| clips judged | head | accuracy | chance | fallback | judge on real clips |",
+        "|---|---|---|---|---|---|",
+    ]
+    for direction, head, acc, fallback in rows:
+        lines.append(
+            f"| {direction} | {head} | {acc} | {chance[head]:.3f} | {fallback} "
+            f"| {judge[head]:.3f} |"
+        )
     return lines

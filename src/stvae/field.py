@@ -182,7 +182,8 @@ def field_protocol(
     (:data:`stvae.result.DYNAMICS`, module doc). Returns ``{"draws", "dynamics",
     "static_set", "temporal_set", "static_from_prior": {"action_accuracy", "IS",
     "H(y|x)", "H(y)"}, "dynamics_from_prior": {attribute: accuracy}, "change":
-    :func:`redraw_change` of the first draw, "chance": {head: share}, "fallback":
+    :func:`redraw_change` of the first draw, "reconstruction": {head: the judge's
+    accuracy on the plain reconstructions}, "chance": {head: share}, "fallback":
     {"reconstruction": {head: share}, "static_from_prior": {"action": ...},
     "dynamics_from_prior": {attribute: ...}}}``, every score of a draw as ``{"mean",
     "sd"}`` over the draws."""
@@ -196,7 +197,10 @@ def field_protocol(
     names = attribute_names(data)
     second: dict[str, list[float]] = {name: [] for name in names}
     p_attrs, p_action = _judged(model, mu, judge)  # the reconstructions
-    fallback = {"reconstruction": _top_shares(p_action.argmax(-1), p_attrs.argmax(-1), names)}
+    verdict, named = p_action.argmax(-1).numpy(), p_attrs.argmax(-1).numpy()  # [V], [V, 4]
+    fallback = {"reconstruction": _top_shares(verdict, named, names)}
+    kept = {"action": float((verdict == action).mean())}
+    kept.update({n: float((named[:, i] == attributes[:, i]).mean()) for i, n in enumerate(names)})
     falls: dict[str, dict[str, list[float]]] = {"static_from_prior": {"action": []}}
     falls["dynamics_from_prior"] = {name: [] for name in names}
     for r in range(draws):
@@ -226,6 +230,7 @@ def field_protocol(
         "static_from_prior": {k: _summary(vs) for k, vs in first.items()},
         "dynamics_from_prior": {k: _summary(vs) for k, vs in second.items()},
         "change": change,
+        "reconstruction": kept,
         "chance": chance,
         "fallback": fallback,
     }
