@@ -171,6 +171,9 @@ def test_a_head_that_fell_back_is_named_as_such():
     assert "chance (the scored clips' commonest class) action 0.130, body 0.200" in text
     (line,) = [x for x in text.splitlines() if "fell back" in x]
     assert line.endswith("reconstructions body, dynamics from prior body")
+    assert "reconstructions judged" not in text  # evaluations before it: no such line
+    field["reconstruction"] = {"action": 0.98, "body": 0.5}
+    assert "reconstructions judged (no prior draw): action 0.980, body 0.500" in ev.describe()
     del field["fallback"], field["chance"]  # evaluations before them: no such lines
     assert "fell back" not in ev.describe() and "chance (the scored" not in ev.describe()
 

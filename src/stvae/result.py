@@ -370,6 +370,11 @@ def _describe_field(found: dict | None) -> list[str]:
         f"    dynamics from the prior ({_DECODED[found.get('dynamics', 'draws')]}), attributes "
         "judged: " + ", ".join(f"{k} {cell(v)}" for k, v in second.items())
     )
+    if "reconstruction" in found:  # evaluations since it was recorded
+        lines.append(
+            "    reconstructions judged (no prior draw): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in found["reconstruction"].items())
+        )
     if "fallback" not in found:  # evaluations before the fallback shares were added
         return lines
     fb = found["fallback"]
