@@ -39,7 +39,7 @@ from stvae.evaluate import (
 )
 from stvae.hostmem import keeps_freed_memory
 from stvae.model import make_model
-from stvae.result import FALLBACK, EvalResult
+from stvae.result import FALLBACK, EvalResult, draw_cell
 from stvae.rundir import SNAPSHOTS
 from stvae.runlog import cpu_name, read_segments
 
@@ -961,8 +961,7 @@ def _final_field_lines(final: dict | None) -> list[str]:
     if not final or "fallback" not in final:
         return []
 
-    def cell(d: dict) -> str:
-        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+    cell = draw_cell
 
     def fell(mean: float, text: str) -> str:
         return text + (" (fell back)" if mean > FALLBACK else "")

@@ -25,7 +25,15 @@ from stvae.checkpoint import read_json
 from stvae.errors import StvaeError
 from stvae.probes import Eq19
 
-__all__ = ["EVAL_VERSION", "SUFFIX", "PROBE_NAMES", "EvalResult", "Scores", "read_result"]
+__all__ = [
+    "EVAL_VERSION",
+    "SUFFIX",
+    "PROBE_NAMES",
+    "EvalResult",
+    "draw_cell",
+    "Scores",
+    "read_result",
+]
 
 EVAL_VERSION = 2  # 2: both probes, disjoint fit/score images, the travel-range grid
 SUFFIX = {"linear": "", "rbf": "_rbf"}  # eval.json keys: d_score, d_score_rbf, ...
@@ -345,6 +353,11 @@ def _describe_swaps(swaps: dict | None) -> list[str]:
     return lines
 
 
+def draw_cell(d: dict) -> str:
+    """A field score over prior draws, ``{"mean", "sd"}``, as "0.423 ± 0.016"."""
+    return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+
+
 def _describe_field(found: dict | None) -> list[str]:
     """Sprites: the field's protocol, both directions, mean ± sd over the prior draws."""
     if not found:
@@ -358,9 +371,7 @@ def _describe_field(found: dict | None) -> list[str]:
     if "not_applicable" in found:
         return lines + [f"    not applicable: {found['not_applicable']}"]
 
-    def cell(d: dict) -> str:
-        return f"{d['mean']:.3f} ± {d['sd']:.3f}"
-
+    cell = draw_cell
     first, second = found["static_from_prior"], found["dynamics_from_prior"]
     lines.append(
         f"    static from the prior, action judged ({found['draws']} draws): "
