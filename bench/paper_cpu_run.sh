@@ -25,8 +25,8 @@
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
-# in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl,
-# curve.json, and the snapshots not yet scored plus the newest one) into long/<run>/ of the
+# in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl and
+# segments.jsonl, curve.json, and the snapshots not yet scored plus the newest one) into long/<run>/ of the
 # work tree (LONG_KEPT elsewhere), to be committed; on a new machine the
 # first command finds no run directory, restores it from long/<run>/ and resumes it there.
 # The curve's points already scored are in curve.json; score new snapshots before `save`.
@@ -62,7 +62,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 KEPT=${LONG_KEPT:-$REPO/long}  # where runs travel between machines (committed)
 ROOT=${LONG_ROOT:-$HOME/long}
-KEEP=(config.json checkpoint.safetensors metrics.jsonl curve.json)
+KEEP=(config.json checkpoint.safetensors metrics.jsonl segments.jsonl curve.json)
 keep_run() {  # RUN DEST: what resuming needs, each file replaced whole (copy, then rename)
   mkdir -p "$2/snapshots"
   for f in "${KEEP[@]}"; do

@@ -37,7 +37,7 @@ def test_keeper_carries_unscored_snapshots_and_the_newest(tmp_path):
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     run = root / "runs" / RUN
     (run / "snapshots").mkdir(parents=True)
-    for name in ("config.json", "checkpoint.safetensors", "metrics.jsonl"):
+    for name in ("config.json", "checkpoint.safetensors", "metrics.jsonl", "segments.jsonl"):
         (run / name).write_text(name)
     for step in (1500, 3000, 4500):
         (run / "snapshots" / f"step-{step:06d}.safetensors").write_text(str(step))
@@ -45,6 +45,8 @@ def test_keeper_carries_unscored_snapshots_and_the_newest(tmp_path):
     # nothing scored yet: every snapshot travels
     assert _keep(root, kept) == [f"step-{s:06d}.safetensors" for s in (1500, 3000, 4500)]
     assert (kept / RUN / "checkpoint.safetensors").read_text() == "checkpoint.safetensors"
+    # which machine trained which steps travels too (stvae curve's report names them)
+    assert (kept / RUN / "segments.jsonl").read_text() == "segments.jsonl"
     assert (kept / RUN / "COMMIT").read_text().strip()
 
     # 1,500 and 3,000 scored: only 4,500 (unscored) stays
