@@ -25,10 +25,11 @@
 #
 # A machine here does not outlive its session, so a run that needs several sessions
 # travels in the repository: `save` stops the run with SIGTERM (a checkpoint of the step
-# in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl and
-# segments.jsonl, curve.json, and the snapshots not yet scored plus the newest one) into long/<run>/ of the
-# work tree (LONG_KEPT elsewhere), to be committed; on a new machine the
-# first command finds no run directory, restores it from long/<run>/ and resumes it there.
+# in flight), then copies what resuming needs (config.json, the checkpoint, metrics.jsonl
+# and segments.jsonl, curve.json, and the snapshots not yet scored plus the newest one)
+# into long/<run>/ of the work tree (LONG_KEPT elsewhere), to be committed; on a new
+# machine the first command finds no run directory, restores it from long/<run>/ and
+# resumes it there.
 # The curve's points already scored are in curve.json; score new snapshots before `save`.
 # A session that ends without `save` loses the steps since the last commit of long/<run>/
 # (sessions 31-33 lost steps 1,671-5,600 so): the start therefore also starts `keep`, which
@@ -48,8 +49,9 @@
 # more (its last point is `evaluate` of the final weights), then `stvae evaluate`, `stvae
 # figures` into FIGS, copies eval.json to REPORT-eval.json, and for a Bouncing MNIST run
 # prints the probe spread's table (bench/probe_noise.py) and copies its final weights,
-# config and metrics to pretrained/bouncing-mnist-<model>-beta4/ (a run directory users
-# load; write its README.md card by hand, with the spread); long/<run>/ is removed.
+# config, metrics and segments (`publish`) to pretrained/bouncing-mnist-<model>-beta4/ (a
+# run directory users load; write its README.md card by hand, with the spread);
+# long/<run>/ is removed.
 # Commit the reports and figures.
 # The keeper refreshes long/<run>/ in the work tree; commit it at most once each time work
 # stops (`save`), never at every refresh: each commit of the 20 MB checkpoint stays in
@@ -92,6 +94,12 @@ PY
   done
   git -C "$CLONE" rev-parse --short=7 HEAD > "$2/COMMIT"
 }
+publish() {  # RUN DEST: a finished run's final weights, config, metrics and segments
+  mkdir -p "$2"
+  for f in config.json model.safetensors metrics.jsonl segments.jsonl; do
+    if [ -f "$1/$f" ]; then cp "$1/$f" "$2/$f"; fi
+  done
+}
 run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's commit when
   # none is kept), REPORT, FIGS, TRAIN (its first command's flags), CURVE (curve's flags),
   # NOISE (its probe spread at the end), PUB (the pretrained folder, or none)
@@ -115,8 +123,9 @@ run_spec() {  # NAME -> DIR (its run directory's name), CLONE, PIN (the clone's 
       # machine and precision of each stretch of steps (the first run predates it)
       if [ "$kind" = hierarchical ]; then CLONE="$ROOT/stvae-sprites-hierarchical"; fi
       CURVE=(--judge)  # the second beside the first's curve, once it has one
-      if [ "$kind" = hierarchical ] && [ -f "$REPO/docs/results/sprites-field-dsvae-long.json" ]; then
-        CURVE+=(--against docs/results/sprites-field-dsvae-long.json)
+      local first=docs/results/sprites-field-dsvae-long.json
+      if [ "$kind" = hierarchical ] && [ -f "$REPO/$first" ]; then
+        CURVE+=(--against "$first")
       fi  # the clone's commit, or the work tree's before it exists:
       PIN=$(git -C "$CLONE" rev-parse --short=7 HEAD 2>/dev/null \
         || git -C "$REPO" rev-parse --short=7 HEAD)
@@ -145,7 +154,10 @@ if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
   if [ ! -d "$RUN" ]; then echo "no run at $RUN (start or restore it first)" >&2; exit 2; fi
   cd "$REPO"
   if pgrep -f "stvae train .*--out $RUN( |$)" >/dev/null; then
-    if [ "$1" = finish ]; then echo "$RUN is still training: finish once it has ended" >&2; exit 2; fi
+    if [ "$1" = finish ]; then
+      echo "$RUN is still training: finish once it has ended" >&2
+      exit 2
+    fi
     export OMP_NUM_THREADS=1  # beside the trainer's two threads
   fi
   .venv/bin/stvae curve "$RUN" "${CURVE[@]}" --report "$REPORT" \
@@ -159,8 +171,7 @@ if [ "${1:-}" = score ] || [ "${1:-}" = finish ]; then
       .venv/bin/python bench/probe_noise.py "$RUN" --steps "$((10#${last#step-}))"
     fi
     if [ -n "$PUB" ]; then
-      mkdir -p "$REPO/$PUB"
-      for f in config.json model.safetensors metrics.jsonl; do cp "$RUN/$f" "$REPO/$PUB/$f"; done
+      publish "$RUN" "$REPO/$PUB"
       echo "final weights in $REPO/$PUB (write its README.md card)" >&2
     fi
     rm -rf "$KEPT/$DIR"
@@ -191,7 +202,8 @@ if [ "${1:-}" = save ]; then
   fi
   dest="$KEPT/$DIR"
   keep_run "$RUN" "$dest"
-  echo "kept $RUN in $dest (commit it); its step: $(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')"
+  step=$(tail -n 1 "$RUN/metrics.jsonl" | grep -o '"step": [0-9]*')
+  echo "kept $RUN in $dest (commit it); its step: $step"
   exit 0
 fi
 NAME=${1:-hierarchical}

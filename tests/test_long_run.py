@@ -144,3 +144,21 @@ def test_an_unknown_long_run_is_one_line_and_exit_2(tmp_path):
         "unknown long run fast: hierarchical, slow, sprites-dsvae, sprites-hierarchical "
         "or chairs-hierarchical"
     )
+
+
+def test_a_finished_runs_published_folder_keeps_its_segments(tmp_path):
+    """`finish` copies a Bouncing MNIST run's final weights into pretrained/: with them
+    its segments.jsonl (which machines trained which steps), when the run has one; no
+    checkpoint or snapshot goes with them."""
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    names = ("config.json", "model.safetensors", "metrics.jsonl", "segments.jsonl")
+    for name in (*names, "checkpoint.safetensors", "snapshots/step-000001.safetensors"):
+        (run / name).write_text(name)
+    script = f'eval "$(sed -n "/^publish() {{/,/^}}/p" {SCRIPT})"; publish "$1" "$2"'
+    subprocess.run(["bash", "-c", script, "-", str(run), str(tmp_path / "pub")], check=True)
+    assert sorted(p.name for p in (tmp_path / "pub").iterdir()) == sorted(names)
+    assert (tmp_path / "pub" / "segments.jsonl").read_text() == "segments.jsonl"
+    (run / "segments.jsonl").unlink()  # a run from before segments.jsonl: the rest still
+    subprocess.run(["bash", "-c", script, "-", str(run), str(tmp_path / "old")], check=True)
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == sorted(names[:3])
