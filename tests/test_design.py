@@ -94,6 +94,24 @@ def test_the_cli_and_training_start_without_scikit_learn():
     assert out.stdout.strip() == "[]"
 
 
+def test_stvae_help_lists_its_commands_without_importing_torch():
+    """`stvae --help` (and a mistyped command) answers in a fraction of a second: torch is
+    imported only once a subcommand's flags are built, and only that subcommand's."""
+    code = (
+        "import sys\nfrom stvae.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(code, 'torch' in sys.modules, file=sys.stderr)"
+    )
+    for argv, answer in ((["--help"], "0 False"), (["trian"], "2 False")):
+        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+        assert out.stderr.strip().splitlines()[-1] == answer, argv
+    out = subprocess.run(
+        [sys.executable, "-c", code, "train", "--help"], capture_output=True, text=True
+    )
+    assert "--static-features" in out.stdout  # the named command's flags are all there
+    assert out.stderr.strip().splitlines()[-1] == "0 True"
+
+
 REASON = re.compile(r"# long:(.*)$", re.M)
 
 

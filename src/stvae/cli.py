@@ -18,9 +18,10 @@ import numpy as np
 
 from stvae import __version__
 from stvae.errors import StvaeError
-from stvae.result import PROBE_NAMES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from stvae.config import TrainConfig
 
 PROG = "stvae"
@@ -119,15 +120,9 @@ def _field_flag(p, name: str, f) -> None:
         )
 
 
-def _add_train(sub) -> None:
+def _add_train(p) -> None:
     from stvae.config import PRESETS, train_fields
 
-    p = sub.add_parser(
-        "train",
-        help="train a model into a run directory",
-        description="Train the hierarchical model or a baseline. A preset sets every field; "
-        "explicit flags override it. --resume continues a run directory from its last checkpoint.",
-    )
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -224,6 +219,8 @@ def _describe_run(summary: dict) -> str:
 
 
 def _describe_probe(probe: dict) -> str:
+    from stvae.result import PROBE_NAMES
+
     if not probe.get("accuracies"):
         return f"factor check skipped: {probe.get('skipped', 'no labels')}"
     lines = [f"factor check: accuracy on {probe['videos']} videos of {probe['data']}"]
@@ -245,14 +242,9 @@ def _describe_probe(probe: dict) -> str:
     return "\n".join(lines)
 
 
-def _add_dataset(sub) -> None:
+def _add_dataset(p) -> None:
     from stvae.data import DATASETS, OPTION_FIELDS, SPLITS
 
-    p = sub.add_parser(
-        "dataset",
-        help="write a generated dataset to an .npz file",
-        description="Generate a labelled dataset in stvae's .npz format.",
-    )
     p.add_argument("name", choices=tuple(DATASETS), help="which dataset")
     p.add_argument("--videos", type=_positive_int, default=1000, help="number of videos")
     p.add_argument(
@@ -290,16 +282,10 @@ def _cmd_dataset(args) -> None:
     )
 
 
-def _add_evaluate(sub) -> None:
+def _add_evaluate(p) -> None:
     from stvae.evaluate import PROBE_CHOICES
     from stvae.result import DYNAMICS
 
-    p = sub.add_parser(
-        "evaluate",
-        help="score a run: disentanglement (eq 19), static accuracy, ELBO",
-        description="Score a run on held-out data and write eval.json into the run directory. "
-        "Default data: fresh Bouncing MNIST videos of held-out digit images.",
-    )
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="a .npz/.npy file or video folder instead (labels optional)")
     p.add_argument(
@@ -339,13 +325,7 @@ def _cmd_evaluate(args) -> None:
     print(f"wrote {out}")
 
 
-def _add_encode(sub) -> None:
-    p = sub.add_parser(
-        "encode",
-        help="write posterior means and log-variances of every frame",
-        description="Encode every frame of a dataset file with a run's encoder into an .npz: "
-        "mu and logvar [V, T, F], static_features, and the file's labels.",
-    )
+def _add_encode(p) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--data", required=True, help=".npz/.npy videos or a folder of videos")
     p.add_argument("--out", required=True, help="output .npz")
@@ -374,17 +354,10 @@ def _cmd_encode(args) -> None:
     )
 
 
-def _add_reproduce(sub) -> None:
+def _add_reproduce(p) -> None:
     from stvae.config import PRESETS
     from stvae.reproduce import GRIDS
 
-    p = sub.add_parser(
-        "reproduce",
-        help="train and evaluate the grid of Tables 1-3 and write the report",
-        description="Train and evaluate the grid of the paper's Table 1 and Table 2 (Bouncing "
-        "MNIST) or 3 (chairs), skipping runs already done, and write "
-        "docs/results/<dataset>-<preset>.md and .json.",
-    )
     p.add_argument("--dataset", choices=sorted(GRIDS), default="bouncing-mnist")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--out", default="runs/reproduce", help="folder for the run directories")
@@ -443,16 +416,9 @@ def _cmd_reproduce(args) -> int | None:
     return None
 
 
-def _add_curve(sub) -> None:
+def _add_curve(p) -> None:
     from stvae.evaluate import PROBE_CHOICES
 
-    p = sub.add_parser(
-        "curve",
-        help="score a run's weight snapshots into a learning curve",
-        description="Score every snapshot of a run (kept with --snapshot-every) not yet in "
-        "RUN/curve.json as evaluate scores the final weights, on the same probe sets, and "
-        "write curve.json, curve.png and TensorBoard scalars into the run directory.",
-    )
     p.add_argument("run", help="run directory")
     p.add_argument("--seed", type=_count, default=0, help="seed of the probe sets (as evaluate)")
     p.add_argument(
@@ -514,13 +480,7 @@ def _cmd_curve(args) -> None:
         print(f"report: {args.report}.md, .json and .png{both}")
 
 
-def _add_figures(sub) -> None:
-    p = sub.add_parser(
-        "figures",
-        help="draw the paper's figures (2-8), reconstructions, curves and GIFs for a run",
-        description="Write the paper's Figures 2-8 for a run, with reconstructions, training "
-        "curves, GIFs and an index.html, into --out (default: RUN/figures).",
-    )
+def _add_figures(p) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="videos to draw from (default: the run's held-out data)")
     p.add_argument("--out", help="output folder (default: RUN/figures)")
@@ -536,24 +496,94 @@ def _cmd_figures(args) -> None:
     print(f"wrote {len(made)} files to {out}: open {out / 'index.html'}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMMANDS = {  # name -> (its flags, what `stvae --help` and `stvae NAME --help` say)
+    "train": (
+        _add_train,
+        dict(
+            help="train a model into a run directory",
+            description="Train the hierarchical model or a baseline. A preset sets every "
+            "field; explicit flags override it. --resume continues a run directory from its "
+            "last checkpoint.",
+        ),
+    ),
+    "dataset": (
+        _add_dataset,
+        dict(
+            help="write a generated dataset to an .npz file",
+            description="Generate a labelled dataset in stvae's .npz format.",
+        ),
+    ),
+    "evaluate": (
+        _add_evaluate,
+        dict(
+            help="score a run: disentanglement (eq 19), static accuracy, ELBO",
+            description="Score a run on held-out data and write eval.json into the run directory. "
+            "Default data: fresh Bouncing MNIST videos of held-out digit images.",
+        ),
+    ),
+    "encode": (
+        _add_encode,
+        dict(
+            help="write posterior means and log-variances of every frame",
+            description="Encode every frame of a dataset file with a run's encoder into an .npz: "
+            "mu and logvar [V, T, F], static_features, and the file's labels.",
+        ),
+    ),
+    "figures": (
+        _add_figures,
+        dict(
+            help="draw the paper's figures (2-8), reconstructions, curves and GIFs for a run",
+            description="Write the paper's Figures 2-8 for a run, with reconstructions, training "
+            "curves, GIFs and an index.html, into --out (default: RUN/figures).",
+        ),
+    ),
+    "curve": (
+        _add_curve,
+        dict(
+            help="score a run's weight snapshots into a learning curve",
+            description="Score every snapshot of a run (kept with --snapshot-every) not yet in "
+            "RUN/curve.json as evaluate scores the final weights, on the same probe sets, and "
+            "write curve.json, curve.png and TensorBoard scalars into the run directory.",
+        ),
+    ),
+    "reproduce": (
+        _add_reproduce,
+        dict(
+            help="train and evaluate the grid of Tables 1-3 and write the report",
+            description="Train and evaluate the grid of the paper's Table 1 and Table 2 (Bouncing "
+            "MNIST) or 3 (chairs), skipping runs already done, and write "
+            "docs/results/<dataset>-<preset>.md and .json.",
+        ),
+    ),
+}
+
+
+def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``stvae`` parser: every subcommand, each with its flags, or, given ``only``,
+    flags for those named alone (the rest listed by name and help: their flags read the
+    registries of models and data, which import torch, seconds that ``stvae --help`` and
+    ``stvae dataset`` need not pay)."""
     parser = _Parser(
         prog=PROG, description="Disentangle space and time in video (Grathwohl & Wilson)."
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train(sub)
-    _add_dataset(sub)
-    _add_evaluate(sub)
-    _add_encode(sub)
-    _add_figures(sub)
-    _add_curve(sub)
-    _add_reproduce(sub)
+    for name, (add_flags, texts) in _COMMANDS.items():
+        p = sub.add_parser(name, **texts)
+        if only is None or name in only:
+            add_flags(p)
     return parser
 
 
+def _named(argv: list[str]) -> list[str]:
+    """The subcommand ``argv`` names: its first word that is not an option (``stvae``'s own
+    options take no value), or none."""
+    return [word for word in argv if not word.startswith("-")][:1]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_named(argv)).parse_args(argv)
     try:
         code = args.func(args)
     except StvaeError as e:
