@@ -160,7 +160,7 @@ def test_a_damaged_snapshot_is_refused_by_name(tmp_path):
 
 @pytest.mark.slow
 def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
-    from stvae.curve import _report_markdown, curve_report
+    from stvae.curve import _report_markdown, _trained_on, curve_report
 
     run, _, _ = scored
     curve = json.loads((run / CURVE_FILES["json"]).read_text())  # as the tests above left it
@@ -184,8 +184,22 @@ def test_the_report_has_every_point_beside_the_papers_numbers(scored, tmp_path):
     assert segments[0]["start_step"] == 0
     for r in segments:  # the fixture's run may have been resumed: one line a process
         assert r["precision"] in ("fp32", "bf16")
-        assert f"from step {r['start_step']:,} on {r['machine']} ({r['precision']}, " in md
-    assert "Trained from step 0 on " in md
+    first = segments[0]
+    assert f"Trained from step 0 on {first['machine']} ({first['precision']}, " in md
+    # processes in a row on one machine are one stretch, with the steps resumed at; a
+    # change of machine or precision starts the next
+    same = {"machine": first["machine"], "precision": first["precision"], "threads": 2}
+    other = {**same, "machine": "Other CPU", "threads": 1}
+    stretches = [{**same, "start_step": 0}, {**same, "start_step": 392}]
+    stretches += [{**same, "start_step": 400}, {**other, "start_step": 900}]
+    stretches += [{**same, "start_step": 1200}]
+    said = f"{same['machine']} ({same['precision']}, 2 threads"
+    assert _trained_on(stretches) == (
+        f" Trained from step 0 on {said}; resumed at steps 392, 400), from step 900 on "
+        f"Other CPU ({same['precision']}, 1 thread), from step 1,200 on {said})"
+        " (segments.jsonl)."
+    )
+    assert _trained_on(stretches[:2]).endswith("; resumed at step 392) (segments.jsonl).")
     # a line that does not parse ends what the report names, rather than failing it
     copy = shutil.copytree(run, tmp_path / "copy")  # the fixture's run left as it is
     with open(copy / "segments.jsonl", "a") as f:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import takewhile
+from itertools import groupby, takewhile
 from pathlib import Path
 
 import numpy as np
@@ -694,14 +694,23 @@ def _segments(run_dir: Path) -> list[dict]:
 
 
 def _trained_on(segments: list[dict]) -> str:
-    """' Trained from step 0 on X (bf16, 2 threads), from step 7,848 on Y (...).' or ''."""
+    """' Trained from step 0 on X (bf16, 2 threads), from step 7,848 on Y (...).' or '';
+    processes in a row on the same machine, precision and threads are one stretch, with
+    the steps its later processes resumed at."""
     if not segments:
         return ""
-    parts = [
-        f"from step {r['start_step']:,} on {r['machine']} ({r['precision']}, "
-        f"{r['threads']} thread{'s' * (r['threads'] != 1)})"
-        for r in segments
-    ]
+    parts = []
+    for (machine, precision, threads), run in groupby(
+        segments, key=lambda r: (r["machine"], r["precision"], r["threads"])
+    ):
+        starts = [r["start_step"] for r in run]
+        resumed = ", ".join(f"{s:,}" for s in starts[1:])
+        parts.append(
+            f"from step {starts[0]:,} on {machine} ({precision}, "
+            f"{threads} thread{'s' * (threads != 1)}"
+            + (f"; resumed at step{'s' * (len(starts) > 2)} {resumed}" if resumed else "")
+            + ")"
+        )
     return " Trained " + ", ".join(parts) + " (segments.jsonl)."
 
 
