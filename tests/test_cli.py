@@ -75,6 +75,9 @@ def run(argv):
         (["curve", "run", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
         (["figures", "run", "--seed", "-1", "--out", "figs"], "must be at least 0, got -1"),
         (["train", "--frames", "1", "--out", "run"], "frames must be at least 2 for the hier"),
+        (["train", "--stepz", "3"], "stvae train: error: unrecognized arguments: --stepz 3"),
+        (["evaluate", "run", "extra"], "stvae evaluate: error: unrecognized arguments: extra"),
+        (["trian", "--steps", "3"], "stvae: error: argument command: invalid choice: 'trian'"),
     ],
 )
 def test_bad_input_is_one_line(argv, match, capsys, tmp_path, monkeypatch):

@@ -583,7 +583,13 @@ def _named(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(_named(argv)).parse_args(argv)
+    args, unknown = build_parser(_named(argv)).parse_known_args(argv)
+    if unknown:  # named with its subcommand, as every other error of a subcommand's flags
+        print(
+            f"{PROG} {args.command}: error: unrecognized arguments: {' '.join(unknown)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         code = args.func(args)
     except StvaeError as e:
