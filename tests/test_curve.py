@@ -9,7 +9,7 @@ import pytest
 from stvae import curve as curve_module
 from stvae import evaluate as evaluate_module
 from stvae.cli import main
-from stvae.curve import CURVE_FILES, _headline, curve_report, curve_run, snapshots
+from stvae.curve import CURVE_FILES, curve_report, curve_run, eval_scores, snapshots
 from stvae.data import DataConfig
 from stvae.errors import StvaeError
 from stvae.evaluate import evaluate_run
@@ -295,7 +295,7 @@ def test_a_judged_curve_has_the_fields_columns_in_its_points_plot_and_report(
     # a baseline's division is chosen per attribute: no one temporal score to report
     for a in old["eval"]["attributes"].values():
         a["disentanglement_rbf"]["division"] = a["disentanglement"]["division"] = "best of 254"
-    assert "temporal_from_static_rbf" not in _headline(EvalResult.from_dict(old["eval"]))
+    assert "temporal_from_static_rbf" not in eval_scores(EvalResult.from_dict(old["eval"]))
     (run / CURVE_FILES["json"]).write_text(json.dumps(curve))
     # without --judge a judged curve is kept as it is; scored afresh, it has none of it
     assert curve_run(run, quiet=True) == curve

@@ -110,8 +110,11 @@ def training_image_gap(
     return out
 
 
-def _headline(ev: EvalResult) -> dict:
-    """The curve's scalars from one evaluate result."""
+def eval_scores(ev: EvalResult) -> dict:
+    """The curve's scalars from one evaluate result, under the curve report's keys
+    (:data:`REPORT_COLUMNS`, :data:`LEAK_COLUMNS`), the held-out static accuracy (RBF)
+    also under its report name ``static_held_out_rbf``: each point's numbers, and what a
+    script that scores runs outside a curve tabulates with :func:`table_cells`."""
     out = {}
     for p in PROBES:
         sfx = SUFFIX[p]
@@ -139,14 +142,6 @@ def _headline(ev: EvalResult) -> dict:
         out[f"elbo_{key}"] = value
     out.update(_field_headline(ev))
     return out
-
-
-def eval_scores(ev: EvalResult) -> dict:
-    """One evaluate result under the curve report's keys (:data:`REPORT_COLUMNS`,
-    :data:`LEAK_COLUMNS`), the held-out static accuracy (RBF) also under its report name
-    ``static_held_out_rbf``: what a script that scores runs outside a curve tabulates
-    with :func:`table_cells`."""
-    return _headline(ev)
 
 
 def _field_headline(ev: EvalResult) -> dict:
@@ -258,7 +253,7 @@ def curve_run(
         ev = evaluate_model(model, config, None, seed, probe, sets=sets, judge=judge, cache=cache)
         point = {"step": step, "frames": step * config.frames_per_batch, "sha256": sha}
         point["lr"] = config.lr_at(max(step - 1, 0))
-        point.update(_headline(ev))
+        point.update(eval_scores(ev))
         if train_videos is not None and "static_labels" in train_videos:
             point.update(training_image_gap(model, config, sets, train_videos, seed, cache))
         point["eval"] = ev.to_dict()
@@ -309,7 +304,7 @@ def probe_spread(
             ev = evaluate_model(
                 model, config, None, seed, probe, sets=sets, judge=False, cache=cache
             )
-            point = _headline(ev)
+            point = eval_scores(ev)
             if config.model.n_static:
                 point.update(all_feature_accuracy(model, sets, seed, cache, probe))
             out[step].append(point)
@@ -618,9 +613,9 @@ def against_curve(path: str | Path, config: TrainConfig) -> dict:
 
 def _reported(point: dict) -> dict:
     """A curve point as its report keeps it: without the whole evaluate result, and with
-    any headline key added to :func:`_headline` after the point was scored read from that
+    any headline key added to :func:`eval_scores` after the point was scored read from that
     result (the point's own values stand)."""
-    filled = _headline(EvalResult.from_dict(point["eval"])) if "eval" in point else {}
+    filled = eval_scores(EvalResult.from_dict(point["eval"])) if "eval" in point else {}
     return {**filled, **{k: v for k, v in point.items() if k != "eval"}}
 
 
