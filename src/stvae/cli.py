@@ -560,9 +560,9 @@ _COMMANDS = {  # name -> (its flags, what `stvae --help` and `stvae NAME --help`
 
 def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The ``stvae`` parser: every subcommand, each with its flags, or, given ``only``,
-    flags for those named alone (the rest listed by name and help: their flags read the
-    registries of models and data, which import torch, seconds that ``stvae --help`` and
-    ``stvae dataset`` need not pay)."""
+    flags for those named alone (the rest listed by name and help: most flags read the
+    registries of models and data, which import torch, seconds that ``stvae --help`` and a
+    mistyped command need not pay)."""
     parser = _Parser(
         prog=PROG, description="Disentangle space and time in video (Grathwohl & Wilson)."
     )
