@@ -108,6 +108,11 @@ def main() -> None:
     for run, model, config, videos, seed, mu, logvar, clips in held_out_encodings(
         __doc__.splitlines()[0]
     ):
+        try:
+            model.blocks(model.config)
+        except NotImplementedError as e:  # dsvae: a learned prior of its dynamics
+            print(f"\n{run.name}: {config.model.kind}: {e}; nothing to price, skipped")
+            continue
         print(
             f"\n{run.name}: {config.model.kind}, beta {config.model.beta:g}, {videos} "
             f"held-out videos of {config.data.source} (seed {seed})\n"

@@ -65,3 +65,20 @@ def test_what_the_offsets_buy_is_measured_by_moving_only_them(bench_module):
     found = gain(model, videos, flat)
     assert abs(found["temporal"]["all"]) < 1e-3 and abs(found["static"]["all"]) > 1.0
     assert set(found["temporal"]) == {"all"}  # no labels, no label's part
+
+
+def test_a_model_without_prior_blocks_is_skipped_in_one_line(bench_module, capsys, monkeypatch):
+    """dsvae's dynamics prior is learned, not a block of eqs 13-18: nothing to price, so
+    its run is named and skipped (the runs after it still printed), not a traceback."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    module = bench_module("offset_cost")
+    model = make_model(ModelConfig(kind="dsvae", features=4))
+    config = SimpleNamespace(model=SimpleNamespace(kind="dsvae"))
+    found = [(Path("runs/a"), model, config, 4, 0, None, None, None)]
+    monkeypatch.setattr(module, "held_out_encodings", lambda _: iter(found))
+    module.main()
+    assert capsys.readouterr().out.strip() == (
+        "a: dsvae: DSVAE has no prior of independent blocks; nothing to price, skipped"
+    )
