@@ -5,7 +5,7 @@ other kinds' priors tie features over time). A feature whose mean barely moves a
 KL is near 0 is one the decoder barely uses; the division a baseline's eq 19 chooses can
 put such a feature alone on the static side (docs/results.md, the field's protocol).
 
-    python bench/feature_usage.py RUN [RUN ...] [--videos 256] [--seed 0]
+    python bench/feature_usage.py RUN [RUN ...] [--videos 256] [--seed 0] [--step N]
 
 Prints one block per run: its kind, the division its eval.json records for the field's
 protocol (if any), and a row per feature.

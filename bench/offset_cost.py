@@ -11,7 +11,7 @@ over videos of that per-video mean, its share of the feature's spread over all f
 and the posterior's own standard deviation (the unit in which the decoder can tell two
 offsets apart).
 
-    python bench/offset_cost.py RUN [RUN ...] [--videos 256] [--seed 0]
+    python bench/offset_cost.py RUN [RUN ...] [--videos 256] [--seed 0] [--step N]
 
 Prints one block per run: a row per prior block (nats a video: KL as encoded, KL
 centred, offsets' cost, what they and their label's part buy) and a row per feature of
