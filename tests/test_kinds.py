@@ -129,9 +129,13 @@ def test_a_kind_refuses_the_hyperparameters_of_other_kinds(kind):
     own = {f.name for f in dataclasses.fields(KINDS[kind].options)}
     others = [f for f in dataclasses.fields(ModelConfig) if f.name not in own | COMMON_FIELDS]
     for f in others:
-        value = {"sigma2": 0.5, "walk_start": 0.5, "static_features": 1, "posterior": "full"}[
-            f.name
-        ]
+        value = {
+            "sigma2": 0.5,
+            "walk_start": 0.5,
+            "walk_decay": 0.5,
+            "static_features": 1,
+            "posterior": "full",
+        }[f.name]
         with pytest.raises(StvaeError, match=f"{f.name} applies to the"):
             ModelConfig(kind=kind, features=4, **{f.name: value})
 

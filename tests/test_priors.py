@@ -15,9 +15,18 @@ def static_cov(n: int, sigma2: float) -> torch.Tensor:
     return sigma2 * torch.eye(n, dtype=torch.float64) + torch.ones(n, n, dtype=torch.float64)
 
 
-def temporal_cov(n: int, sigma2: float, start: float = 1.0) -> torch.Tensor:
+def temporal_cov(n: int, sigma2: float, start: float = 1.0, decay: float = 1.0) -> torch.Tensor:
+    """The walk's covariance over n frames. Eq 8 (decay 1): start + sigma2 min(i, j); with
+    a decay, built from h = L e (h_1 = sqrt(start) e_1, h_i = decay h_{i-1} + sqrt(sigma2)
+    e_i) as L L^T, a construction independent of the closed form's."""
     idx = torch.arange(n, dtype=torch.float64)
-    return start + sigma2 * torch.minimum(idx[:, None], idx[None, :])
+    if decay == 1.0:
+        return start + sigma2 * torch.minimum(idx[:, None], idx[None, :])
+    scale = torch.full((n,), sigma2**0.5, dtype=torch.float64)
+    scale[0] = start**0.5
+    powers = decay ** (idx[:, None] - idx[None, :]).clamp(min=0)  # decay^(i - j), i >= j
+    lower = torch.tril(powers) * scale[None, :]  # h_i = sum_j decay^(i-j) scale_j e_j
+    return lower @ lower.T
 
 
 def oracle(mu: torch.Tensor, logvar: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
@@ -63,6 +72,25 @@ def test_temporal_matches_joint_gaussian(n, sigma2, start):
     )
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 50])
+@pytest.mark.parametrize("sigma2", [0.01, 0.3])
+@pytest.mark.parametrize("decay", [0.5, 0.9, 0.99])
+def test_a_decaying_walk_matches_joint_gaussian(n, sigma2, decay):
+    """``walk_decay`` (section 2's slow feature analysis prior, lambda below 1): against
+    the covariance built from the walk's own recursion."""
+    mu, logvar = sample(3, n, 4, seed=200 + n)
+    torch.testing.assert_close(
+        kl_temporal(mu, logvar, sigma2, 0.5, decay),
+        oracle(mu, logvar, temporal_cov(n, sigma2, 0.5, decay)),
+        rtol=1e-9,
+        atol=1e-8,
+    )
+    # decay 1 in the recursion's construction is eq 8's min(i, j) form
+    torch.testing.assert_close(
+        temporal_cov(n, sigma2, 0.5, 1.0 - 1e-15), temporal_cov(n, sigma2, 0.5), rtol=1e-9, atol=0
+    )
+
+
 @pytest.mark.parametrize("n", [1, 16])
 def test_standard_matches_identity_prior(n):
     mu, logvar = sample(3, n, 5, seed=7)
@@ -104,21 +132,25 @@ def test_a_models_prior_samples_have_its_priors_covariance(kind):
     from stvae.model import ModelConfig, make_model
 
     takes = {f.name for f in dataclasses.fields(KINDS[kind].options)}
-    given = {"sigma2": 0.3, "walk_start": 0.5}  # each kind's own, away from its default
-    config = ModelConfig(kind=kind, features=4, **{k: v for k, v in given.items() if k in takes})
-    model = make_model(config)
-    h = model.prior_sample(100_000, 5, torch.Generator().manual_seed(2)).double()  # [V, 5, 4]
-    want = {
-        "static": static_cov(5, 0.3),
-        "temporal": temporal_cov(5, 0.3, 0.5 if "walk_start" in takes else 1.0),
-        "standard": torch.eye(5, dtype=torch.float64),
-    }
-    for prior, block in model.blocks(config):
-        for i in range(block.start, block.stop):
-            cov = torch.cov(h[..., i].T)
-            torch.testing.assert_close(cov, want[prior.name], atol=0.03, rtol=0)
-    across = torch.corrcoef(h[:, 2].T)  # one frame, every feature: independent
-    torch.testing.assert_close(across, torch.eye(4, dtype=torch.float64), atol=0.02, rtol=0)
+    for decay in (1.0, 0.7):  # eq 8, and a decaying walk where the kind takes one
+        given = {"sigma2": 0.3, "walk_start": 0.5, "walk_decay": decay}  # away from defaults
+        config = ModelConfig(
+            kind=kind, features=4, **{k: v for k, v in given.items() if k in takes}
+        )
+        model = make_model(config)
+        h = model.prior_sample(100_000, 5, torch.Generator().manual_seed(2)).double()
+        walk = (0.5, decay) if "walk_start" in takes else (1.0, 1.0)
+        want = {
+            "static": static_cov(5, 0.3),
+            "temporal": temporal_cov(5, 0.3, *walk),
+            "standard": torch.eye(5, dtype=torch.float64),
+        }
+        for prior, block in model.blocks(config):
+            for i in range(block.start, block.stop):
+                cov = torch.cov(h[..., i].T)  # h: [V, 5, 4]
+                torch.testing.assert_close(cov, want[prior.name], atol=0.03, rtol=0)
+        across = torch.corrcoef(h[:, 2].T)  # one frame, every feature: independent
+        torch.testing.assert_close(across, torch.eye(4, dtype=torch.float64), atol=0.02, rtol=0)
 
 
 @pytest.mark.parametrize("fn", [kl_static, kl_temporal])
@@ -236,7 +268,7 @@ def _conditional_means(cov: torch.Tensor, x: torch.Tensor, first: int) -> torch.
     return torch.stack(out, 1)
 
 
-@pytest.mark.parametrize("name", ["static", "temporal", "standard"])
+@pytest.mark.parametrize("name", ["static", "temporal", "decaying", "standard"])
 def test_prior_means_are_each_frames_conditional_mean_along_the_drawn_path(name):
     """BlockPrior.means (what the field's protocol decodes for dynamics drawn from the
     prior) against the Gaussian conditional mean on the explicit joint covariance in
@@ -248,9 +280,12 @@ def test_prior_means_are_each_frames_conditional_mean_along_the_drawn_path(name)
     noise = torch.randn(
         500, n + 1, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64
     )
-    prior = {"static": StaticPrior(s2), "temporal": WalkPrior(s2), "standard": StandardPrior()}[
-        name
-    ]
+    prior = {
+        "static": StaticPrior(s2),
+        "temporal": WalkPrior(s2),
+        "decaying": WalkPrior(s2, 0.5, 0.7),
+        "standard": StandardPrior(),
+    }[name]
     h, means = prior.draw(noise)[..., 0], prior.means(noise)[..., 0]  # [V, n]
     if name == "static":  # the joint of (h_0, h_1..h_n): h_0 ~ N(0, 1), h_i = h_0 + N(0, s2)
         joint = torch.zeros(n + 1, n + 1, dtype=torch.float64)
@@ -258,7 +293,11 @@ def test_prior_means_are_each_frames_conditional_mean_along_the_drawn_path(name)
         joint[0, :] = joint[:, 0] = 1.0
         want = _conditional_means(joint, torch.cat([noise[:, :1, 0], h], 1), 1)
     else:
-        cov = temporal_cov(n, s2) if name == "temporal" else torch.eye(n, dtype=torch.float64)
+        cov = {
+            "temporal": temporal_cov(n, s2),
+            "decaying": temporal_cov(n, s2, 0.5, 0.7),
+            "standard": torch.eye(n, dtype=torch.float64),
+        }[name]
         want = _conditional_means(cov, h, 0)
     torch.testing.assert_close(means, want)
     assert (means - h).abs().mean() > 0.05  # means, not the draw itself
@@ -278,3 +317,24 @@ def test_a_tighter_walk_start_prices_a_per_video_offset_by_its_variance():
         torch.testing.assert_close(rise, torch.full_like(rise, 2 * c**2 / (2 * start)))
     with pytest.raises(ValueError, match="start must be a positive finite number"):
         kl_temporal(zero, logvar, sigma2, 0.0)
+
+
+def test_a_decaying_walk_prices_a_per_video_offset_at_every_step():
+    """``walk_decay`` lambda < 1 (section 2's slow feature analysis prior): a constant c on
+    every frame pays c^2 / (2 start) at the start and (1 - lambda)^2 c^2 / (2 sigma2) at
+    each of the N - 1 steps: it grows with the clip and exceeds the static factor's
+    N c^2 / (2 (sigma2 + N)), where eq 8 (lambda = 1) charges the start alone."""
+    n, sigma2, c = 16, 0.01, 0.7
+    _, logvar = sample(1, n, 2, seed=3)
+    zero = torch.zeros_like(logvar)
+    for decay in (1.0, 0.99, 0.9):
+        rise = kl_temporal(zero + c, logvar, sigma2, 1.0, decay) - kl_temporal(
+            zero, logvar, sigma2, 1.0, decay
+        )
+        per_feature = c**2 / 2 + (n - 1) * (1 - decay) ** 2 * c**2 / (2 * sigma2)
+        torch.testing.assert_close(rise, torch.full_like(rise, 2 * per_feature))
+        static = kl_static(zero + c, logvar, sigma2) - kl_static(zero, logvar, sigma2)
+        assert (rise > static).all() if decay < 1 else (rise >= static).all()
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="decay must be in"):
+            kl_temporal(zero, logvar, sigma2, 1.0, bad)

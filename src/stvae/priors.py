@@ -10,7 +10,10 @@ prior Gaussian with covariance
 * standard (VAE):   I
 * static   (eq 7):  sigma2 * I + 1 1^T          (h_0 ~ N(0, 1), h_i = h_0 + N(0, sigma2))
 * temporal (eq 8):  start + sigma2 * min(i, j)   (0-indexed random walk from N(0, start);
-                                                 eq 8 has start = 1)
+                                                 eq 8 has start = 1; with a decay
+                                                 lambda < 1 each step is lambda h_{i-1}
+                                                 + N(0, sigma2), the walk of section 2's
+                                                 slow feature analysis prior)
 
 For a Gaussian prior N(0, S) and q = N(m, diag v) over R^N,
 KL = 1/2 [ tr(S^-1 diag v) + m^T S^-1 m - N + log det S - sum log v ].
@@ -44,6 +47,11 @@ def _check(mu: Tensor, logvar: Tensor) -> None:
         raise ValueError(
             f"mu and logvar must both be [B, N, F]; got {tuple(mu.shape)} and {tuple(logvar.shape)}"
         )
+
+
+def _check_decay(decay: float) -> None:
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1]; got {decay}")
 
 
 def _check_sigma2(sigma2: float, name: str = "sigma2") -> None:
@@ -85,23 +93,32 @@ def kl_static(mu: Tensor, logvar: Tensor, sigma2: float) -> Tensor:
     return per_feature.sum(dim=1)
 
 
-def kl_temporal(mu: Tensor, logvar: Tensor, sigma2: float, start: float = 1.0) -> Tensor:
+def kl_temporal(
+    mu: Tensor, logvar: Tensor, sigma2: float, start: float = 1.0, decay: float = 1.0
+) -> Tensor:
     """KL to the Gaussian random-walk prior of eq 8 (closed form of eqs 14-15).
 
-    The prior factorises as N(h_1 | 0, start) prod_i N(h_i | h_{i-1}, sigma2) (eq 9, where
-    start = 1), so the cross-entropy only needs first frames and frame differences, whose
-    means are mu_i - mu_{i-1} and variances v_i + v_{i-1} under q.
+    The prior factorises as N(h_1 | 0, start) prod_i N(h_i | decay h_{i-1}, sigma2) (eq 9,
+    where start = 1 and decay = 1), so the cross-entropy only needs first frames and the
+    steps h_i - decay h_{i-1}, whose means are mu_i - decay mu_{i-1} and variances
+    v_i + decay^2 v_{i-1} under q.
 
     mu, logvar: [B, N, F]; sigma2: the step variance sigma_t^2; start: the first frame's
-    variance (1 in eq 8; docs/design.md on what a smaller one does) -> [B].
+    variance (1 in eq 8; docs/design.md on what a smaller one does); decay: lambda of the
+    slow feature analysis prior of section 2 (1 in eq 8; below 1 a constant per video
+    pays at every step, docs/design.md) -> [B].
     """
     _check(mu, logvar)
     _check_sigma2(sigma2)
     _check_sigma2(start, "start")
+    _check_decay(decay)
     n = mu.shape[1]
     var = logvar.exp()
     first = (mu[:, 0].square() + var[:, 0]) / start + math.log(start)  # [B, F]
-    steps = (mu[:, 1:] - mu[:, :-1]).square() + var[:, 1:] + var[:, :-1]  # [B, N-1, F]
+    if decay == 1.0:  # eq 8 as written (the same arithmetic as before decay existed)
+        steps = (mu[:, 1:] - mu[:, :-1]).square() + var[:, 1:] + var[:, :-1]  # [B, N-1, F]
+    else:
+        steps = (mu[:, 1:] - decay * mu[:, :-1]).square() + var[:, 1:] + decay**2 * var[:, :-1]
     cross = first + steps.sum(dim=1) / sigma2 + (n - 1) * math.log(sigma2)
     per_feature = 0.5 * (cross - n - logvar.sum(dim=1))  # [B, F]
     return per_feature.sum(dim=1)
@@ -177,21 +194,28 @@ class StaticPrior(BlockPrior):
 @dataclass(frozen=True)
 class WalkPrior(BlockPrior):
     """Eq 8: a random walk from h_1 ~ N(0, start) (eq 8: start = 1) with steps
-    N(0, sigma2)."""
+    h_i = decay h_{i-1} + N(0, sigma2) (eq 8: decay = 1; section 2's slow feature
+    analysis prior has a lambda below 1)."""
 
     sigma2: float
     start: float = 1.0
+    decay: float = 1.0
     name: ClassVar[str] = "temporal"
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return kl_temporal(mu, logvar, self.sigma2, self.start)
+        return kl_temporal(mu, logvar, self.sigma2, self.start, self.decay)
 
     def draw(self, noise: Tensor) -> Tensor:
         first, step = noise[:, :1], noise[:, 1:]
-        walk = torch.cat([torch.zeros_like(first), step[:, 1:]], 1).cumsum(1)
-        return self.start**0.5 * first + self.sigma2**0.5 * walk
+        if self.decay == 1.0:
+            walk = torch.cat([torch.zeros_like(first), step[:, 1:]], 1).cumsum(1)
+            return self.start**0.5 * first + self.sigma2**0.5 * walk
+        h = [self.start**0.5 * first[:, 0]]
+        for i in range(1, step.shape[1]):
+            h.append(self.decay * h[-1] + self.sigma2**0.5 * step[:, i])
+        return torch.stack(h, 1)
 
     def means(self, noise: Tensor) -> Tensor:
-        """E[h_1] = 0, E[h_t | h_<t] = h_{t-1}: the walk one step behind."""
+        """E[h_1] = 0, E[h_t | h_<t] = decay h_{t-1}: the walk one step behind."""
         h = self.draw(noise)
-        return torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
+        return torch.cat([torch.zeros_like(h[:, :1]), self.decay * h[:, :-1]], 1)

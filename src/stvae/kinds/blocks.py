@@ -51,6 +51,15 @@ class WalkOptions:
             "1 is eq 8 (the paper's)"
         },
     )
+    # eq 8's steps h_i - h_{i-1} at 1; below it h_i - decay h_{i-1}, which charges a
+    # constant per video at every frame (docs/design.md, "Where a per-video constant goes")
+    walk_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "decay lambda of the random walk, h_i^t = lambda h_{i-1}^t + N(0, sigma2 I) "
+            "(section 2's slow feature analysis prior); 1 is eq 8 (the paper's)"
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ def _check_walk_variances(config) -> None:
         value = getattr(config, name)
         if not (value > 0 and math.isfinite(value)):
             raise StvaeError(f"{name} must be a positive finite number; got {value}")
+    if not 0 < config.walk_decay <= 1:
+        raise StvaeError(f"walk_decay must be in (0, 1]; got {config.walk_decay}")
 
 
 class VideoVAE(SequenceVAE):
@@ -108,7 +119,10 @@ class Hierarchical(VideoVAE):
         s = config.n_static
         return [
             (priors.StaticPrior(config.sigma2), slice(0, s)),
-            (priors.WalkPrior(config.sigma2, config.walk_start), slice(s, config.features)),
+            (
+                priors.WalkPrior(config.sigma2, config.walk_start, config.walk_decay),
+                slice(s, config.features),
+            ),
         ]
 
 
@@ -122,7 +136,12 @@ class Slow(VideoVAE):
 
     @classmethod
     def blocks(cls, config) -> list[tuple[priors.BlockPrior, slice]]:
-        return [(priors.WalkPrior(config.sigma2, config.walk_start), slice(0, config.features))]
+        return [
+            (
+                priors.WalkPrior(config.sigma2, config.walk_start, config.walk_decay),
+                slice(0, config.features),
+            )
+        ]
 
 
 class Vae(VideoVAE):
