@@ -1,10 +1,13 @@
-"""Issue 49's lever on chairs: the chairs grid's hierarchical beta-4 cell (4 + 4
+"""Issue 49's levers on chairs: the chairs grid's hierarchical beta-4 cell (4 + 4
 features, the `cpu` preset) trained again with the random walk's first frame drawn from
-N(0, s I) for each s given (`--walk-start`; eq 8 is s = 1; docs/design.md, "Where a
-per-video constant goes"), each scored by `stvae evaluate` and by bench/offset_cost.py,
-beside the grid's own run at s = 1 (its row in docs/results/chairs-cpu.json).
+N(0, s I) for each s given (`--walk-start`; eq 8 is s = 1), and with the walk decaying,
+h_i = lambda h_{i-1} + N(0, sigma2 I), for each lambda given (`--walk-decay`; eq 8 is
+lambda = 1; docs/design.md, "Where a per-video constant goes"), each scored by `stvae
+evaluate` and by bench/offset_cost.py, beside the grid's own run at s = 1, lambda = 1
+(its row in docs/results/chairs-cpu.json).
 
-    python bench/walk_start.py [--starts 0.1 0.01] [--out runs/walk-start]
+    python bench/walk_start.py [--starts 0.1 0.01] [--decays LAMBDA ...]
+                               [--out runs/walk-start]
                                [--report docs/results/chairs-walk-start] [--preset cpu]
                                [--frames N]
 
@@ -46,21 +49,22 @@ COLUMNS = (
 )
 
 
-def cell_config(preset: str, start: float, frames: int | None = None):
-    """The grid's hierarchical beta-4 chairs cell, with the walk's start variance (and
-    ``frames`` a clip where given: the order task needs 5 or more)."""
+def cell_config(preset: str, start: float, frames: int | None = None, decay: float = 1.0):
+    """The grid's hierarchical beta-4 chairs cell, with the walk's start variance and
+    decay (and ``frames`` a clip where given: the order task needs 5 or more)."""
     given = {
         "data.source": "chairs",
         "model.kind": "hierarchical",
         "model.features": 8,
         "model.beta": 4.0,
         "model.walk_start": start,
+        "model.walk_decay": decay,
     }
     return preset_config(preset, given | ({"data.frames": frames} if frames else {}))
 
 
-def scored_row(run: Path, start: float) -> dict:
-    """One s: eval.json's numbers (stvae.curve.eval_scores), the temporal block's
+def scored_row(run: Path, start: float, decay: float = 1.0) -> dict:
+    """One s and lambda: eval.json's numbers (stvae.curve.eval_scores), the temporal block's
     offsets' cost and the reconstruction their chair part buys (bench/offset_cost.py)."""
     ev = evaluate_run(run)
     model, config = load_run(run)
@@ -69,6 +73,7 @@ def scored_row(run: Path, start: float) -> dict:
     bought = offset_gain(model, clips["videos"], mu, clips["static_labels"])["temporal"]
     return {
         "walk_start": start,
+        "walk_decay": decay,
         "run": str(run),
         **eval_scores(ev),
         "offsets_cost": temporal["kl"] - temporal["kl_centred"],
@@ -83,40 +88,47 @@ def grid_row() -> dict | None:
     if not GRID.exists():
         return None
     rows = [r for r in grid_rows(GRID, cell_config("cpu", 1.0)) if r["name"] == CELL]
-    return {"walk_start": 1.0, "run": f"{GRID.name}: {CELL}", **rows[0]} if rows else None
+    row = {"walk_start": 1.0, "walk_decay": 1.0, "run": f"{GRID.name}: {CELL}"}
+    return {**row, **rows[0]} if rows else None
 
 
 def markdown(rows: list[dict], args, commit: str) -> str:
     command = f"python bench/walk_start.py --starts {' '.join(f'{x:g}' for x in args.starts)}"
+    command += "".join(f" --decays {x:g}" for x in args.decays[:1])
+    command += "".join(f" {x:g}" for x in args.decays[1:])
     command += f" --preset {args.preset}" + (f" --frames {args.frames}" if args.frames else "")
-    grid = any(r["walk_start"] == 1.0 and r["run"].startswith(GRID.name) for r in rows)
+    grid = any(r["walk_start"] == 1.0 and r.get("run", "").startswith(GRID.name) for r in rows)
     lines = [
-        "# chairs: the hierarchical model with a tighter start of the random walk",
+        "# chairs: the hierarchical model with its random walk's start tightened or its "
+        "steps decaying",
         "",
         f"Made by `{command}` at commit {commit}: the chairs grid's hierarchical beta-4 cell "
         "(4 + 4 features) trained with p(h_1^t) = N(0, s I) (`--walk-start s`; eq 8 has "
-        "s = 1), scored by `stvae evaluate` (probe sets as the grid's) and "
+        "s = 1) or with h_i^t = lambda h_{i-1}^t + N(0, sigma2 I) (`--walk-decay lambda`; "
+        "eq 8 has lambda = 1), scored by `stvae evaluate` (probe sets as the grid's) and "
         "bench/offset_cost.py (256 held-out videos, seed 0: what the temporal factor's "
         "per-video offsets cost under the run's walk prior, and how much worse the clips "
         "are reconstructed without their part that names the chair)."
         + (
-            " The s = 1 row is the grid's own run, from docs/results/chairs-cpu.json (its "
-            "offsets are measured in chairs-offset-cost.md)."
+            " The s = 1, lambda = 1 row is the grid's own run, from "
+            "docs/results/chairs-cpu.json (its offsets are measured in chairs-offset-cost.md)."
             if grid
             else ""
         ),
         "",
-        "| s | " + " | ".join(label for _, label in COLUMNS) + " |",
-        "|" + "---|" * (1 + len(COLUMNS)),
+        "| s | lambda | " + " | ".join(label for _, label in COLUMNS) + " |",
+        "|" + "---|" * (2 + len(COLUMNS)),
     ]
     for row in rows:
-        lines.append(f"| {row['walk_start']:g} | {table_cells(row, COLUMNS)} |")
+        walk = f"{row['walk_start']:g} | {row.get('walk_decay', 1.0):g}"
+        lines.append(f"| {walk} | {table_cells(row, COLUMNS)} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--starts", type=float, nargs="+", default=[0.1, 0.01])
+    p.add_argument("--starts", type=float, nargs="*", default=[0.1, 0.01])
+    p.add_argument("--decays", type=float, nargs="*", default=[])
     p.add_argument("--out", default="runs/walk-start")
     p.add_argument("--report", default="docs/results/chairs-walk-start")
     p.add_argument("--preset", default="cpu")
@@ -125,13 +137,15 @@ def main() -> None:
     commit = short_commit()
     first = grid_row() if args.preset == "cpu" else None
     rows = [first] if first else []
-    for start in args.starts:
-        run = Path(args.out) / f"s{start:g}"
+    cells = [(f"s{s:g}", s, 1.0) for s in args.starts]
+    cells += [(f"d{d:g}", 1.0, d) for d in args.decays]
+    for name, start, decay in cells:
+        run = Path(args.out) / name
         if not (run / "model.safetensors").exists():
             resume = (run / "config.json").exists()
-            print(f"training {run} (walk start {start:g})", file=sys.stderr, flush=True)
-            train(cell_config(args.preset, start, args.frames), run, resume=resume)
-        rows.append(scored_row(run, start))
+            print(f"training {run} (walk start {start:g}, decay {decay:g})", file=sys.stderr)
+            train(cell_config(args.preset, start, args.frames, decay), run, resume=resume)
+        rows.append(scored_row(run, start, decay))
         report = Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)
         write_json(report.with_suffix(".json"), {"commit": commit, "rows": rows})

@@ -39,13 +39,24 @@ def test_a_finished_run_is_scored_again_not_retrained(walk_start, tmp_path, monk
     (half / "config.json").write_text("{}")  # interrupted: it resumes
     trained = []
     monkeypatch.setattr(walk_start, "train", lambda cfg, run, resume: trained.append((run, resume)))
-    monkeypatch.setattr(walk_start, "scored_row", lambda run, s: {"walk_start": s, "d_score": s})
+    monkeypatch.setattr(
+        walk_start, "scored_row", lambda run, s, d: {"walk_start": s, "walk_decay": d, "d_score": s}
+    )
     argv = ["walk_start.py", "--preset", "smoke", "--out", str(tmp_path / "runs")]
-    monkeypatch.setattr(sys, "argv", argv + ["--report", str(tmp_path / "rep")])
+    argv += ["--report", str(tmp_path / "rep")]
+    monkeypatch.setattr(sys, "argv", argv)
     walk_start.main()
     assert trained == [(half, True)]  # s = 0.1 had finished; s = 0.01 resumed
     rows = json.loads((tmp_path / "rep.json").read_text())["rows"]
     assert [r["walk_start"] for r in rows] == [0.1, 0.01]  # no grid row outside `cpu`
+    # a decay is a cell of its own, at eq 8's start, in a folder of its own
+    monkeypatch.setattr(sys, "argv", argv + ["--starts", "--decays", "0.9"])
+    trained.clear()
+    walk_start.main()
+    assert trained == [(tmp_path / "runs" / "d0.9", False)]
+    (row,) = json.loads((tmp_path / "rep.json").read_text())["rows"]
+    assert (row["walk_start"], row["walk_decay"]) == (1.0, 0.9)
+    assert "| 1 | 0.9 | " in (tmp_path / "rep.md").read_text()
 
 
 @pytest.mark.slow
@@ -68,4 +79,4 @@ def test_each_start_trains_the_chairs_cell_with_it_and_is_scored(tmp_path):
     assert math.isfinite(row["offsets_cost"]) and math.isfinite(row["offsets_buy"])
     assert row["elbo_negative_elbo"] == ev["elbo"]["negative_elbo"]
     md = (tmp_path / "rep.md").read_text()
-    assert "--starts 0.5 --preset smoke --frames 6" in md and "| 0.5 | " in md
+    assert "--starts 0.5 --preset smoke --frames 6" in md and "| 0.5 | 1 | " in md
