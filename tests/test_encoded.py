@@ -7,19 +7,12 @@ import pytest
 import torch
 
 from stvae.checkpoint import load_weights
-from stvae.data import DataConfig
-from stvae.model import ModelConfig, make_model
+from stvae.model import make_model
 from stvae.rundir import snapshot_path
 from stvae.train import TrainConfig, train
 
-TINY = TrainConfig(
-    model=ModelConfig(features=4),
-    data=DataConfig(frames=4),
-    steps=4,
-    batch_videos=2,
-    checkpoint_every=2,
-    log_every=2,
-    snapshot_every=2,
+TINY = TrainConfig(steps=4, batch_videos=2, snapshot_every=2).replace(
+    **{"model.features": 4, "data.frames": 4}
 )
 
 
