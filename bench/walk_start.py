@@ -94,10 +94,10 @@ def grid_row() -> dict | None:
 
 def markdown(rows: list[dict], args, commit: str) -> str:
     command = f"python bench/walk_start.py --starts {' '.join(f'{x:g}' for x in args.starts)}"
-    command += "".join(f" --decays {x:g}" for x in args.decays[:1])
-    command += "".join(f" {x:g}" for x in args.decays[1:])
+    if args.decays:
+        command += f" --decays {' '.join(f'{x:g}' for x in args.decays)}"
     command += f" --preset {args.preset}" + (f" --frames {args.frames}" if args.frames else "")
-    grid = any(r["walk_start"] == 1.0 and r.get("run", "").startswith(GRID.name) for r in rows)
+    grid = any(r["walk_start"] == 1.0 and r["run"].startswith(GRID.name) for r in rows)
     lines = [
         "# chairs: the hierarchical model with its random walk's start tightened or its "
         "steps decaying",
@@ -120,7 +120,7 @@ def markdown(rows: list[dict], args, commit: str) -> str:
         "|" + "---|" * (2 + len(COLUMNS)),
     ]
     for row in rows:
-        walk = f"{row['walk_start']:g} | {row.get('walk_decay', 1.0):g}"
+        walk = f"{row['walk_start']:g} | {row['walk_decay']:g}"
         lines.append(f"| {walk} | {table_cells(row, COLUMNS)} |")
     return "\n".join(lines) + "\n"
 

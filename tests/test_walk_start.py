@@ -40,7 +40,9 @@ def test_a_finished_run_is_scored_again_not_retrained(walk_start, tmp_path, monk
     trained = []
     monkeypatch.setattr(walk_start, "train", lambda cfg, run, resume: trained.append((run, resume)))
     monkeypatch.setattr(
-        walk_start, "scored_row", lambda run, s, d: {"walk_start": s, "walk_decay": d, "d_score": s}
+        walk_start,
+        "scored_row",
+        lambda run, s, d: {"walk_start": s, "walk_decay": d, "run": str(run), "d_score": s},
     )
     argv = ["walk_start.py", "--preset", "smoke", "--out", str(tmp_path / "runs")]
     argv += ["--report", str(tmp_path / "rep")]
